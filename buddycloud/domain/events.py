@@ -1,0 +1,77 @@
+"""Domain events: one for every change, delivered to listeners through the notifier.
+
+Each event names the channel and its `audience`: the followers allowed to see it, computed
+once by the engine so that listeners never re-derive permissions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import Channel, ChannelConfig, Item, Membership, Node, NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPublished:
+    node: Node
+    item: Item
+    audience: tuple[Jid, ...]
+    is_update: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRetracted:
+    node: Node
+    tombstone: Item
+    audience: tuple[Jid, ...]
+    notify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChanged:
+    channel: Channel
+    membership: Membership
+    audience: tuple[Jid, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanged:
+    channel: Channel
+    membership: Membership
+    audience: tuple[Jid, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigurationChanged:
+    channel: Channel
+    previous: ChannelConfig
+    nodes: tuple[NodeId, ...]
+    audience: tuple[Jid, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDeleted:
+    node: NodeId
+    audience: tuple[Jid, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequested:
+    """A follow request waits for approval; `audience` are the owner and moderators."""
+
+    channel: Channel
+    node: NodeId
+    subscriber: Jid
+    audience: tuple[Jid, ...]
+
+
+Event = (
+    ItemPublished
+    | ItemRetracted
+    | SubscriptionChanged
+    | RoleChanged
+    | ConfigurationChanged
+    | NodeDeleted
+    | AuthorizationRequested
+)

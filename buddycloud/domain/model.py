@@ -1,0 +1,303 @@
+"""The channel model's value types: channels, nodes, roles, memberships, items, pages."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from buddycloud.domain.errors import (
+    InvalidConfiguration,
+    InvalidJid,
+    InvalidNodeId,
+    InvalidPaging,
+)
+from buddycloud.domain.jid import Jid
+
+NS_ATOM = "http://www.w3.org/2005/Atom"
+
+# ProtoXEP table 4: the nodes every personal channel has. The list is configurable.
+WELL_KNOWN_NODES: tuple[str, ...] = (
+    "posts",
+    "status",
+    "public-key",
+    "geoloc",
+    "geoloc-past",
+    "geoloc-future",
+)
+# Nodes whose items are Atom entries (ProtoXEP table 4); other well-known nodes carry
+# their own payloads (XEP-0080 geoloc, XEP-0189 keys).
+ATOM_NODES = frozenset({"posts", "status"})
+SINGLE_ITEM_NODES = frozenset({"geoloc", "status", "public-key"})
+NODE_PAYLOAD_TYPES: dict[str, str] = {
+    "posts": NS_ATOM,
+    "status": NS_ATOM,
+    "public-key": "urn:xmpp:tmp:pubkey",
+    "geoloc": "http://jabber.org/protocol/geoloc",
+    "geoloc-past": "http://jabber.org/protocol/geoloc",
+    "geoloc-future": "http://jabber.org/protocol/geoloc",
+}
+
+MAX_NODE_NAME = 128
+_NODE_NAME = re.compile(r"^[^/\s\x00-\x1f\x7f]{1,128}$")
+
+
+class Role(enum.Enum):
+    """ProtoXEP table 7, with the XEP-0060 affiliation names. Ordered low to high."""
+
+    OUTCAST = "outcast"
+    NONE = "none"
+    MEMBER = "member"
+    PUBLISHER = "publisher"
+    MODERATOR = "moderator"
+    OWNER = "owner"
+
+    @property
+    def rank(self) -> int:
+        return _ROLE_RANK[self]
+
+    @classmethod
+    def parse(cls, raw: str) -> Role:
+        aliases = {"follower": "member", "follower+post": "publisher", "banned": "outcast"}
+        try:
+            return cls(aliases.get(raw, raw))
+        except ValueError:
+            raise InvalidConfiguration("affiliation", f"unknown role {raw[:40]!r}") from None
+
+
+_ROLE_RANK = {role: rank for rank, role in enumerate(Role)}
+
+
+class AccessModel(enum.Enum):
+    """ProtoXEP table 3."""
+
+    OPEN = "open"
+    AUTHORIZE = "authorize"
+    LOCAL = "local"
+
+    @classmethod
+    def parse(cls, raw: str) -> AccessModel:
+        if raw == "whitelist":
+            return cls.AUTHORIZE
+        try:
+            return cls(raw)
+        except ValueError:
+            raise InvalidConfiguration(
+                "pubsub#access_model", f"unknown access model {raw[:40]!r}"
+            ) from None
+
+
+class ChannelType(enum.Enum):
+    """ProtoXEP table 2."""
+
+    PERSONAL = "personal"
+    TOPIC = "topic"
+
+
+class SubscriptionState(enum.Enum):
+    NONE = "none"
+    PENDING = "pending"
+    SUBSCRIBED = "subscribed"
+    INVITED = "invited"
+
+    @classmethod
+    def parse(cls, raw: str) -> SubscriptionState:
+        try:
+            return cls(raw)
+        except ValueError:
+            raise InvalidConfiguration(
+                "subscription", f"unknown subscription state {raw[:40]!r}"
+            ) from None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class NodeId:
+    """A node of a channel: `/user/<channel-jid>/<name>`."""
+
+    channel: Jid
+    name: str
+
+    @classmethod
+    def parse(cls, raw: str) -> NodeId:
+        """Parse a node id.
+
+        Raises:
+            InvalidNodeId: the id does not follow /user/<bare-jid>/<name>.
+        """
+        if not isinstance(raw, str) or not raw.startswith("/user/"):
+            raise InvalidNodeId(str(raw), "must start with /user/")
+        rest = raw[len("/user/") :]
+        jid_text, slash, name = rest.partition("/")
+        if not slash:
+            raise InvalidNodeId(raw, "missing node name after the channel JID")
+        try:
+            channel = Jid.parse(jid_text)
+        except InvalidJid as exc:
+            raise InvalidNodeId(raw, exc.message) from None
+        if not channel.local or not channel.is_bare:
+            raise InvalidNodeId(raw, "the channel must be a bare user@domain JID")
+        check_node_name(name, raw)
+        return cls(channel, name)
+
+    def __str__(self) -> str:
+        return f"/user/{self.channel}/{self.name}"
+
+
+def check_node_name(name: str, raw: str | None = None) -> None:
+    """Raises InvalidNodeId unless `name` is one path segment of printable characters."""
+    if not _NODE_NAME.match(name):
+        raise InvalidNodeId(
+            raw if raw is not None else name,
+            f"the node name must be 1-{MAX_NODE_NAME} characters without '/', spaces "
+            "or control characters",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """The metadata of ProtoXEP table 1, shared by every node of a channel (section 5.4)."""
+
+    title: str
+    description: str
+    access_model: AccessModel
+    default_role: Role
+    creator: Jid
+    channel_type: ChannelType
+    created: datetime
+    updated: datetime
+    ephemeral: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    jid: Jid
+    config: ChannelConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One node of a channel. Payload type and item limit are per node."""
+
+    id: NodeId
+    payload_type: str
+    max_items: int | None
+    created: datetime
+
+    @property
+    def is_atom(self) -> bool:
+        return self.payload_type == NS_ATOM
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """One follow and one role per user and channel (ProtoXEP 5.4)."""
+
+    channel: Jid
+    jid: Jid
+    role: Role
+    subscription: SubscriptionState
+    updated: datetime
+    invited_by: Jid | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An Atom entry as the server understands it (ProtoXEP 6.3).
+
+    `extensions` keeps the entry's other child elements, serialised, in order; the engine
+    never looks inside them.
+    """
+
+    id: str
+    title: str
+    content: str
+    content_type: str
+    author: Jid
+    published: datetime
+    updated: datetime
+    verb: str = "post"
+    object_type: str = "note"
+    in_reply_to: str | None = None
+    target: str | None = None
+    rating: int | None = None
+    extensions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RawPayload:
+    """A payload the engine does not interpret: one serialised XML element."""
+
+    xml: str
+    namespace: str
+
+
+Payload = Entry | RawPayload
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """An item of a node. `updated` is the last activity, bumped by replies (6.3.2).
+
+    A retracted item stays as a tombstone (`deleted`), so followers learn of the deletion.
+    """
+
+    node: NodeId
+    id: str
+    author: Jid
+    published: datetime
+    updated: datetime
+    payload: Payload | None
+    in_reply_to: str | None = None
+    deleted: bool = False
+
+    @property
+    def entry(self) -> Entry | None:
+        return self.payload if isinstance(self.payload, Entry) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """A parent item and its replies, newest activity first."""
+
+    node: NodeId
+    id: str
+    updated: datetime
+    items: tuple[Item, ...]
+
+
+T = TypeVar("T")
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """XEP-0059 result set management: at most `max` results after or before a cursor."""
+
+    max: int = DEFAULT_PAGE
+    after: str | None = None
+    before: str | None = None
+    # XEP-0059 §2.5: an empty <before/> asks for the last page.
+    last_page: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max, int) or self.max < 0:
+            raise InvalidPaging("max must be a non-negative integer")
+        if self.max > MAX_PAGE:
+            object.__setattr__(self, "max", MAX_PAGE)
+        if self.after is not None and self.before is not None:
+            raise InvalidPaging("after and before cannot both be given")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a result set, with XEP-0059 first, last and count."""
+
+    items: list[T]
+    count: int
+    first: str | None = None
+    last: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)

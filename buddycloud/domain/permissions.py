@@ -1,0 +1,196 @@
+"""Who may do what: ProtoXEP tables 5 (read) and 6 (write), and the role rules of table 7.
+
+This module is the one place where permissions are decided. Each table is transcribed as
+data; the functions only look it up. Columns map to roles as: producer = owner,
+moderator = moderator, follower+post = publisher, follower = member,
+anonymous = none (not following), banned = outcast.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from buddycloud.domain.errors import (
+    Banned,
+    ClosedNode,
+    Forbidden,
+    OwnAffiliation,
+    OwnerRequired,
+    SubscriptionPending,
+)
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import AccessModel, Role, SubscriptionState
+
+
+class Operation(enum.Enum):
+    # Table 5, reads.
+    READ_METADATA = "read channel name, title and description"
+    READ_BANNED = "read the banned user list"
+    READ_PENDING = "read the pending subscription list"
+    READ_ITEMS = "read channel posts"
+    READ_FOLLOWERS = "read followers, moderators and owner"
+    # Table 6, writes.
+    CONFIGURE_TITLE = "change the channel title"
+    CONFIGURE_DESCRIPTION = "change the channel description"
+    MANAGE_BANNED = "change the banned user list"
+    APPROVE_PENDING = "approve pending subscriptions"
+    PUBLISH = "create posts"
+    RETRACT_ANY = "delete any post"
+    RETRACT_OWN = "delete own posts"
+    # Beyond the tables (documented in docs/permissions.md).
+    CONFIGURE_DEFAULT_ROLE = "change the default role of new followers"  # table 1 note
+    CONFIGURE_OWNER_ONLY = "change the access model and other settings"
+    MANAGE_ROLES = "change followers' roles"
+    INVITE = "invite someone to follow"
+    DELETE_CHANNEL = "delete the channel or one of its nodes"
+    CREATE_NODE = "add a node to the channel"
+
+
+_ALL = frozenset(Role)
+_STAFF = frozenset({Role.OWNER, Role.MODERATOR})
+_FOLLOWERS = frozenset({Role.OWNER, Role.MODERATOR, Role.PUBLISHER, Role.MEMBER})
+_POSTERS = frozenset({Role.OWNER, Role.MODERATOR, Role.PUBLISHER})
+_OWNER = frozenset({Role.OWNER})
+
+# Table 5. Reads that depend on the access model map each model to the roles allowed.
+# For `local`, the "anonymous" column is an outside user; a user of the channel's home
+# domain who does not follow is treated as under `open` (table 3), see `may`.
+_BY_MODEL_FOLLOWERS_ONLY = {
+    AccessModel.OPEN: _ALL,
+    AccessModel.AUTHORIZE: _FOLLOWERS,
+    AccessModel.LOCAL: _FOLLOWERS,
+}
+READ_TABLE: dict[Operation, dict[AccessModel, frozenset[Role]]] = {
+    Operation.READ_METADATA: {model: _ALL for model in AccessModel},
+    Operation.READ_BANNED: {model: _STAFF for model in AccessModel},
+    Operation.READ_PENDING: {model: _STAFF for model in AccessModel},
+    Operation.READ_ITEMS: _BY_MODEL_FOLLOWERS_ONLY,
+    Operation.READ_FOLLOWERS: _BY_MODEL_FOLLOWERS_ONLY,
+}
+
+# Table 6, and the rules this server adds for operations the tables do not list.
+WRITE_TABLE: dict[Operation, frozenset[Role]] = {
+    Operation.CONFIGURE_TITLE: _STAFF,
+    Operation.CONFIGURE_DESCRIPTION: _STAFF,
+    Operation.MANAGE_BANNED: _STAFF,
+    Operation.APPROVE_PENDING: _STAFF,
+    Operation.PUBLISH: _POSTERS,
+    Operation.RETRACT_ANY: _STAFF,
+    Operation.RETRACT_OWN: _POSTERS,
+    Operation.CONFIGURE_DEFAULT_ROLE: _STAFF,
+    Operation.CONFIGURE_OWNER_ONLY: _OWNER,
+    Operation.MANAGE_ROLES: _STAFF,
+    Operation.INVITE: _FOLLOWERS,
+    Operation.DELETE_CHANNEL: _OWNER,
+    Operation.CREATE_NODE: _OWNER,
+}
+
+
+def may(
+    operation: Operation,
+    role: Role,
+    access_model: AccessModel,
+    *,
+    requester_is_local: bool,
+) -> bool:
+    """Whether a requester with `role` may perform `operation` on a channel.
+
+    Args:
+        requester_is_local: the requester's domain is the channel's home domain.
+    """
+    by_model = READ_TABLE.get(operation)
+    if by_model is None:
+        return role in WRITE_TABLE[operation]
+    if (
+        access_model is AccessModel.LOCAL
+        and requester_is_local
+        and role is not Role.OUTCAST
+        and by_model is _BY_MODEL_FOLLOWERS_ONLY
+    ):
+        return True
+    return role in by_model[access_model]
+
+
+def require(
+    operation: Operation,
+    role: Role,
+    access_model: AccessModel,
+    *,
+    requester_is_local: bool,
+    subscription: SubscriptionState = SubscriptionState.NONE,
+) -> None:
+    """Raise the error a requester should see when `may` says no.
+
+    Raises:
+        Banned: the requester is an outcast.
+        SubscriptionPending: the requester waits for approval of a closed channel.
+        ClosedNode: the channel is closed to non-followers.
+        Forbidden: the requester's role does not allow the operation.
+    """
+    if may(operation, role, access_model, requester_is_local=requester_is_local):
+        return
+    if role is Role.OUTCAST:
+        raise Banned(f"banned users may not {operation.value}")
+    if operation in READ_TABLE and role is Role.NONE:
+        if subscription is SubscriptionState.PENDING:
+            raise SubscriptionPending(f"your subscription is pending: cannot {operation.value}")
+        if operation in (Operation.READ_ITEMS, Operation.READ_FOLLOWERS):
+            raise ClosedNode(f"the channel is closed: follow it to {operation.value}")
+    raise Forbidden(f"role {role.value} may not {operation.value}")
+
+
+def check_role_change(
+    *,
+    actor: Jid,
+    actor_role: Role,
+    target: Jid,
+    target_role: Role,
+    new_role: Role,
+) -> None:
+    """Table 7 and section 4.3: who may change whose role.
+
+    The owner is never demoted, nobody changes their own role, and moderators may neither
+    make moderators or owners nor change another moderator's role.
+
+    Raises:
+        OwnAffiliation, OwnerRequired, Forbidden
+    """
+    if actor.bare == target.bare:
+        raise OwnAffiliation()
+    if not may(Operation.MANAGE_ROLES, actor_role, AccessModel.OPEN, requester_is_local=True):
+        raise Forbidden(f"role {actor_role.value} may not change roles")
+    if new_role is Role.OUTCAST:
+        require(Operation.MANAGE_BANNED, actor_role, AccessModel.OPEN, requester_is_local=True)
+    if target_role is Role.OWNER and new_role is not Role.OWNER:
+        raise OwnerRequired("the owner of a channel cannot be demoted")
+    if actor_role is Role.MODERATOR:
+        if new_role in (Role.MODERATOR, Role.OWNER):
+            raise Forbidden("moderators cannot make moderators or owners")
+        if target_role in (Role.MODERATOR, Role.OWNER):
+            raise Forbidden("moderators cannot change the role of moderators or owners")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadScope:
+    """Which channels a requester may read items of, for queries across channels.
+
+    Storage turns this into one query: a channel is readable when its access model maps to
+    a set that holds the requester's role there (`none` when the requester has no role).
+    """
+
+    requester: Jid
+    roles_by_model: dict[AccessModel, frozenset[Role]]
+
+
+def read_scope(requester: Jid, *, requester_is_local: bool) -> ReadScope:
+    """The channels whose items `requester` may read, derived from table 5."""
+    roles_by_model = {
+        model: frozenset(
+            role
+            for role in Role
+            if may(Operation.READ_ITEMS, role, model, requester_is_local=requester_is_local)
+        )
+        for model in AccessModel
+    }
+    return ReadScope(requester.bare, roles_by_model)

@@ -1,0 +1,1 @@
+"""Storage: one contract (`Storage` in storage.base), several backends."""

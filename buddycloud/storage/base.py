@@ -1,0 +1,198 @@
+"""The storage contract every backend implements and `tests/storage/test_contract.py` checks.
+
+Rules for every method:
+- a write returns only after its transaction has committed;
+- a method either applies all of its writes or none of them;
+- lists come in a stable order, paged by keyset (never OFFSET on a large set);
+- `get_*` raises the matching `…NotFound`, `find_*` returns None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    Channel,
+    ChannelConfig,
+    Item,
+    Membership,
+    Node,
+    NodeId,
+    Page,
+    PageRequest,
+    Role,
+    SubscriptionState,
+    Thread,
+)
+from buddycloud.domain.permissions import ReadScope
+
+
+class SchemaVersionMismatch(Exception):
+    """The database schema is not the version this code expects: run `buddycloud migrate`."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    """What the engine needs to decide an operation on a node, loaded in one round trip."""
+
+    channel: Channel
+    node: Node
+    membership: Membership | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """Full-text search: all `words` must match (title or content); `author` optional."""
+
+    words: tuple[str, ...]
+    author: Jid | None
+    scope: ReadScope
+
+
+class Storage(Protocol):
+    async def close(self) -> None: ...
+
+    # --- channels and nodes -------------------------------------------------------------
+
+    async def create_channel(
+        self, channel: Channel, nodes: Sequence[Node], owner: Membership
+    ) -> None:
+        """Create a channel with its nodes and its owner's membership, atomically.
+
+        Raises:
+            NodeExists: the channel exists already.
+        """
+
+    async def find_channel(self, jid: Jid) -> Channel | None: ...
+
+    async def get_channel(self, jid: Jid) -> Channel:
+        """Raises ChannelNotFound."""
+
+    async def list_channels(self, page: PageRequest) -> Page[Channel]:
+        """All channels, ordered by JID; cursors are channel JIDs."""
+
+    async def update_channel_config(self, jid: Jid, config: ChannelConfig) -> None:
+        """Raises ChannelNotFound."""
+
+    async def delete_channel(self, jid: Jid) -> None:
+        """Delete a channel with all its nodes, items and memberships. Raises ChannelNotFound."""
+
+    async def add_nodes(self, nodes: Sequence[Node]) -> None:
+        """Add nodes to existing channels. Raises NodeExists or ChannelNotFound."""
+
+    async def find_node(self, node: NodeId) -> Node | None: ...
+
+    async def get_node(self, node: NodeId) -> Node:
+        """Raises NodeNotFound."""
+
+    async def list_nodes(self, channel: Jid) -> list[Node]:
+        """The nodes of one channel, ordered by name."""
+
+    async def delete_node(self, node: NodeId) -> None:
+        """Delete one node and its items. Raises NodeNotFound."""
+
+    async def get_node_context(self, node: NodeId, requester: Jid) -> NodeContext:
+        """The node, its channel and the requester's membership there, in one round trip.
+
+        Raises:
+            NodeNotFound: the node does not exist.
+        """
+
+    # --- memberships (one follow and one role per user and channel) ---------------------
+
+    async def find_membership(self, channel: Jid, jid: Jid) -> Membership | None: ...
+
+    async def put_membership(self, membership: Membership) -> None:
+        """Insert or replace the membership of (channel, jid). Raises ChannelNotFound."""
+
+    async def delete_membership(self, channel: Jid, jid: Jid) -> None:
+        """Remove it; no error when it does not exist."""
+
+    async def list_memberships(
+        self,
+        channel: Jid,
+        page: PageRequest,
+        *,
+        roles: frozenset[Role] | None = None,
+        states: frozenset[SubscriptionState] | None = None,
+    ) -> Page[Membership]:
+        """Members of a channel filtered by role and state, ordered by JID (cursor = JID)."""
+
+    async def list_audience(self, channel: Jid, roles: frozenset[Role]) -> list[Jid]:
+        """Bare JIDs with a `subscribed` membership and one of `roles`: who gets notified."""
+
+    async def list_user_memberships(
+        self,
+        jid: Jid,
+        page: PageRequest,
+        *,
+        states: frozenset[SubscriptionState] | None = None,
+    ) -> Page[tuple[Membership, Channel]]:
+        """One user's memberships with their channels, ordered by channel JID."""
+
+    # --- items ----------------------------------------------------------------------------
+
+    async def put_item(self, item: Item, *, max_items: int | None = None) -> None:
+        """Insert or replace an item; atomically:
+        - a reply (`in_reply_to` set) also sets its parent's `updated` to the reply's;
+        - with `max_items`, the node keeps only its newest `max_items` items afterwards.
+
+        Raises:
+            NodeNotFound: the node does not exist.
+            RatingError("item-already-rated"): this author already rated that target.
+        """
+
+    async def find_item(self, node: NodeId, item_id: str) -> Item | None: ...
+
+    async def get_item(self, node: NodeId, item_id: str) -> Item:
+        """Raises ItemNotFound."""
+
+    async def list_items(
+        self,
+        node: NodeId,
+        page: PageRequest,
+        *,
+        parent_only: bool = False,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_deleted: bool = True,
+    ) -> Page[Item]:
+        """Items newest `updated` first, ties by id; cursors are item ids.
+
+        `count` is the size of the whole filtered set. Raises ItemNotFound for an unknown
+        cursor.
+        """
+
+    async def list_replies(self, node: NodeId, parent_id: str, page: PageRequest) -> Page[Item]:
+        """Replies to one item, newest first. Raises ItemNotFound if the parent is missing."""
+
+    async def list_threads(self, node: NodeId, page: PageRequest) -> Page[Thread]:
+        """Threads (a parent and its replies) by last activity, newest first; cursor = parent id."""
+
+    async def find_rating(self, node: NodeId, target_id: str, author: Jid) -> Item | None:
+        """The rating `author` gave to `target_id`, if any."""
+
+    async def recent_items(
+        self,
+        jid: Jid,
+        *,
+        since: datetime,
+        max_per_node: int,
+        parent_only: bool,
+        node_names: frozenset[str] | None,
+        page: PageRequest,
+    ) -> Page[Item]:
+        """Items updated after `since` in nodes of channels `jid` is subscribed to.
+
+        At most `max_per_node` per node; `node_names` limits which nodes (None = all).
+        Ordered newest first across nodes; cursors are "<node id>,<item id>".
+        """
+
+    async def search_items(self, query: SearchQuery, page: PageRequest) -> Page[Item]:
+        """Items matching the query in channels the scope may read, newest first."""
+
+    async def count_items(self, node: NodeId) -> int: ...
