@@ -1,0 +1,497 @@
+"""The server's configuration: a TOML file, overridable key by key from the environment.
+
+The contract (docs/config.md): one table per section, `[server]`, `[storage]`, `[xmpp]` and
+`[http]`; every key may also come from an environment variable named
+`BUDDYCLOUD_<SECTION>_<KEY>` (upper case), which wins over the file. With neither, the
+embedded default runs: SQLite under `./data`, HTTP on 127.0.0.1:8080 and no XMPP.
+
+Everything is validated here, once, so that the rest of the server receives typed values.
+A mistake raises `ConfigError` naming where the value came from (file or variable), the
+section, the key and what is wrong.
+
+To add a section: write its frozen dataclass and a `_build_<section>` function reading
+keys through `_Section`, add a field to `Config`, list its keys in `SECTIONS`, and call the
+builder in `load_config`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from buddycloud.domain.errors import InvalidConfiguration, InvalidJid, InvalidNodeId
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import WELL_KNOWN_NODES, AccessModel, Role, check_node_name
+
+ENV_PREFIX = "BUDDYCLOUD_"
+DEFAULT_DOMAIN = "localhost"
+DEFAULT_STORAGE_URL = "sqlite:///data/buddycloud.db"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+DEFAULT_MAX_PAYLOAD_BYTES = 65536
+MIN_PAYLOAD_LIMIT = 1024
+MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024
+# Storage URL schemes the server knows; a "+driver" suffix (sqlite+aiosqlite) is allowed.
+STORAGE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
+# Roles a new follower may be given by default (ProtoXEP table 1, "Default Affiliation").
+DEFAULT_ROLE_CHOICES = (Role.MEMBER, Role.PUBLISHER, Role.MODERATOR)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. The message says where and why."""
+
+
+# --- the typed configuration -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """`[server]`: which domains this server is home to, and channel defaults.
+
+    Attributes:
+        domain: users of this domain have their personal channels here.
+        topics_domain: topic channels are `<name>@topics_domain`.
+        well_known_nodes: the nodes every personal channel gets (ProtoXEP table 4).
+        max_payload_bytes: the largest item payload accepted, serialised, in bytes.
+        personal_access_model: access model of new personal channels.
+        personal_default_role: role of new followers of personal channels.
+        topic_access_model: access model of new topic channels.
+        topic_default_role: role of new followers of topic channels.
+    """
+
+    domain: Jid = field(default_factory=lambda: Jid("", DEFAULT_DOMAIN))
+    topics_domain: Jid = field(default_factory=lambda: Jid("", f"topics.{DEFAULT_DOMAIN}"))
+    well_known_nodes: tuple[str, ...] = WELL_KNOWN_NODES
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    personal_access_model: AccessModel = AccessModel.OPEN
+    personal_default_role: Role = Role.PUBLISHER
+    topic_access_model: AccessModel = AccessModel.OPEN
+    topic_default_role: Role = Role.MEMBER
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """`[storage]`: where state is kept.
+
+    Attributes:
+        url: `sqlite:///relative/path.db` (relative to the working directory),
+            `sqlite:////absolute/path.db` or `postgresql://user@host/dbname`.
+    """
+
+    url: str = DEFAULT_STORAGE_URL
+
+
+@dataclass(frozen=True, slots=True)
+class XmppConfig:
+    """`[xmpp]`: the XEP-0114 component connection. Absent means no XMPP at all.
+
+    Attributes:
+        component_jid: the component's address, e.g. `channels.capulet.lit`.
+        secret: the shared secret the XMPP server expects for the component.
+        host: where the XMPP server's component port listens.
+        port: the component port.
+    """
+
+    component_jid: Jid
+    secret: str = field(repr=False)
+    host: str = "127.0.0.1"
+    port: int = 5347
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """`[http]`: where the HTTP edge listens.
+
+    Attributes:
+        listen: the configured `host:port` (`[v6addr]:port` for IPv6).
+        host: the host part, without brackets.
+        port: the port part.
+    """
+
+    listen: str = DEFAULT_LISTEN
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration. `xmpp` is None when the server runs without XMPP."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    xmpp: XmppConfig | None = None
+    http: HttpConfig = field(default_factory=HttpConfig)
+
+
+# --- reading raw values ----------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _identity(value: str) -> str:
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """One raw value and where it came from (a file path or an environment variable)."""
+
+    value: object
+    origin: str
+    from_env: bool
+
+
+class _Section:
+    """The raw keys of one section; typed getters validate and consume them."""
+
+    def __init__(self, name: str, raw: dict[str, _Raw], file_label: str) -> None:
+        self.name = name
+        self._raw = raw
+        self._file_label = file_label
+
+    @property
+    def present(self) -> bool:
+        return bool(self._raw)
+
+    def fail(self, key: str, reason: str, origin: str | None = None) -> ConfigError:
+        where = origin if origin is not None else self._file_label
+        return ConfigError(f"{where}: [{self.name}] {key}: {reason}")
+
+    def _take(self, key: str) -> _Raw | None:
+        return self._raw.pop(key, None)
+
+    def check_no_unknown_keys(self, known: tuple[str, ...]) -> None:
+        for key, raw in sorted(self._raw.items()):
+            raise self.fail(key, f"unknown key (known keys: {', '.join(known)})", raw.origin)
+
+    def text(
+        self,
+        key: str,
+        default: str | None = None,
+        *,
+        required_reason: str = "",
+        secret: bool = False,
+    ) -> str:
+        """A string value; without a default the key is required."""
+        return self.parsed(key, default, _identity, required_reason=required_reason, secret=secret)
+
+    def parsed(
+        self,
+        key: str,
+        default: str | None,
+        convert: Callable[[str], T],
+        *,
+        required_reason: str = "",
+        secret: bool = False,
+    ) -> T:
+        """A string value converted by `convert`, which raises ValueError with a reason.
+
+        The default is converted too, so defaults and configured values share one path.
+        """
+        raw = self._take(key)
+        if raw is None:
+            if default is None:
+                reason = required_reason or "required"
+                raise self.fail(
+                    key, f"{reason}; set it in the file or in {env_var(self.name, key)}"
+                )
+            return convert(default)
+        if not isinstance(raw.value, str):
+            got = _describe(raw.value, show_value=not secret)
+            raise self.fail(key, f"must be a string, got {got}", raw.origin)
+        try:
+            return convert(raw.value)
+        except ValueError as exc:
+            shown = "" if secret else f" (got {raw.value[:200]!r})"
+            raise self.fail(key, f"{exc}{shown}", raw.origin) from None
+
+    def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
+        raw = self._take(key)
+        if raw is None:
+            return default
+        value = raw.value
+        if raw.from_env and isinstance(value, str):
+            try:
+                value = int(value.strip(), 10)
+            except ValueError:
+                raise self.fail(key, f"must be an integer, got {raw.value!r}", raw.origin) from None
+        # bool is an int subclass in Python; TOML `true` is never a number here.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(key, f"must be an integer, got {_describe(value)}", raw.origin)
+        if not minimum <= value <= maximum:
+            raise self.fail(
+                key, f"must be between {minimum} and {maximum}, got {value}", raw.origin
+            )
+        return value
+
+    def string_list(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self._take(key)
+        if raw is None:
+            return default
+        value = raw.value
+        if raw.from_env and isinstance(value, str):
+            # Environment variables carry lists comma-separated: "posts,status".
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
+            raise self.fail(key, f"must be a list of strings, got {_describe(value)}", raw.origin)
+        return tuple(value)
+
+    def origin_of(self, key: str) -> str:
+        raw = self._raw.get(key)
+        return raw.origin if raw is not None else self._file_label
+
+
+def _describe(value: object, *, show_value: bool = True) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    name = names.get(type(value))
+    if name is not None:
+        return f"{name} ({value!r})" if show_value else name
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+# --- validators (raise ValueError with the reason) -------------------------------------
+
+
+def _domain_jid(raw: str) -> Jid:
+    try:
+        jid = Jid.parse(raw)
+    except InvalidJid as exc:
+        raise ValueError(f"not a valid domain: {exc.message}") from None
+    if jid.local or jid.resource:
+        raise ValueError("must be a bare domain such as 'capulet.lit', without '@' or '/'")
+    return jid
+
+
+def _access_model(raw: str) -> AccessModel:
+    try:
+        return AccessModel.parse(raw)
+    except InvalidConfiguration:
+        choices = ", ".join(model.value for model in AccessModel)
+        raise ValueError(f"must be one of {choices}") from None
+
+
+def _default_role(raw: str) -> Role:
+    try:
+        role = Role.parse(raw)
+    except InvalidConfiguration:
+        role = None
+    if role not in DEFAULT_ROLE_CHOICES:
+        choices = ", ".join(role.value for role in DEFAULT_ROLE_CHOICES)
+        raise ValueError(f"must be one of {choices} (or follower, follower+post)")
+    return role
+
+
+def _storage_url(raw: str) -> str:
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.partition("+")[0] not in STORAGE_SCHEMES:
+        raise ValueError(
+            "must be a URL such as sqlite:///data/buddycloud.db or postgresql://user@host/dbname"
+        )
+    if scheme.startswith("sqlite") and not rest.startswith("/"):
+        raise ValueError("a SQLite URL needs three slashes: sqlite:///path/to/file.db")
+    return raw
+
+
+def _host(raw: str) -> str:
+    host = raw.strip()
+    if not host or any(char.isspace() for char in host) or "/" in host:
+        raise ValueError("must be a host name or an IP address")
+    return host
+
+
+def _listen(raw: str) -> tuple[str, str, int]:
+    host, sep, port_text = raw.rpartition(":")
+    if not sep or not host:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:8080 or [::1]:8080")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+    elif ":" in host:
+        raise ValueError("write an IPv6 address in brackets: [::1]:8080")
+    else:
+        _host(host)
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"the port must be a number between 1 and 65535, got {port_text!r}")
+    return raw, host, int(port_text)
+
+
+# --- sections --------------------------------------------------------------------------
+
+
+def _build_server(section: _Section) -> ServerConfig:
+    domain = section.parsed("domain", DEFAULT_DOMAIN, _domain_jid)
+    topics_origin = section.origin_of("topics_domain")
+    topics_domain = section.parsed("topics_domain", f"topics.{domain.domain}", _domain_jid)
+    if topics_domain == domain:
+        raise section.fail(
+            "topics_domain",
+            "must differ from domain: topic channels need their own domain",
+            topics_origin,
+        )
+    nodes_origin = section.origin_of("well_known_nodes")
+    nodes = section.string_list("well_known_nodes", WELL_KNOWN_NODES)
+    for name in nodes:
+        try:
+            check_node_name(name)
+        except InvalidNodeId as exc:
+            raise section.fail("well_known_nodes", exc.message, nodes_origin) from None
+    if "posts" not in nodes:
+        # ProtoXEP 4.3: channel metadata lives on the posts node, so every channel has one.
+        raise section.fail("well_known_nodes", "must include 'posts'", nodes_origin)
+    if len(set(nodes)) != len(nodes):
+        raise section.fail("well_known_nodes", "lists a node twice", nodes_origin)
+    config = ServerConfig(
+        domain=domain,
+        topics_domain=topics_domain,
+        well_known_nodes=nodes,
+        max_payload_bytes=section.integer(
+            "max_payload_bytes",
+            DEFAULT_MAX_PAYLOAD_BYTES,
+            minimum=MIN_PAYLOAD_LIMIT,
+            maximum=MAX_PAYLOAD_LIMIT,
+        ),
+        personal_access_model=section.parsed("personal_access_model", "open", _access_model),
+        personal_default_role=section.parsed("personal_default_role", "publisher", _default_role),
+        topic_access_model=section.parsed("topic_access_model", "open", _access_model),
+        topic_default_role=section.parsed("topic_default_role", "member", _default_role),
+    )
+    section.check_no_unknown_keys(SERVER_KEYS)
+    return config
+
+
+def _build_storage(section: _Section) -> StorageConfig:
+    config = StorageConfig(url=section.parsed("url", DEFAULT_STORAGE_URL, _storage_url))
+    section.check_no_unknown_keys(STORAGE_KEYS)
+    return config
+
+
+def _build_xmpp(section: _Section) -> XmppConfig | None:
+    if not section.present:
+        return None
+    required = "required when the [xmpp] section is present"
+    component_jid = section.parsed("component_jid", None, _domain_jid, required_reason=required)
+    secret_origin = section.origin_of("secret")
+    secret = section.text("secret", required_reason=required, secret=True)
+    if not secret:
+        raise section.fail("secret", "must not be empty", secret_origin)
+    config = XmppConfig(
+        component_jid=component_jid,
+        secret=secret,
+        host=section.parsed("host", "127.0.0.1", _host),
+        port=section.integer("port", 5347, minimum=1, maximum=65535),
+    )
+    section.check_no_unknown_keys(XMPP_KEYS)
+    return config
+
+
+def _build_http(section: _Section) -> HttpConfig:
+    listen, host, port = section.parsed("listen", DEFAULT_LISTEN, _listen)
+    section.check_no_unknown_keys(HTTP_KEYS)
+    return HttpConfig(listen=listen, host=host, port=port)
+
+
+SERVER_KEYS = (
+    "domain",
+    "topics_domain",
+    "well_known_nodes",
+    "max_payload_bytes",
+    "personal_access_model",
+    "personal_default_role",
+    "topic_access_model",
+    "topic_default_role",
+)
+STORAGE_KEYS = ("url",)
+XMPP_KEYS = ("component_jid", "secret", "host", "port")
+HTTP_KEYS = ("listen",)
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "server": SERVER_KEYS,
+    "storage": STORAGE_KEYS,
+    "xmpp": XMPP_KEYS,
+    "http": HTTP_KEYS,
+}
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def env_var(section: str, key: str) -> str:
+    """The environment variable that overrides `key` of `section`."""
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
+    """Read the configuration from a TOML file and the environment.
+
+    Args:
+        path: the TOML file, or None for defaults and environment only.
+        environ: the environment; `BUDDYCLOUD_<SECTION>_<KEY>` variables override the
+            file. Variables naming no known section (`BUDDYCLOUD_TEST_POSTGRES`) are ignored.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a section, key or value is
+            not acceptable. The message names the file or variable, section and key.
+    """
+    file_label = str(path) if path is not None else "configuration"
+    document = _read_toml(path) if path is not None else {}
+    raw: dict[str, dict[str, _Raw]] = {name: {} for name in SECTIONS}
+    for name, table in document.items():
+        if name not in SECTIONS:
+            known = ", ".join(f"[{known}]" for known in SECTIONS)
+            what = "section" if isinstance(table, dict) else "top-level key"
+            raise ConfigError(f"{file_label}: unknown {what} {name!r} (known sections: {known})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{file_label}: {name!r} must be a section, written [{name}]")
+        for key, value in table.items():
+            raw[name][key] = _Raw(value, file_label, from_env=False)
+    for variable, value in sorted(environ.items()):
+        located = _locate_env(variable)
+        if located is not None:
+            name, key = located
+            raw[name][key] = _Raw(value, f"environment variable {variable}", from_env=True)
+    sections = {name: _Section(name, raw[name], file_label) for name in SECTIONS}
+    return Config(
+        server=_build_server(sections["server"]),
+        storage=_build_storage(sections["storage"]),
+        xmpp=_build_xmpp(sections["xmpp"]),
+        http=_build_http(sections["http"]),
+    )
+
+
+def _locate_env(variable: str) -> tuple[str, str] | None:
+    if not variable.startswith(ENV_PREFIX):
+        return None
+    rest = variable[len(ENV_PREFIX) :]
+    for name in SECTIONS:
+        prefix = f"{name.upper()}_"
+        if rest.startswith(prefix) and len(rest) > len(prefix):
+            return name, rest[len(prefix) :].lower()
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as stream:
+            return tomllib.load(stream)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None

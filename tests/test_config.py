@@ -1,0 +1,312 @@
+"""The configuration file and its environment overrides (docs/config.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from buddycloud.config import (
+    DEFAULT_STORAGE_URL,
+    SECTIONS,
+    Config,
+    ConfigError,
+    env_var,
+    load_config,
+)
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import WELL_KNOWN_NODES, AccessModel, Role
+
+FULL = """
+[server]
+domain = "capulet.lit"
+topics_domain = "topics.capulet.lit"
+well_known_nodes = ["posts", "status", "geoloc"]
+max_payload_bytes = 131072
+personal_access_model = "authorize"
+personal_default_role = "member"
+topic_access_model = "local"
+topic_default_role = "publisher"
+
+[storage]
+url = "postgresql://postgres@127.0.0.1:5432/channels"
+
+[xmpp]
+component_jid = "channels.capulet.lit"
+secret = "s3cret"
+host = "xmpp.capulet.lit"
+port = 15347
+
+[http]
+listen = "0.0.0.0:9090"
+"""
+
+
+Write = Callable[[str], Path]
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Write:
+    """Writes the configuration file under test and returns its path."""
+
+    def write(text: str) -> Path:
+        path = tmp_path / "buddycloud.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+def error_of(path: Path | None, environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ or {})
+    return str(caught.value)
+
+
+def test_no_file_and_no_environment_gives_the_embedded_default() -> None:
+    config = load_config(None, {})
+    assert config == Config()
+    assert config.server.domain == Jid("", "localhost")
+    assert config.server.topics_domain == Jid("", "topics.localhost")
+    assert config.server.well_known_nodes == WELL_KNOWN_NODES
+    assert config.server.max_payload_bytes == 65536
+    assert config.server.personal_access_model is AccessModel.OPEN
+    assert config.server.personal_default_role is Role.PUBLISHER
+    assert config.server.topic_access_model is AccessModel.OPEN
+    assert config.server.topic_default_role is Role.MEMBER
+    assert config.storage.url == DEFAULT_STORAGE_URL == "sqlite:///data/buddycloud.db"
+    assert config.xmpp is None
+    assert (config.http.listen, config.http.host, config.http.port) == (
+        "127.0.0.1:8080",
+        "127.0.0.1",
+        8080,
+    )
+
+
+def test_an_empty_file_gives_the_embedded_default(write: Write) -> None:
+    assert load_config(write(""), {}) == Config()
+
+
+def test_every_key_of_a_full_file_is_read(write: Write) -> None:
+    config = load_config(write(FULL), {})
+    assert config.server.domain == Jid.parse("capulet.lit")
+    assert config.server.topics_domain == Jid.parse("topics.capulet.lit")
+    assert config.server.well_known_nodes == ("posts", "status", "geoloc")
+    assert config.server.max_payload_bytes == 131072
+    assert config.server.personal_access_model is AccessModel.AUTHORIZE
+    assert config.server.personal_default_role is Role.MEMBER
+    assert config.server.topic_access_model is AccessModel.LOCAL
+    assert config.server.topic_default_role is Role.PUBLISHER
+    assert config.storage.url == "postgresql://postgres@127.0.0.1:5432/channels"
+    assert config.xmpp is not None
+    assert config.xmpp.component_jid == Jid.parse("channels.capulet.lit")
+    assert config.xmpp.secret == "s3cret"
+    assert (config.xmpp.host, config.xmpp.port) == ("xmpp.capulet.lit", 15347)
+    assert (config.http.host, config.http.port) == ("0.0.0.0", 9090)
+
+
+def test_topics_domain_defaults_to_topics_dot_domain(write: Write) -> None:
+    config = load_config(write('[server]\ndomain = "Montague.LIT"\n'), {})
+    assert config.server.domain == Jid("", "montague.lit")
+    assert config.server.topics_domain == Jid("", "topics.montague.lit")
+
+
+def test_xmpp_section_gets_default_host_and_port(write: Write) -> None:
+    config = load_config(write('[xmpp]\ncomponent_jid = "channels.a.lit"\nsecret = "x"\n'), {})
+    assert config.xmpp is not None
+    assert (config.xmpp.host, config.xmpp.port) == ("127.0.0.1", 5347)
+
+
+def test_the_secret_never_appears_in_the_repr(write: Write) -> None:
+    config = load_config(write(FULL), {})
+    assert "s3cret" not in repr(config)
+
+
+def test_role_and_access_model_accept_buddycloud_names(write: Write) -> None:
+    config = load_config(
+        write(
+            '[server]\npersonal_default_role = "follower+post"\ntopic_default_role = "follower"\n'
+            'personal_access_model = "whitelist"\n'
+        ),
+        {},
+    )
+    assert config.server.personal_default_role is Role.PUBLISHER
+    assert config.server.topic_default_role is Role.MEMBER
+    assert config.server.personal_access_model is AccessModel.AUTHORIZE
+
+
+# --- environment overrides -------------------------------------------------------------
+
+
+def test_environment_overrides_every_kind_of_value(write: Write) -> None:
+    environ = {
+        "BUDDYCLOUD_SERVER_DOMAIN": "verona.lit",
+        "BUDDYCLOUD_SERVER_TOPICS_DOMAIN": "groups.verona.lit",
+        "BUDDYCLOUD_SERVER_WELL_KNOWN_NODES": "posts, status",
+        "BUDDYCLOUD_SERVER_MAX_PAYLOAD_BYTES": "2048",
+        "BUDDYCLOUD_SERVER_PERSONAL_ACCESS_MODEL": "local",
+        "BUDDYCLOUD_SERVER_TOPIC_DEFAULT_ROLE": "moderator",
+        "BUDDYCLOUD_STORAGE_URL": "sqlite:////var/lib/buddycloud/db.sqlite",
+        "BUDDYCLOUD_XMPP_PORT": "25347",
+        "BUDDYCLOUD_XMPP_SECRET": "from-env",
+        "BUDDYCLOUD_HTTP_LISTEN": "[::1]:8443",
+    }
+    config = load_config(write(FULL), environ)
+    assert config.server.domain == Jid("", "verona.lit")
+    assert config.server.topics_domain == Jid("", "groups.verona.lit")
+    assert config.server.well_known_nodes == ("posts", "status")
+    assert config.server.max_payload_bytes == 2048
+    assert config.server.personal_access_model is AccessModel.LOCAL
+    assert config.server.topic_default_role is Role.MODERATOR
+    assert config.storage.url == "sqlite:////var/lib/buddycloud/db.sqlite"
+    assert config.xmpp is not None
+    assert (config.xmpp.port, config.xmpp.secret) == (25347, "from-env")
+    assert config.xmpp.component_jid == Jid.parse("channels.capulet.lit")  # from the file
+    assert (config.http.listen, config.http.host, config.http.port) == ("[::1]:8443", "::1", 8443)
+
+
+def test_environment_alone_can_enable_xmpp() -> None:
+    config = load_config(
+        None,
+        {"BUDDYCLOUD_XMPP_COMPONENT_JID": "channels.a.lit", "BUDDYCLOUD_XMPP_SECRET": "x"},
+    )
+    assert config.xmpp is not None
+    assert config.xmpp.component_jid == Jid("", "channels.a.lit")
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    environ = {
+        "BUDDYCLOUD_TEST_POSTGRES": "postgresql://postgres@127.0.0.1/postgres",
+        "BUDDYCLOUD_SERVER": "x",
+        "PATH": "/usr/bin",
+    }
+    assert load_config(None, environ) == Config()
+
+
+def test_every_key_has_an_environment_variable() -> None:
+    names = [env_var(section, key) for section, keys in SECTIONS.items() for key in keys]
+    assert "BUDDYCLOUD_SERVER_TOPICS_DOMAIN" in names
+    assert "BUDDYCLOUD_XMPP_COMPONENT_JID" in names
+    assert len(set(names)) == len(names)
+
+
+# --- mistakes are named ----------------------------------------------------------------
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    assert error_of(path) == f"{path}: no such configuration file"
+
+
+def test_invalid_toml_is_named_with_its_position(write: Write) -> None:
+    path = write("[server\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: not valid TOML")
+    assert "line 1" in message
+
+
+def test_unknown_section_is_refused(write: Write) -> None:
+    path = write("[serverr]\ndomain = 'a.lit'\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: unknown section 'serverr'")
+    assert "[server]" in message
+
+
+def test_top_level_key_is_refused(write: Write) -> None:
+    path = write("domain = 'a.lit'\n")
+    assert "unknown top-level key 'domain'" in error_of(path)
+
+
+def test_section_written_as_a_value_is_refused(write: Write) -> None:
+    assert "'server' must be a section" in error_of(write("server = 'a.lit'\n"))
+
+
+def test_unknown_key_names_file_section_and_key(write: Write) -> None:
+    path = write("[http]\nlisten = '127.0.0.1:80'\nport = 80\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: [http] port: unknown key")
+    assert "listen" in message
+
+
+def test_unknown_key_from_the_environment_names_the_variable() -> None:
+    message = error_of(None, {"BUDDYCLOUD_STORAGE_PATH": "/tmp/x"})
+    assert message.startswith("environment variable BUDDYCLOUD_STORAGE_PATH: [storage] path:")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[server]\ndomain = 'juliet@capulet.lit'", "[server] domain: must be a bare domain"),
+        ("[server]\ndomain = 'capulet.lit/x'", "[server] domain: must be a bare domain"),
+        ("[server]\ndomain = 'bad domain'", "[server] domain: not a valid domain"),
+        ("[server]\ndomain = ''", "[server] domain: not a valid domain"),
+        ("[server]\ndomain = 42", "[server] domain: must be a string, got an integer (42)"),
+        ("[server]\ntopics_domain = 'localhost'", "[server] topics_domain: must differ"),
+        ("[server]\nwell_known_nodes = 'posts'", "[server] well_known_nodes: must be a list"),
+        ("[server]\nwell_known_nodes = ['posts', 1]", "well_known_nodes: must be a list"),
+        ("[server]\nwell_known_nodes = ['status']", "well_known_nodes: must include 'posts'"),
+        ("[server]\nwell_known_nodes = ['posts', 'a/b']", "well_known_nodes: invalid node"),
+        ("[server]\nwell_known_nodes = ['posts', 'posts']", "well_known_nodes: lists a node"),
+        ("[server]\nmax_payload_bytes = '10'", "max_payload_bytes: must be an integer"),
+        ("[server]\nmax_payload_bytes = 1.5", "max_payload_bytes: must be an integer"),
+        ("[server]\nmax_payload_bytes = true", "max_payload_bytes: must be an integer"),
+        ("[server]\nmax_payload_bytes = 0", "max_payload_bytes: must be between 1024 and"),
+        ("[server]\npersonal_access_model = 'secret'", "personal_access_model: must be one of"),
+        ("[server]\ntopic_default_role = 'owner'", "topic_default_role: must be one of"),
+        ("[server]\npersonal_default_role = 'outcast'", "personal_default_role: must be one"),
+        ("[server]\npersonal_default_role = 'king'", "personal_default_role: must be one of"),
+        ("[storage]\nurl = 'mysql://db/x'", "[storage] url: must be a URL"),
+        ("[storage]\nurl = 'data/buddycloud.db'", "[storage] url: must be a URL"),
+        ("[storage]\nurl = 'sqlite://data.db'", "[storage] url: a SQLite URL needs three"),
+        ("[xmpp]\nsecret = 'x'", "[xmpp] component_jid: required"),
+        ("[xmpp]\ncomponent_jid = 'c.a.lit'", "[xmpp] secret: required"),
+        ("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = ''", "[xmpp] secret: must not be empty"),
+        ("[xmpp]\ncomponent_jid = 'c@a.lit'\nsecret = 'x'", "component_jid: must be a bare"),
+        ("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nport = 0", "port: must be between"),
+        ("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nport = 65536", "must be between 1"),
+        ("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nport = '5347'", "must be an integer"),
+        ("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nhost = 'a b'", "[xmpp] host: must"),
+        ("[http]\nlisten = '8080'", "[http] listen: must be host:port"),
+        ("[http]\nlisten = ':8080'", "[http] listen: must be host:port"),
+        ("[http]\nlisten = 'localhost:http'", "[http] listen: the port must be a number"),
+        ("[http]\nlisten = 'localhost:0'", "[http] listen: the port must be a number"),
+        ("[http]\nlisten = 'localhost:70000'", "[http] listen: the port must be a number"),
+        ("[http]\nlisten = '::1:8080'", "[http] listen: write an IPv6 address in brackets"),
+        ("[http]\nlisten = '[nope]:8080'", "[http] listen: 'nope' is not an IPv6 address"),
+        ("[http]\nlisten = 8080", "[http] listen: must be a string"),
+    ],
+)
+def test_bad_values_name_file_section_key_and_reason(
+    write: Write, text: str, expected: str
+) -> None:
+    path = write(text + "\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("BUDDYCLOUD_XMPP_PORT", "not-a-port", "[xmpp] port: must be an integer"),
+        ("BUDDYCLOUD_XMPP_PORT", "99999", "[xmpp] port: must be between 1 and 65535"),
+        ("BUDDYCLOUD_SERVER_DOMAIN", "a@b.lit", "[server] domain: must be a bare domain"),
+        ("BUDDYCLOUD_HTTP_LISTEN", "nowhere", "[http] listen: must be host:port"),
+        ("BUDDYCLOUD_SERVER_WELL_KNOWN_NODES", "", "well_known_nodes: must include 'posts'"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(variable: str, value: str, expected: str) -> None:
+    environ = {
+        "BUDDYCLOUD_XMPP_COMPONENT_JID": "channels.a.lit",
+        "BUDDYCLOUD_XMPP_SECRET": "x",
+        variable: value,
+    }
+    message = error_of(None, environ)
+    assert message.startswith(f"environment variable {variable}: ")
+    assert expected in message
+
+
+def test_a_mistyped_secret_is_not_echoed(write: Write) -> None:
+    message = error_of(write("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 12345678\n"))
+    assert message.endswith("[xmpp] secret: must be a string, got an integer")
