@@ -9,7 +9,7 @@ from buddycloud.domain.errors import InvalidJid
 
 _MAX_PART = 1023
 # RFC 7622 §3.3.1: these may not appear in a localpart.
-_LOCAL_FORBIDDEN = frozenset('"&\'/:<>@')
+_LOCAL_FORBIDDEN = frozenset("\"&'/:<>@")
 _DOMAIN_FORBIDDEN = frozenset(" \"&'/:<>@\\[]")
 
 

@@ -62,9 +62,9 @@ _BY_MODEL_FOLLOWERS_ONLY = {
     AccessModel.LOCAL: _FOLLOWERS,
 }
 READ_TABLE: dict[Operation, dict[AccessModel, frozenset[Role]]] = {
-    Operation.READ_METADATA: {model: _ALL for model in AccessModel},
-    Operation.READ_BANNED: {model: _STAFF for model in AccessModel},
-    Operation.READ_PENDING: {model: _STAFF for model in AccessModel},
+    Operation.READ_METADATA: dict.fromkeys(AccessModel, _ALL),
+    Operation.READ_BANNED: dict.fromkeys(AccessModel, _STAFF),
+    Operation.READ_PENDING: dict.fromkeys(AccessModel, _STAFF),
     Operation.READ_ITEMS: _BY_MODEL_FOLLOWERS_ONLY,
     Operation.READ_FOLLOWERS: _BY_MODEL_FOLLOWERS_ONLY,
 }

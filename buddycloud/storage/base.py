@@ -92,6 +92,9 @@ class Storage(Protocol):
     async def list_nodes(self, channel: Jid) -> list[Node]:
         """The nodes of one channel, ordered by name."""
 
+    async def update_node(self, node: Node) -> None:
+        """Replace a node's own settings (payload type, max items). Raises NodeNotFound."""
+
     async def delete_node(self, node: NodeId) -> None:
         """Delete one node and its items. Raises NodeNotFound."""
 

@@ -1,0 +1,43 @@
+"""ISO-8601 timestamps as the protocol uses them (XEP-0082)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from buddycloud.domain.errors import InvalidDate
+
+# ProtoXEP example 7 writes `2014-04-18T10:46.100Z` (no seconds); accept that form too.
+_NO_SECONDS = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
+
+
+def parse_datetime(raw: str) -> datetime:
+    """Parse an ISO-8601 date-time into an aware UTC datetime; naive times are UTC.
+
+    Raises:
+        InvalidDate: `raw` is not a date-time.
+    """
+    text = raw.strip()
+    if not text or len(text) > 64:
+        raise InvalidDate(f"not an ISO-8601 date-time: {raw[:64]!r}")
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        match = _NO_SECONDS.match(text)
+        if not match:
+            raise InvalidDate(f"not an ISO-8601 date-time: {raw[:64]!r}") from None
+        fraction = match.group(2) or ""
+        rebuilt = f"{match.group(1)}:00{fraction[:7]}{match.group(3) or ''}"
+        try:
+            value = datetime.fromisoformat(rebuilt)
+        except ValueError:
+            raise InvalidDate(f"not an ISO-8601 date-time: {raw[:64]!r}") from None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def format_datetime(value: datetime) -> str:
+    """`2014-01-01T00:00:00.000Z`: UTC with milliseconds, as in ProtoXEP example 13."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"

@@ -1,0 +1,111 @@
+"""State and helpers shared by the engine's parts (channels, following, items)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from buddycloud.domain.errors import NotLocalUser
+from buddycloud.domain.events import Event
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    AccessModel,
+    Channel,
+    Membership,
+    NodeId,
+    Role,
+    SubscriptionState,
+)
+from buddycloud.domain.permissions import READ_TABLE, Operation, may, require
+from buddycloud.services.config import EngineConfig
+from buddycloud.services.ports import Clock, EventListener
+from buddycloud.storage.base import NodeContext, Storage
+
+logger = logging.getLogger(__name__)
+
+
+def role_of(membership: Membership | None) -> Role:
+    return membership.role if membership is not None else Role.NONE
+
+
+def state_of(membership: Membership | None) -> SubscriptionState:
+    return membership.subscription if membership is not None else SubscriptionState.NONE
+
+
+class EngineBase:
+    """Holds the engine's collaborators; see `buddycloud.services.engine.Engine`."""
+
+    def __init__(self, storage: Storage, clock: Clock, config: EngineConfig) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.config = config
+        self._listeners: list[EventListener] = []
+
+    # --- events -----------------------------------------------------------------------
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Deliver every domain event to `listener`, after its change has committed."""
+        self._listeners.append(listener)
+
+    async def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(event)
+            except Exception:
+                # The change is committed; a failing listener must not turn it into an error.
+                logger.exception("event listener %r failed on %s", listener, type(event).__name__)
+
+    # --- identity ---------------------------------------------------------------------
+
+    def is_local_user(self, jid: Jid) -> bool:
+        return jid.domain == self.config.domain
+
+    def _require_local_user(self, jid: Jid) -> None:
+        if not self.is_local_user(jid):
+            raise NotLocalUser(f"only users of {self.config.domain} may do this")
+
+    # --- permissions --------------------------------------------------------------------
+
+    def _is_local_to(self, requester: Jid, channel: Channel) -> bool:
+        """Whether `requester` belongs to the channel's home domain (access model `local`)."""
+        return requester.domain in {self.config.domain, channel.jid.domain}
+
+    def _may(self, operation: Operation, requester: Jid, context: NodeContext) -> bool:
+        return may(
+            operation,
+            role_of(context.membership),
+            context.channel.config.access_model,
+            requester_is_local=self._is_local_to(requester, context.channel),
+        )
+
+    def _require(self, operation: Operation, requester: Jid, context: NodeContext) -> None:
+        require(
+            operation,
+            role_of(context.membership),
+            context.channel.config.access_model,
+            requester_is_local=self._is_local_to(requester, context.channel),
+            subscription=state_of(context.membership),
+        )
+
+    async def _context(self, requester: Jid, node: NodeId) -> NodeContext:
+        return await self.storage.get_node_context(node, requester.bare)
+
+    async def _audience(self, channel: Channel, operation: Operation) -> tuple[Jid, ...]:
+        """Subscribed followers allowed `operation` (a read of table 5): who is notified."""
+        model = channel.config.access_model
+        roles = READ_TABLE[operation][model]
+        jids = await self.storage.list_audience(channel.jid, roles)
+        if model is AccessModel.LOCAL and Role.NONE not in roles:
+            # Table 3: a `local` channel is open to users of its home domain.
+            extra = await self.storage.list_audience(channel.jid, frozenset({Role.NONE}))
+            jids += [jid for jid in extra if self._is_local_to(jid, channel)]
+        return tuple(jids)
+
+    async def _staff(self, channel: Jid) -> tuple[Jid, ...]:
+        return tuple(
+            await self.storage.list_audience(channel, frozenset({Role.OWNER, Role.MODERATOR}))
+        )
+
+    @staticmethod
+    def _union(*groups: Iterable[Jid]) -> tuple[Jid, ...]:
+        return tuple(dict.fromkeys(jid for group in groups for jid in group))

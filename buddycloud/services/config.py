@@ -1,0 +1,56 @@
+"""The engine's settings and the request/answer types the edges exchange with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from buddycloud.domain.entries import EntryDraft
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    WELL_KNOWN_NODES,
+    AccessModel,
+    Channel,
+    ChannelType,
+    Node,
+    Role,
+)
+
+__all__ = ["ConfigUpdate", "EngineConfig", "EntryDraft", "NodeView"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """How this server runs its channels."""
+
+    domain: str
+    service_jid: Jid
+    topics_domain: str | None = None
+    well_known_nodes: tuple[str, ...] = WELL_KNOWN_NODES
+    max_payload_bytes: int = 65536
+    personal_access_model: AccessModel = AccessModel.OPEN
+    personal_default_role: Role = Role.PUBLISHER
+    topic_access_model: AccessModel = AccessModel.OPEN
+    topic_default_role: Role = Role.MEMBER
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigUpdate:
+    """A configuration change; None leaves a field as it is."""
+
+    title: str | None = None
+    description: str | None = None
+    access_model: AccessModel | None = None
+    default_role: Role | None = None
+    payload_type: str | None = None
+    max_items: int | None = None
+    ephemeral: bool | None = None
+    channel_type: ChannelType | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """A node with its channel's configuration, as configure-get and disco#info show it."""
+
+    channel: Channel
+    node: Node
+    num_subscribers: int

@@ -1,0 +1,14 @@
+"""The channel engine: the one object the edges (XMPP, HTTP, federation) talk to.
+
+Its parts live beside it: `channels` (registration, creation, configuration, deletion),
+`following` (subscriptions, approvals, roles) and `items` (publishing, reads, search).
+Every permission is decided by `buddycloud.domain.permissions`.
+"""
+
+from __future__ import annotations
+
+from buddycloud.services.items import ItemOps
+
+
+class Engine(ItemOps):
+    """Every operation of the channel model. Construct with (storage, clock, config)."""

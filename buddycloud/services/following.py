@@ -1,0 +1,358 @@
+"""Following channels: subscriptions, approvals, invitations and roles (ProtoXEP 5, 7, 8)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from buddycloud.domain.errors import (
+    BadRequest,
+    Banned,
+    Forbidden,
+    NotSubscribed,
+    OwnerRequired,
+    OwnSubscription,
+)
+from buddycloud.domain.events import AuthorizationRequested, RoleChanged, SubscriptionChanged
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    MAX_PAGE,
+    AccessModel,
+    Channel,
+    Membership,
+    NodeId,
+    Page,
+    PageRequest,
+    Role,
+    SubscriptionState,
+)
+from buddycloud.domain.permissions import Operation, check_role_change
+from buddycloud.services.base import role_of
+from buddycloud.services.channels import ChannelOps
+from buddycloud.storage.base import NodeContext
+
+_STAFF = frozenset({Role.OWNER, Role.MODERATOR})
+# Fields of subscriptions-with-configuration filters (ProtoXEP 7.1), wire-neutral names.
+FILTER_FIELDS = frozenset(
+    {"title", "description", "access_model", "default_role", "channel_type", "creator"}
+)
+
+
+def _config_value(channel: Channel, field: str) -> str:
+    config = channel.config
+    values = {
+        "title": config.title,
+        "description": config.description,
+        "access_model": config.access_model.value,
+        "default_role": config.default_role.value,
+        "channel_type": config.channel_type.value,
+        "creator": str(config.creator),
+    }
+    return values[field]
+
+
+class FollowOps(ChannelOps):
+    async def subscribe(self, requester: Jid, node: NodeId, subscriber: Jid) -> Membership:
+        """Follow a channel (all its nodes, ProtoXEP 5.4).
+
+        Open channels (and `local` ones for their home domain) accept at once with the
+        channel's default role; closed ones leave the request pending and ask the owner and
+        moderators. Following again is harmless.
+
+        Raises:
+            NodeNotFound, Forbidden (subscriber is not the requester), Banned
+        """
+        requester = requester.bare
+        if subscriber.bare != requester:
+            raise Forbidden("you may only subscribe yourself")
+        context = await self._context(requester, node)
+        channel, current = context.channel, context.membership
+        role = role_of(current)
+        if role is Role.OUTCAST:
+            raise Banned("you are banned from this channel")
+        if current is not None and current.subscription in (
+            SubscriptionState.SUBSCRIBED,
+            SubscriptionState.PENDING,
+        ):
+            return current
+        now = self.clock.now()
+        if await self._accepts_at_once(requester, context):
+            new_role = max(role, channel.config.default_role, key=lambda r: r.rank)
+            membership = Membership(
+                channel.jid, requester, new_role, SubscriptionState.SUBSCRIBED, now
+            )
+        else:
+            membership = Membership(channel.jid, requester, role, SubscriptionState.PENDING, now)
+        await self.storage.put_membership(membership)
+        await self._emit_subscription(channel, membership)
+        if membership.subscription is SubscriptionState.PENDING:
+            staff = await self._staff(channel.jid)
+            await self._emit(AuthorizationRequested(channel, node, requester, staff))
+        return membership
+
+    async def _accepts_at_once(self, requester: Jid, context: NodeContext) -> bool:
+        config = context.channel.config
+        current = context.membership
+        if role_of(current).rank >= Role.MEMBER.rank:
+            return True  # already given a follower role: pre-approved
+        if config.access_model is AccessModel.OPEN:
+            return True
+        if config.access_model is AccessModel.LOCAL and self._is_local_to(
+            requester, context.channel
+        ):
+            return True
+        if current is not None and current.invited_by is not None:
+            # An invitation from the owner or a moderator is an approval in advance.
+            inviter = await self.storage.find_membership(context.channel.jid, current.invited_by)
+            return role_of(inviter) in _STAFF
+        return False
+
+    async def unsubscribe(self, requester: Jid, node: NodeId, subscriber: Jid) -> Membership | None:
+        """Stop following. The owner cannot leave their own channel, except an ephemeral one,
+        which disappears when its last follower leaves.
+
+        Raises:
+            NodeNotFound, Forbidden, NotSubscribed, OwnerRequired
+        """
+        requester = requester.bare
+        if subscriber.bare != requester:
+            raise Forbidden("you may only unsubscribe yourself")
+        context = await self._context(requester, node)
+        channel, current = context.channel, context.membership
+        if current is None or current.subscription is SubscriptionState.NONE:
+            raise NotSubscribed("you do not follow this channel")
+        if current.role is Role.OWNER and not channel.config.ephemeral:
+            raise OwnerRequired("the owner cannot unsubscribe from their own channel")
+        result = await self._drop_subscription(channel, current)
+        if channel.config.ephemeral:
+            remaining = await self.storage.list_memberships(
+                channel.jid, PageRequest(max=0), states=frozenset({SubscriptionState.SUBSCRIBED})
+            )
+            if remaining.count == 0:
+                await self._delete_channel_quietly(channel)
+        return result
+
+    async def _drop_subscription(self, channel: Channel, current: Membership) -> Membership | None:
+        """End a subscription; the role goes back to none, except a ban, which stays."""
+        role = Role.OUTCAST if current.role is Role.OUTCAST else Role.NONE
+        ended = Membership(channel.jid, current.jid, role, SubscriptionState.NONE, self.clock.now())
+        if role is Role.NONE:
+            await self.storage.delete_membership(channel.jid, current.jid)
+        else:
+            await self.storage.put_membership(ended)
+        await self._emit_subscription(channel, ended, previous=current)
+        return ended if role is not Role.NONE else None
+
+    async def set_subscription(
+        self, requester: Jid, node: NodeId, target: Jid, state: SubscriptionState
+    ) -> Membership:
+        """Owner interface: approve (subscribed), deny or remove (none), or invite.
+
+        Raises:
+            NodeNotFound, Forbidden, OwnSubscription, NotSubscribed, OwnerRequired, BadRequest
+        """
+        requester, target = requester.bare, target.bare
+        if target == requester:
+            raise OwnSubscription()
+        context = await self._context(requester, node)
+        channel, now = context.channel, self.clock.now()
+        current = await self.storage.find_membership(channel.jid, target)
+        if state is SubscriptionState.INVITED:
+            self._require(Operation.INVITE, requester, context)
+            if role_of(current) is Role.OUTCAST:
+                raise Banned(f"{target} is banned from this channel")
+            if current is not None and current.subscription is SubscriptionState.SUBSCRIBED:
+                return current
+            invited = Membership(
+                channel.jid,
+                target,
+                role_of(current),
+                SubscriptionState.INVITED,
+                now,
+                invited_by=requester,
+            )
+            await self.storage.put_membership(invited)
+            await self._emit_subscription(channel, invited)
+            return invited
+        if state is SubscriptionState.SUBSCRIBED:
+            self._require(Operation.APPROVE_PENDING, requester, context)
+            if current is None or current.subscription is not SubscriptionState.PENDING:
+                if current is not None and current.subscription is SubscriptionState.SUBSCRIBED:
+                    return current
+                raise NotSubscribed(f"{target} has not asked to follow this channel")
+            role = max(current.role, channel.config.default_role, key=lambda r: r.rank)
+            approved = Membership(channel.jid, target, role, SubscriptionState.SUBSCRIBED, now)
+            await self.storage.put_membership(approved)
+            await self._emit_subscription(channel, approved, previous=current)
+            return approved
+        if state is SubscriptionState.NONE:
+            self._require(Operation.APPROVE_PENDING, requester, context)
+            if current is None or current.subscription is SubscriptionState.NONE:
+                raise NotSubscribed(f"{target} does not follow this channel")
+            if current.role is Role.OWNER:
+                raise OwnerRequired("the owner cannot be removed from their channel")
+            if role_of(context.membership) is Role.MODERATOR and current.role is Role.MODERATOR:
+                raise Forbidden("moderators cannot remove other moderators")
+            ended = await self._drop_subscription(channel, current)
+            return ended or replace(current, subscription=SubscriptionState.NONE, role=Role.NONE)
+        raise BadRequest(f"cannot set a subscription to {state.value}")
+
+    async def authorize(
+        self, requester: Jid, node: NodeId, subscriber: Jid, *, allow: bool
+    ) -> Membership:
+        """Answer a follow request (the pubsub#subscribe_authorization form)."""
+        state = SubscriptionState.SUBSCRIBED if allow else SubscriptionState.NONE
+        return await self.set_subscription(requester, node, subscriber, state)
+
+    async def set_role(self, requester: Jid, node: NodeId, target: Jid, role: Role) -> Membership:
+        """Change a follower's role (table 7). Banning also ends their subscription.
+
+        Raises:
+            NodeNotFound, Forbidden, OwnAffiliation, OwnerRequired
+        """
+        requester, target = requester.bare, target.bare
+        context = await self._context(requester, node)
+        channel = context.channel
+        current = await self.storage.find_membership(channel.jid, target)
+        check_role_change(
+            actor=requester,
+            actor_role=role_of(context.membership),
+            target=target,
+            target_role=role_of(current),
+            new_role=role,
+        )
+        state = current.subscription if current is not None else SubscriptionState.NONE
+        if role is Role.OUTCAST:
+            state = SubscriptionState.NONE
+        changed = Membership(
+            channel.jid,
+            target,
+            role,
+            state,
+            self.clock.now(),
+            invited_by=current.invited_by if current is not None else None,
+        )
+        if role is Role.NONE and state is SubscriptionState.NONE:
+            await self.storage.delete_membership(channel.jid, target)
+        else:
+            await self.storage.put_membership(changed)
+        audience = self._union(await self._audience(channel, Operation.READ_FOLLOWERS), (target,))
+        if role is Role.OUTCAST:
+            # Table 5: the banned list is for the owner and moderators only.
+            audience = self._union(await self._staff(channel.jid), (target,))
+        await self._emit(RoleChanged(channel, changed, audience))
+        if current is not None and current.subscription is not state:
+            await self._emit_subscription(channel, changed, previous=current)
+        return changed
+
+    async def _emit_subscription(
+        self, channel: Channel, membership: Membership, previous: Membership | None = None
+    ) -> None:
+        """Followers see subscribed changes; pending, invitations, bans and removals go only to
+        the owner, moderators and the user concerned (ProtoXEP 5.1, reference 4)."""
+        staff = await self._staff(channel.jid)
+        if membership.subscription is SubscriptionState.SUBSCRIBED:
+            audience = self._union(
+                await self._audience(channel, Operation.READ_FOLLOWERS), staff, (membership.jid,)
+            )
+        else:
+            audience = self._union(staff, (membership.jid,))
+        await self._emit(SubscriptionChanged(channel, membership, audience))
+
+    # --- lists ----------------------------------------------------------------------------
+
+    async def node_subscriptions(
+        self, requester: Jid, node: NodeId, page: PageRequest
+    ) -> Page[Membership]:
+        """Followers of a channel. Pending requests and invitations only for owner and moderators.
+
+        Raises:
+            NodeNotFound, ClosedNode, Banned, Forbidden
+        """
+        context = await self._context(requester, node)
+        self._require(Operation.READ_FOLLOWERS, requester, context)
+        if self._may(Operation.READ_PENDING, requester, context):
+            states = frozenset(
+                {SubscriptionState.SUBSCRIBED, SubscriptionState.PENDING, SubscriptionState.INVITED}
+            )
+        else:
+            states = frozenset({SubscriptionState.SUBSCRIBED})
+        return await self.storage.list_memberships(node.channel, page, states=states)
+
+    async def node_affiliations(
+        self, requester: Jid, node: NodeId, page: PageRequest
+    ) -> Page[Membership]:
+        """Roles in a channel; the banned list only for the owner and moderators."""
+        context = await self._context(requester, node)
+        self._require(Operation.READ_FOLLOWERS, requester, context)
+        roles = {Role.OWNER, Role.MODERATOR, Role.PUBLISHER, Role.MEMBER}
+        if self._may(Operation.READ_BANNED, requester, context):
+            roles.add(Role.OUTCAST)
+        return await self.storage.list_memberships(node.channel, page, roles=frozenset(roles))
+
+    async def user_subscriptions(
+        self, requester: Jid, page: PageRequest
+    ) -> Page[tuple[Membership, Channel]]:
+        """The requester's own follows, including pending requests and invitations."""
+        return await self.storage.list_user_memberships(
+            requester.bare,
+            page,
+            states=frozenset(
+                {SubscriptionState.SUBSCRIBED, SubscriptionState.PENDING, SubscriptionState.INVITED}
+            ),
+        )
+
+    async def user_affiliations(
+        self, requester: Jid, page: PageRequest
+    ) -> Page[tuple[Membership, Channel]]:
+        """The requester's roles in every channel where they have one."""
+        return await self.storage.list_user_memberships(requester.bare, page)
+
+    async def subscriptions_with_configuration(
+        self, requester: Jid, filters: Mapping[str, str], page: PageRequest
+    ) -> Page[tuple[Membership, Channel]]:
+        """ProtoXEP 7.1: the requester's subscriptions with each channel's configuration,
+        keeping only channels whose configuration has every `filters` value.
+
+        Raises:
+            BadRequest: a filter names an unknown field.
+        """
+        unknown = set(filters) - FILTER_FIELDS
+        if unknown:
+            raise BadRequest(f"unknown configuration field {sorted(unknown)[0]!r} in filter")
+        subscribed = frozenset({SubscriptionState.SUBSCRIBED})
+        if not filters:
+            return await self.storage.list_user_memberships(requester.bare, page, states=subscribed)
+        # Filters apply to configuration values; the set is one user's follows, so it is
+        # read whole and paged here.
+        everything = await self.storage.list_user_memberships(
+            requester.bare, PageRequest(max=MAX_PAGE), states=subscribed
+        )
+        kept = [
+            pair
+            for pair in everything.items
+            if all(_config_value(pair[1], k) == v for k, v in filters.items())
+        ]
+        return _page_in_memory(kept, page)
+
+
+def _page_in_memory(
+    rows: list[tuple[Membership, Channel]],
+    page: PageRequest,
+) -> Page[tuple[Membership, Channel]]:
+    keys = [str(pair[1].jid) for pair in rows]
+    start, end = 0, len(rows)
+    if page.after is not None:
+        start = next((i + 1 for i, k in enumerate(keys) if k == page.after), len(rows))
+    if page.before is not None:
+        end = next((i for i, k in enumerate(keys) if k == page.before), 0)
+        start = max(0, end - page.max)
+    elif page.last_page:
+        start = max(0, end - page.max)
+    chosen = rows[start:end][: page.max]
+    return Page(
+        chosen,
+        len(rows),
+        str(chosen[0][1].jid) if chosen else None,
+        str(chosen[-1][1].jid) if chosen else None,
+    )

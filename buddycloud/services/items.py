@@ -1,0 +1,309 @@
+"""Items: publishing, retraction, reads, threads, feeds and search (ProtoXEP 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from buddycloud.domain.entries import EntryDraft, ThreadContext, complete_entry, tombstone
+from buddycloud.domain.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidDate,
+    InvalidPayload,
+    ItemNotFound,
+    PayloadTooLarge,
+    RecentItemsError,
+)
+from buddycloud.domain.events import ItemPublished, ItemRetracted
+from buddycloud.domain.ids import local_item_id, new_item_id
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    MAX_PAGE,
+    Item,
+    NodeId,
+    Page,
+    PageRequest,
+    RawPayload,
+    Thread,
+)
+from buddycloud.domain.permissions import Operation, read_scope
+from buddycloud.domain.times import parse_datetime
+from buddycloud.services.following import FollowOps
+from buddycloud.storage.base import NodeContext, SearchQuery
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_SEARCH_WORDS = 16
+
+
+class ItemOps(FollowOps):
+    # --- writes -------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        requester: Jid,
+        node: NodeId,
+        payload: EntryDraft | RawPayload,
+        item_id: str | None = None,
+    ) -> Item:
+        """Publish an item, or update one of the requester's own (same id).
+
+        Atom nodes take entries, completed by the server (ProtoXEP example 13); other nodes
+        take payloads of their `pubsub#type`. Acknowledged only once stored.
+
+        Raises:
+            NodeNotFound, Forbidden, ClosedNode, Banned, InvalidPayload, PayloadTooLarge,
+            ThreadError, RatingError
+        """
+        author = requester.bare
+        context = await self._context(author, node)
+        self._require(Operation.PUBLISH, author, context)
+        self._check_size(payload)
+        item_id = local_item_id(item_id) if item_id else new_item_id()
+        previous = await self.storage.find_item(node, item_id)
+        now = self.clock.now()
+        if isinstance(payload, EntryDraft):
+            if not context.node.is_atom:
+                raise InvalidPayload(
+                    f"node {node} holds {context.node.payload_type} payloads, not Atom entries"
+                )
+            item = await self._entry_item(author, context, payload, item_id, previous, now)
+        else:
+            if context.node.is_atom:
+                raise InvalidPayload(
+                    f"node {node} holds Atom entries", condition="entry-element-required"
+                )
+            if payload.namespace != context.node.payload_type:
+                raise InvalidPayload(
+                    f"node {node} holds {context.node.payload_type} payloads, "
+                    f"not {payload.namespace[:100]}"
+                )
+            if previous is not None and previous.author != author:
+                raise Forbidden("only the author of an item may update it")
+            item = Item(
+                node,
+                item_id,
+                author,
+                previous.published if previous else now,
+                now,
+                payload,
+            )
+        await self.storage.put_item(item, max_items=context.node.max_items)
+        audience = await self._audience(context.channel, Operation.READ_ITEMS)
+        await self._emit(
+            ItemPublished(context.node, item, audience, is_update=previous is not None)
+        )
+        return item
+
+    def _check_size(self, payload: EntryDraft | RawPayload) -> None:
+        size = payload.byte_size if isinstance(payload, EntryDraft) else len(payload.xml.encode())
+        if size > self.config.max_payload_bytes:
+            raise PayloadTooLarge(size, self.config.max_payload_bytes)
+
+    async def _entry_item(
+        self,
+        author: Jid,
+        context: NodeContext,
+        draft: EntryDraft,
+        item_id: str,
+        previous: Item | None,
+        now: datetime,
+    ) -> Item:
+        node = context.node.id
+        in_reply_to = local_item_id(draft.in_reply_to) if draft.in_reply_to else None
+        target = local_item_id(draft.target) if draft.target else None
+        parent = await self.storage.find_item(node, in_reply_to) if in_reply_to else None
+        referenced = await self.storage.find_item(node, target) if target else None
+        already_rated = False
+        if draft.rating is not None and target is not None:
+            existing = await self.storage.find_rating(node, target, author)
+            already_rated = existing is not None and not existing.deleted
+        entry = complete_entry(
+            draft,
+            item_id=item_id,
+            author=author,
+            now=now,
+            in_reply_to=in_reply_to,
+            target=target,
+            context=ThreadContext(parent, referenced, previous, already_rated),
+        )
+        return Item(node, item_id, author, entry.published, now, entry, in_reply_to)
+
+    async def retract(
+        self, requester: Jid, node: NodeId, item_id: str, *, notify: bool = True
+    ) -> Item:
+        """Retract an item, leaving a tombstone (ProtoXEP 6.2, example 11).
+
+        Authors may retract their own posts; the owner and moderators any post (table 6).
+
+        Raises:
+            NodeNotFound, ItemNotFound, Forbidden
+        """
+        author = requester.bare
+        item_id = local_item_id(item_id)
+        context = await self._context(author, node)
+        item = await self.storage.find_item(node, item_id)
+        if item is None or item.deleted:
+            # Someone who may not read the node learns nothing about its items.
+            self._require(Operation.READ_ITEMS, author, context)
+            raise ItemNotFound(str(node), item_id)
+        own = item.author == author
+        self._require(Operation.RETRACT_OWN if own else Operation.RETRACT_ANY, author, context)
+        dead = tombstone(item, self.clock.now())
+        await self.storage.put_item(dead)
+        audience = await self._audience(context.channel, Operation.READ_ITEMS)
+        await self._emit(ItemRetracted(context.node, dead, audience, notify=notify))
+        return dead
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def _readable(self, requester: Jid, node: NodeId) -> NodeContext:
+        context = await self._context(requester.bare, node)
+        self._require(Operation.READ_ITEMS, requester.bare, context)
+        return context
+
+    async def get_items(
+        self,
+        requester: Jid,
+        node: NodeId,
+        page: PageRequest,
+        *,
+        parent_only: bool = False,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Page[Item]:
+        """A node's items, newest activity first, paged (XEP-0059)."""
+        await self._readable(requester, node)
+        return await self.storage.list_items(
+            node, _with_item_cursors(page), parent_only=parent_only, since=since, until=until
+        )
+
+    async def get_item(self, requester: Jid, node: NodeId, item_id: str) -> Item:
+        """Raises NodeNotFound, ItemNotFound, ClosedNode, Banned."""
+        await self._readable(requester, node)
+        return await self.storage.get_item(node, local_item_id(item_id))
+
+    async def get_replies(
+        self, requester: Jid, node: NodeId, item_id: str, page: PageRequest
+    ) -> Page[Item]:
+        """Replies to one item, newest first. Raises ItemNotFound if it does not exist."""
+        await self._readable(requester, node)
+        return await self.storage.list_replies(
+            node, local_item_id(item_id), _with_item_cursors(page)
+        )
+
+    async def get_thread(
+        self, requester: Jid, node: NodeId, item_id: str, page: PageRequest
+    ) -> Page[Item]:
+        """A whole thread: the parent item followed by its replies (newest first)."""
+        await self._readable(requester, node)
+        parent = await self.storage.get_item(node, local_item_id(item_id))
+        if parent.in_reply_to is not None:
+            parent = await self.storage.get_item(node, parent.in_reply_to)
+        replies = await self.storage.list_replies(node, parent.id, _with_item_cursors(page))
+        first_page = page.after is None and page.before is None and not page.last_page
+        items = [parent, *replies.items] if first_page else replies.items
+        return Page(
+            items,
+            replies.count + 1,
+            items[0].id if items else None,
+            items[-1].id if items else None,
+        )
+
+    async def get_threads(self, requester: Jid, node: NodeId, page: PageRequest) -> Page[Thread]:
+        """A node's threads, most recently active first."""
+        await self._readable(requester, node)
+        return await self.storage.list_threads(node, _with_item_cursors(page))
+
+    async def recent_items(
+        self,
+        requester: Jid,
+        *,
+        since: str | None,
+        max_per_node: str | None,
+        parent_only: bool,
+        page: PageRequest,
+    ) -> Page[Item]:
+        """ProtoXEP 6.1.1: new posts of every channel the requester follows.
+
+        Raises:
+            RecentItemsError: max-required, invalid-max-value-provided, since-required or
+                invalid-since-value-provided (6.1.1.1).
+        """
+        if max_per_node is None or not max_per_node.strip():
+            raise RecentItemsError("max-required", "a maximum number of items per node is required")
+        try:
+            per_node = int(max_per_node)
+        except ValueError:
+            per_node = 0
+        if per_node < 1:
+            raise RecentItemsError("invalid-max-value-provided", "max must be a positive integer")
+        if since is None or not since.strip():
+            raise RecentItemsError("since-required", "a valid since date is required")
+        try:
+            since_time = parse_datetime(since)
+        except InvalidDate:
+            raise RecentItemsError(
+                "invalid-since-value-provided", "since must be an ISO-8601 date"
+            ) from None
+        return await self.storage.recent_items(
+            requester.bare,
+            since=since_time,
+            max_per_node=min(per_node, MAX_PAGE),
+            parent_only=parent_only,
+            node_names=frozenset({"posts"}),
+            page=page,
+        )
+
+    async def user_items(
+        self,
+        requester: Jid,
+        *,
+        since: datetime | None,
+        parent_only: bool,
+        page: PageRequest,
+    ) -> Page[Item]:
+        """The requester's whole feed: items of every node of every channel they follow."""
+        return await self.storage.recent_items(
+            requester.bare,
+            since=since or EPOCH,
+            max_per_node=MAX_PAGE,
+            parent_only=parent_only,
+            node_names=None,
+            page=page,
+        )
+
+    async def search(
+        self,
+        requester: Jid,
+        *,
+        words: Sequence[str],
+        author: Jid | None,
+        page: PageRequest,
+    ) -> Page[Item]:
+        """Full-text search over the posts the requester may read.
+
+        Raises:
+            BadRequest: neither words nor an author were given, or too many words.
+        """
+        cleaned = tuple(w for w in (word.strip() for word in words) if w)
+        if not cleaned and author is None:
+            raise BadRequest("search needs words or an author")
+        if len(cleaned) > MAX_SEARCH_WORDS:
+            raise BadRequest(f"search takes at most {MAX_SEARCH_WORDS} words")
+        scope = read_scope(requester.bare, requester_is_local=self.is_local_user(requester))
+        return await self.storage.search_items(
+            SearchQuery(cleaned, author.bare if author else None, scope), page
+        )
+
+
+def _with_item_cursors(page: PageRequest) -> PageRequest:
+    """Cursors may name items by their global id too."""
+    if page.after is None and page.before is None:
+        return page
+    return PageRequest(
+        max=page.max,
+        after=local_item_id(page.after) if page.after else None,
+        before=local_item_id(page.before) if page.before else None,
+        last_page=page.last_page,
+    )
