@@ -1,0 +1,191 @@
+"""Tables 5 and 6 of the Buddycloud Channels ProtoXEP, cell by cell.
+
+The tables are transcribed here independently of buddycloud.domain.permissions, as the spec
+prints them: columns producer, moderator, follower+post, follower, anonymous, banned.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from buddycloud.domain.errors import (
+    Banned,
+    ClosedNode,
+    Forbidden,
+    OwnAffiliation,
+    OwnerRequired,
+    SubscriptionPending,
+)
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import AccessModel, Role, SubscriptionState
+from buddycloud.domain.permissions import (
+    Operation,
+    check_role_change,
+    may,
+    read_scope,
+    require,
+)
+
+COLUMNS = (Role.OWNER, Role.MODERATOR, Role.PUBLISHER, Role.MEMBER, Role.NONE, Role.OUTCAST)
+
+# Table 5: channel read permissions. "all" rows hold for every access model.
+TABLE_5 = """
+READ_METADATA    all        yes yes yes yes yes yes
+READ_BANNED      all        yes yes no  no  no  no
+READ_PENDING     all        yes yes no  no  no  no
+READ_ITEMS       open       yes yes yes yes yes yes
+READ_ITEMS       authorize  yes yes yes yes no  no
+READ_ITEMS       local      yes yes yes yes no  no
+READ_FOLLOWERS   open       yes yes yes yes yes yes
+READ_FOLLOWERS   authorize  yes yes yes yes no  no
+READ_FOLLOWERS   local      yes yes yes yes no  no
+"""
+
+# Table 6: channel write permissions ("own posts" = may delete only their own).
+TABLE_6 = """
+CONFIGURE_TITLE        yes yes no  no  no  no
+CONFIGURE_DESCRIPTION  yes yes no  no  no  no
+MANAGE_BANNED          yes yes no  no  no  no
+APPROVE_PENDING        yes yes no  no  no  no
+PUBLISH                yes yes yes no  no  no
+RETRACT_ANY            yes yes no  no  no  no
+RETRACT_OWN            yes yes yes no  no  no
+"""
+
+
+def _cells_5() -> list[tuple[Operation, AccessModel, Role, bool]]:
+    cells = []
+    for line in TABLE_5.strip().splitlines():
+        name, model, *answers = line.split()
+        models = list(AccessModel) if model == "all" else [AccessModel(model)]
+        for access_model in models:
+            for role, answer in zip(COLUMNS, answers, strict=True):
+                cells.append((Operation[name], access_model, role, answer == "yes"))
+    return cells
+
+
+def _cells_6() -> list[tuple[Operation, AccessModel, Role, bool]]:
+    cells = []
+    for line in TABLE_6.strip().splitlines():
+        name, *answers = line.split()
+        for access_model in AccessModel:
+            for role, answer in zip(COLUMNS, answers, strict=True):
+                cells.append((Operation[name], access_model, role, answer == "yes"))
+    return cells
+
+
+def test_the_transcription_covers_every_operation_of_both_tables() -> None:
+    covered = {cell[0] for cell in _cells_5() + _cells_6()}
+    assert len(_cells_5()) == 3 * 3 * 6 + 6 * 6  # 3 "all" rows x 3 models, 6 model rows
+    assert len(_cells_6()) == 7 * 3 * 6
+    assert len(covered) == 12
+
+
+@pytest.mark.parametrize(("operation", "access_model", "role", "expected"), _cells_5() + _cells_6())
+def test_every_cell_for_a_requester_from_another_domain(
+    operation: Operation, access_model: AccessModel, role: Role, expected: bool
+) -> None:
+    assert may(operation, role, access_model, requester_is_local=False) is expected
+
+
+@pytest.mark.parametrize(("operation", "access_model", "role", "expected"), _cells_5() + _cells_6())
+def test_local_channels_are_open_to_their_home_domain(
+    operation: Operation, access_model: AccessModel, role: Role, expected: bool
+) -> None:
+    """Table 3: `local` appears open to users of its domain, closed to everyone else."""
+    result = may(operation, role, access_model, requester_is_local=True)
+    if (
+        access_model is AccessModel.LOCAL
+        and operation in (Operation.READ_ITEMS, Operation.READ_FOLLOWERS)
+        and role is Role.NONE
+    ):
+        assert result is True
+    else:
+        assert result is expected
+
+
+def test_a_pending_follower_is_told_the_request_is_pending() -> None:
+    with pytest.raises(SubscriptionPending):
+        require(
+            Operation.READ_ITEMS,
+            Role.NONE,
+            AccessModel.AUTHORIZE,
+            requester_is_local=True,
+            subscription=SubscriptionState.PENDING,
+        )
+
+
+def test_a_stranger_is_told_the_channel_is_closed() -> None:
+    with pytest.raises(ClosedNode):
+        require(Operation.READ_ITEMS, Role.NONE, AccessModel.AUTHORIZE, requester_is_local=False)
+
+
+def test_a_banned_user_is_told_so() -> None:
+    with pytest.raises(Banned):
+        require(Operation.PUBLISH, Role.OUTCAST, AccessModel.OPEN, requester_is_local=True)
+
+
+def test_a_follower_may_not_post() -> None:
+    with pytest.raises(Forbidden) as caught:
+        require(Operation.PUBLISH, Role.MEMBER, AccessModel.OPEN, requester_is_local=True)
+    assert not isinstance(caught.value, Banned | ClosedNode)
+
+
+ALICE, BOB = Jid.parse("alice@capulet.lit"), Jid.parse("bob@capulet.lit")
+
+
+@pytest.mark.parametrize(
+    ("actor_role", "target_role", "new_role", "error"),
+    [
+        (Role.OWNER, Role.MEMBER, Role.MODERATOR, None),
+        (Role.OWNER, Role.MODERATOR, Role.MEMBER, None),
+        (Role.OWNER, Role.PUBLISHER, Role.OUTCAST, None),
+        (Role.OWNER, Role.NONE, Role.OWNER, None),
+        (Role.OWNER, Role.OWNER, Role.MEMBER, OwnerRequired),
+        (Role.MODERATOR, Role.MEMBER, Role.PUBLISHER, None),
+        (Role.MODERATOR, Role.PUBLISHER, Role.OUTCAST, None),
+        (Role.MODERATOR, Role.MEMBER, Role.MODERATOR, Forbidden),
+        (Role.MODERATOR, Role.MEMBER, Role.OWNER, Forbidden),
+        (Role.MODERATOR, Role.MODERATOR, Role.MEMBER, Forbidden),
+        (Role.MODERATOR, Role.OWNER, Role.OUTCAST, OwnerRequired),
+        (Role.PUBLISHER, Role.MEMBER, Role.PUBLISHER, Forbidden),
+        (Role.MEMBER, Role.NONE, Role.MEMBER, Forbidden),
+        (Role.NONE, Role.MEMBER, Role.OUTCAST, Forbidden),
+        (Role.OUTCAST, Role.MEMBER, Role.NONE, Forbidden),
+    ],
+)
+def test_who_may_change_whose_role(
+    actor_role: Role, target_role: Role, new_role: Role, error: type[Exception] | None
+) -> None:
+    def change() -> None:
+        check_role_change(
+            actor=ALICE,
+            actor_role=actor_role,
+            target=BOB,
+            target_role=target_role,
+            new_role=new_role,
+        )
+
+    if error is None:
+        change()
+    else:
+        with pytest.raises(error):
+            change()
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_nobody_changes_their_own_role(role: Role) -> None:
+    with pytest.raises(OwnAffiliation):
+        check_role_change(
+            actor=ALICE, actor_role=role, target=ALICE, target_role=role, new_role=Role.MEMBER
+        )
+
+
+def test_the_read_scope_follows_table_5() -> None:
+    remote = read_scope(ALICE, requester_is_local=False)
+    assert remote.roles_by_model[AccessModel.OPEN] == frozenset(Role)
+    assert Role.NONE not in remote.roles_by_model[AccessModel.LOCAL]
+    local = read_scope(ALICE, requester_is_local=True)
+    assert Role.NONE in local.roles_by_model[AccessModel.LOCAL]
+    assert Role.OUTCAST not in local.roles_by_model[AccessModel.LOCAL]
+    assert Role.NONE not in local.roles_by_model[AccessModel.AUTHORIZE]
