@@ -20,6 +20,7 @@ from typing import NoReturn, Protocol, cast
 from buddycloud import __version__
 from buddycloud.config import Config, ConfigError, load_config
 from buddycloud.domain.errors import ChannelError
+from buddycloud.storage.base import SchemaVersionMismatch
 
 PROG = "buddycloud"
 EXIT_OK = 0
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _serve(config, with_prosody=args.with_prosody)
     except (UsageError, ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)
-    except (ChannelError, OSError) as exc:
+    except (ChannelError, SchemaVersionMismatch, OSError) as exc:
         return _fail(_describe(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -144,6 +145,8 @@ def _configure_logging() -> None:
             level=logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # Alembic announces each of its plugins at INFO on every migration run.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _describe(exc: BaseException) -> str:

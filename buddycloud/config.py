@@ -34,8 +34,10 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_MAX_PAYLOAD_BYTES = 65536
 MIN_PAYLOAD_LIMIT = 1024
 MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024
-# Storage URL schemes the server knows; a "+driver" suffix (sqlite+aiosqlite) is allowed.
-STORAGE_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
+# Storage URL schemes buddycloud.storage.factory opens.
+STORAGE_SCHEMES = frozenset(
+    {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
+)
 # Roles a new follower may be given by default (ProtoXEP table 1, "Default Affiliation").
 DEFAULT_ROLE_CHOICES = (Role.MEMBER, Role.PUBLISHER, Role.MODERATOR)
 
@@ -290,7 +292,7 @@ def _default_role(raw: str) -> Role:
 
 def _storage_url(raw: str) -> str:
     scheme, sep, rest = raw.partition("://")
-    if not sep or scheme.partition("+")[0] not in STORAGE_SCHEMES:
+    if not sep or scheme not in STORAGE_SCHEMES:
         raise ValueError(
             "must be a URL such as sqlite:///data/buddycloud.db or postgresql://user@host/dbname"
         )

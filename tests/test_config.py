@@ -259,6 +259,7 @@ def test_unknown_key_from_the_environment_names_the_variable() -> None:
         ("[storage]\nurl = 'mysql://db/x'", "[storage] url: must be a URL"),
         ("[storage]\nurl = 'data/buddycloud.db'", "[storage] url: must be a URL"),
         ("[storage]\nurl = 'sqlite://data.db'", "[storage] url: a SQLite URL needs three"),
+        ("[storage]\nurl = 'postgresql+psycopg://db/x'", "[storage] url: must be a URL"),
         ("[xmpp]\nsecret = 'x'", "[xmpp] component_jid: required"),
         ("[xmpp]\ncomponent_jid = 'c.a.lit'", "[xmpp] secret: required"),
         ("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = ''", "[xmpp] secret: must not be empty"),
