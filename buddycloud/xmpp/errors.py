@@ -1,0 +1,226 @@
+"""Domain errors to stanza errors: ONE table, looked up along the exception's MRO.
+
+`STANZA_ERRORS` is mirrored in docs/errors.md (tests/xmpp/test_errors.py keeps the two
+equal). The edge's own parsing errors are defined here too; they subclass the domain's
+`BadRequest`/`ChannelError` so that one lookup serves both.
+
+Rules (STYLE principle 4):
+- a mapped error becomes its condition, type and application condition, with its message
+  as <text/> (messages are written by this project and never quote more than 100-200
+  characters of input);
+- anything else becomes internal-server-error with no detail, logged with its traceback;
+- an error received from a remote entity is never relayed: the edge never forwards
+  <error/> elements, it only ever renders rows of this table.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element, SubElement
+
+from buddycloud.domain.errors import (
+    BadRequest,
+    Banned,
+    ChannelError,
+    ChannelNotFound,
+    ClosedNode,
+    Forbidden,
+    InvalidConfiguration,
+    InvalidDate,
+    InvalidJid,
+    InvalidNodeId,
+    InvalidPaging,
+    InvalidPayload,
+    ItemNotFound,
+    ItemRequired,
+    NodeExists,
+    NodeNotFound,
+    NotFound,
+    NotLocalUser,
+    NotSubscribed,
+    OwnAffiliation,
+    OwnerRequired,
+    OwnSubscription,
+    PayloadTooLarge,
+    RatingError,
+    RecentItemsError,
+    SubscriptionPending,
+    ThreadError,
+    Unsupported,
+)
+from buddycloud.xmpp.namespaces import (
+    NS_BUDDYCLOUD_ERRORS,
+    NS_PUBSUB_ERRORS,
+    NS_STANZAS,
+    qname,
+)
+
+log = logging.getLogger(__name__)
+
+
+# --- errors raised by the edge itself ---------------------------------------------------
+
+
+class MalformedStanza(BadRequest):
+    """A stanza is structurally wrong: missing or invalid attributes or children.
+
+    `condition` is an optional application condition (XEP-0060 pubsub#errors names such as
+    `nodeid-required`, `invalid-jid`, `invalid-options`).
+    """
+
+    def __init__(self, message: str, *, condition: str | None = None) -> None:
+        super().__init__(message)
+        self.condition = condition
+
+
+class NodeIdRequired(MalformedStanza):
+    """The request must name a node (XEP-0060 §7.1.3.3, §6.5.9.4)."""
+
+    def __init__(self, message: str = "the request must name a node") -> None:
+        super().__init__(message, condition="nodeid-required")
+
+
+class WrongIqType(BadRequest):
+    """The IQ type does not fit the request (e.g. a set where only get is defined)."""
+
+
+class ServiceUnavailable(ChannelError):
+    """The component does not speak this namespace at all (RFC 6120 §8.4)."""
+
+
+# --- the table --------------------------------------------------------------------------
+
+# The application conditions XEP-0060 §14 defines in pubsub#errors; any other dynamic
+# `.condition` belongs to the Buddycloud errors namespace (reference section 3).
+PUBSUB_ERROR_CONDITIONS = frozenset(
+    {
+        "closed-node",
+        "configuration-required",
+        "invalid-jid",
+        "invalid-options",
+        "invalid-payload",
+        "invalid-subid",
+        "item-forbidden",
+        "item-required",
+        "jid-required",
+        "max-items-exceeded",
+        "max-nodes-exceeded",
+        "nodeid-required",
+        "not-in-roster-group",
+        "not-subscribed",
+        "payload-too-big",
+        "payload-required",
+        "pending-subscription",
+        "presence-subscription-required",
+        "subid-required",
+        "too-many-subscriptions",
+        "unsupported",
+        "unsupported-access-model",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StanzaErrorSpec:
+    """One row: RFC 6120 condition and type, plus an optional application condition."""
+
+    condition: str
+    type: str
+    app_condition: str | None = None
+    app_namespace: str | None = None
+
+
+def _spec(
+    condition: str, type_: str, app: str | None = None, ns: str | None = None
+) -> StanzaErrorSpec:
+    if app is not None and ns is None:
+        ns = NS_PUBSUB_ERRORS if app in PUBSUB_ERROR_CONDITIONS else NS_BUDDYCLOUD_ERRORS
+    return StanzaErrorSpec(condition, type_, app, ns)
+
+
+# Rows carrying `app_condition=None` but whose exception has a `.condition` attribute use
+# that attribute (RecentItemsError, RatingError, ThreadError, InvalidPayload,
+# MalformedStanza, OwnAffiliation, ...).
+STANZA_ERRORS: dict[type[BaseException], StanzaErrorSpec] = {
+    ChannelError: _spec("undefined-condition", "cancel"),
+    BadRequest: _spec("bad-request", "modify"),
+    MalformedStanza: _spec("bad-request", "modify"),
+    NodeIdRequired: _spec("not-acceptable", "modify", "nodeid-required"),
+    WrongIqType: _spec("bad-request", "modify"),
+    InvalidJid: _spec("bad-request", "modify", "invalid-jid"),
+    InvalidNodeId: _spec("bad-request", "modify", "invalid-node-format"),
+    InvalidDate: _spec("bad-request", "modify"),
+    InvalidPayload: _spec("bad-request", "modify", "invalid-payload"),
+    PayloadTooLarge: _spec("not-acceptable", "modify", "payload-too-big"),
+    ItemRequired: _spec("bad-request", "modify", "item-required"),
+    InvalidConfiguration: _spec("not-acceptable", "modify"),
+    InvalidPaging: _spec("bad-request", "modify"),
+    RecentItemsError: _spec("bad-request", "modify"),
+    RatingError: _spec("bad-request", "modify"),
+    ThreadError: _spec("bad-request", "modify"),
+    NotFound: _spec("item-not-found", "cancel"),
+    NodeNotFound: _spec("item-not-found", "cancel"),
+    ChannelNotFound: _spec("item-not-found", "cancel"),
+    ItemNotFound: _spec("item-not-found", "cancel"),
+    NodeExists: _spec("conflict", "cancel"),
+    Forbidden: _spec("forbidden", "auth"),
+    ClosedNode: _spec("forbidden", "auth", "closed-node"),
+    Banned: _spec("forbidden", "auth"),
+    SubscriptionPending: _spec("not-authorized", "auth", "pending-subscription"),
+    NotLocalUser: _spec("not-allowed", "cancel"),
+    OwnAffiliation: _spec("not-allowed", "cancel", "can-not-modify-own-affiliation"),
+    OwnSubscription: _spec("not-allowed", "cancel", "can-not-modify-own-subscription"),
+    OwnerRequired: _spec("not-allowed", "cancel", "node-must-have-owner"),
+    NotSubscribed: _spec("unexpected-request", "cancel", "not-subscribed"),
+    Unsupported: _spec("feature-not-implemented", "cancel", "unsupported"),
+    ServiceUnavailable: _spec("service-unavailable", "cancel"),
+}
+
+INTERNAL_ERROR = StanzaErrorSpec("internal-server-error", "cancel")
+
+
+def lookup(exc: BaseException) -> StanzaErrorSpec | None:
+    """The row for `exc`'s class or its nearest mapped base class, None when unmapped."""
+    for cls in type(exc).__mro__:
+        spec = STANZA_ERRORS.get(cls)
+        if spec is not None:
+            return spec
+    return None
+
+
+def resolve(exc: BaseException) -> tuple[StanzaErrorSpec, str | None]:
+    """The error to send for `exc` and the text to show, applying dynamic conditions.
+
+    Unknown exceptions are logged with their traceback and resolve to
+    internal-server-error without text.
+    """
+    spec = lookup(exc)
+    if spec is None:
+        log.error("unexpected error while handling a stanza", exc_info=exc)
+        return INTERNAL_ERROR, None
+    dynamic = getattr(exc, "condition", None)
+    if isinstance(dynamic, str) and dynamic:
+        spec = _spec(spec.condition, spec.type, dynamic)
+    text = exc.message if isinstance(exc, ChannelError) else None
+    return spec, text
+
+
+def render_error(spec: StanzaErrorSpec, text: str | None = None, *, feature: str = "") -> Element:
+    """Render `<error type=…><condition/><text/><app-condition/></error>` (RFC 6120 §8.3)."""
+    error = Element("error", {"type": spec.type})
+    SubElement(error, qname(NS_STANZAS, spec.condition))
+    if text:
+        SubElement(error, qname(NS_STANZAS, "text")).text = text
+    if spec.app_condition and spec.app_namespace:
+        app = SubElement(error, qname(spec.app_namespace, spec.app_condition))
+        if feature:
+            app.set("feature", feature)
+    return error
+
+
+def error_element(exc: BaseException) -> Element:
+    """The `<error/>` element for any exception raised while handling a stanza."""
+    spec, text = resolve(exc)
+    feature = exc.feature if isinstance(exc, Unsupported) else ""
+    return render_error(spec, text, feature=feature)

@@ -1,0 +1,1018 @@
+"""Typed requests parsed once from XML, and the responses rendered from engine results.
+
+Every operation of reference section 3 that the component serves has a request dataclass,
+a `parse_<operation>(payload)` taking the IQ's child element (`<pubsub/>`, `<query/>`), and
+a `render_<operation>(...)` building the child of the result IQ. Handlers never walk XML.
+
+Parsers raise only domain errors (`BadRequest` and its subclasses, `Unsupported`) or the
+edge's `MalformedStanza`; tests/xmpp/test_fuzz.py checks that on random input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from xml.etree.ElementTree import Element, SubElement
+
+from buddycloud.domain.entries import EntryDraft
+from buddycloud.domain.errors import (
+    InvalidJid,
+    InvalidPayload,
+    ItemRequired,
+    PayloadTooLarge,
+)
+from buddycloud.domain.ids import local_item_id
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    MAX_PAGE,
+    Channel,
+    Item,
+    Membership,
+    NodeId,
+    Page,
+    PageRequest,
+    RawPayload,
+    Role,
+    SubscriptionState,
+    Thread,
+)
+from buddycloud.domain.times import format_datetime, parse_datetime
+from buddycloud.services.config import ConfigUpdate, NodeView
+from buddycloud.xmpp.atom import ENTRY, parse_entry, render_payload
+from buddycloud.xmpp.errors import MalformedStanza, NodeIdRequired
+from buddycloud.xmpp.forms import (
+    FILTER_KEYS,
+    DataForm,
+    FormField,
+    filter_fields,
+    find_form,
+    node_config_fields,
+    parse_bool,
+    parse_config_update,
+    render_form,
+    render_node_config,
+)
+from buddycloud.xmpp.namespaces import (
+    NS_BUDDYCLOUD,
+    NS_DATA_FORMS,
+    NS_DELAY,
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_FORWARD,
+    NS_MAM,
+    NS_PUBSUB,
+    NS_PUBSUB_EVENT,
+    NS_PUBSUB_META_DATA,
+    NS_PUBSUB_NODE_CONFIG,
+    NS_PUBSUB_OWNER,
+    NS_PUBSUB_SUBSCRIBE_AUTHORIZATION,
+    NS_REGISTER,
+    NS_SEARCH,
+    qname,
+)
+from buddycloud.xmpp.rsm import parse_int, parse_rsm, render_rsm
+from buddycloud.xmpp.xml import byte_size, serialize
+
+DEFAULT_MAX_PAYLOAD_BYTES = 65536
+MAX_ITEM_IDS = 100
+MAX_CHANGES = 100
+
+# --- attribute helpers ------------------------------------------------------------------
+
+
+def _child(parent: Element, namespace: str, name: str) -> Element:
+    element = parent.find(qname(namespace, name))
+    if element is None:
+        raise MalformedStanza(f"missing <{name}/> element")
+    return element
+
+
+def _node(element: Element) -> NodeId:
+    raw = element.get("node")
+    if not raw:
+        raise NodeIdRequired()
+    return NodeId.parse(raw)
+
+
+def _optional_node(element: Element) -> NodeId | None:
+    raw = element.get("node")
+    return NodeId.parse(raw) if raw else None
+
+
+def _jid(element: Element, attribute: str = "jid") -> Jid:
+    raw = element.get(attribute)
+    if not raw:
+        raise MalformedStanza(f"missing {attribute} attribute", condition="jid-required")
+    return Jid.parse(raw)
+
+
+def _flag(element: Element, name: str, *, default: bool = False) -> bool:
+    """A boolean attribute, with or without the Buddycloud namespace (true/1/false/0)."""
+    raw = element.get(name)
+    if raw is None:
+        raw = element.get(qname(NS_BUDDYCLOUD, name))
+    if raw is None:
+        return default
+    if raw in ("1", "true"):
+        return True
+    if raw in ("0", "false"):
+        return False
+    raise MalformedStanza(f"attribute {name} must be true, false, 1 or 0")
+
+
+def _item_id(raw: str | None) -> str:
+    if not raw:
+        raise MalformedStanza("an item needs an id attribute", condition="item-required")
+    return local_item_id(raw)
+
+
+def _date(raw: str | None) -> datetime | None:
+    return parse_datetime(raw) if raw else None
+
+
+def _pubsub(namespace: str = NS_PUBSUB) -> Element:
+    return Element(qname(namespace, "pubsub"))
+
+
+def node_of(membership: Membership) -> NodeId:
+    """The node a channel-wide membership is shown on: the channel's posts node (5.4)."""
+    return NodeId(membership.channel, "posts")
+
+
+# --- disco (XEP-0030) -------------------------------------------------------------------
+
+IDENTITIES: tuple[tuple[str, str, str], ...] = (
+    ("pubsub", "channels", "Buddycloud channel server"),
+    ("pubsub", "inbox", "Buddycloud inbox"),
+)
+FEATURES: tuple[str, ...] = (
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_REGISTER,
+    NS_SEARCH,
+    NS_MAM,
+    "http://jabber.org/protocol/rsm",
+    NS_PUBSUB,
+    f"{NS_PUBSUB}#create-nodes",
+    f"{NS_PUBSUB}#config-node",
+    f"{NS_PUBSUB}#delete-nodes",
+    f"{NS_PUBSUB}#delete-items",
+    f"{NS_PUBSUB}#publish",
+    f"{NS_PUBSUB}#retract-items",
+    f"{NS_PUBSUB}#retrieve-items",
+    f"{NS_PUBSUB}#subscribe",
+    f"{NS_PUBSUB}#retrieve-subscriptions",
+    f"{NS_PUBSUB}#retrieve-affiliations",
+    f"{NS_PUBSUB}#manage-subscriptions",
+    f"{NS_PUBSUB}#modify-affiliations",
+    f"{NS_PUBSUB}#meta-data",
+    f"{NS_PUBSUB}#retrieve-default",
+    f"{NS_PUBSUB}#outcast-affiliation",
+    f"{NS_PUBSUB}#member-affiliation",
+    f"{NS_PUBSUB}#publisher-affiliation",
+    f"{NS_PUBSUB}#persistent-items",
+    f"{NS_PUBSUB}#item-ids",
+    NS_BUDDYCLOUD,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoInfoRequest:
+    node: NodeId | None
+
+
+def parse_disco_info(query: Element) -> DiscoInfoRequest:
+    """`<query xmlns=disco#info [node]/>` (reference rows 2-3)."""
+    return DiscoInfoRequest(_optional_node(query))
+
+
+def render_disco_info(view: NodeView | None) -> Element:
+    """The service's identities and features, or a node's identity and meta-data form."""
+    query = Element(qname(NS_DISCO_INFO, "query"))
+    if view is None:
+        for category, type_, name in IDENTITIES:
+            SubElement(
+                query,
+                qname(NS_DISCO_INFO, "identity"),
+                {"category": category, "type": type_, "name": name},
+            )
+        for feature in FEATURES:
+            SubElement(query, qname(NS_DISCO_INFO, "feature"), {"var": feature})
+        return query
+    query.set("node", str(view.node.id))
+    SubElement(query, qname(NS_DISCO_INFO, "identity"), {"category": "pubsub", "type": "leaf"})
+    SubElement(query, qname(NS_DISCO_INFO, "feature"), {"var": NS_PUBSUB})
+    fields = node_config_fields(view.channel, view.node) + (
+        FormField("pubsub#num_subscribers", (str(view.num_subscribers),), "text-single"),
+    )
+    query.append(render_form(DataForm("result", NS_PUBSUB_META_DATA, fields)))
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoItemsRequest:
+    node: NodeId | None
+    page: PageRequest
+
+
+def parse_disco_items(query: Element) -> DiscoItemsRequest:
+    """`<query xmlns=disco#items [node]>` with RSM (reference rows 4-5)."""
+    return DiscoItemsRequest(_optional_node(query), parse_rsm(query))
+
+
+def render_disco_channels(service: Jid, page: Page[Channel]) -> Element:
+    """The channels of this service, one `<item>` per channel's posts node."""
+    query = Element(qname(NS_DISCO_ITEMS, "query"))
+    for channel in page.items:
+        SubElement(
+            query,
+            qname(NS_DISCO_ITEMS, "item"),
+            {
+                "jid": str(service),
+                "node": str(NodeId(channel.jid, "posts")),
+                "name": channel.config.title,
+            },
+        )
+    query.append(render_rsm(page))
+    return query
+
+
+def render_disco_node_items(service: Jid, node: NodeId, page: Page[Item]) -> Element:
+    """The item ids of a node (`name` = id), as the Node.js server answered row 5."""
+    query = Element(qname(NS_DISCO_ITEMS, "query"), {"node": str(node)})
+    for item in page.items:
+        SubElement(query, qname(NS_DISCO_ITEMS, "item"), {"jid": str(service), "name": item.id})
+    query.append(render_rsm(page))
+    return query
+
+
+# --- register (XEP-0077) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRequest:
+    remove: bool
+
+
+def parse_register(query: Element) -> RegisterRequest:
+    """`<query xmlns=jabber:iq:register/>`; `<remove/>` asks to unregister (row 9)."""
+    return RegisterRequest(query.find(qname(NS_REGISTER, "remove")) is not None)
+
+
+def render_register_form() -> Element:
+    """Row 7: registering needs no fields."""
+    query = Element(qname(NS_REGISTER, "query"))
+    SubElement(
+        query, qname(NS_REGISTER, "instructions")
+    ).text = "Send an empty set to create your channel."
+    return query
+
+
+# --- create, configure, delete (XEP-0060 §8) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    node: NodeId
+    update: ConfigUpdate | None
+
+
+def parse_create(pubsub: Element) -> CreateRequest:
+    """`<create node/>` with an optional `<configure><x type=submit/></configure>` (row 10).
+
+    Instant nodes (no node attribute) are not supported: Buddycloud node ids are chosen by
+    the channel's owner (XEP-0060 §8.1.2, nodeid-required).
+    """
+    create = _child(pubsub, NS_PUBSUB, "create")
+    node = _node(create)
+    configure = pubsub.find(qname(NS_PUBSUB, "configure"))
+    update = None
+    if configure is not None:
+        form = find_form(configure)
+        if form is not None:
+            update = parse_config_update(form)
+    return CreateRequest(node, update)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureGetRequest:
+    node: NodeId
+
+
+def parse_configure_get(pubsub: Element) -> ConfigureGetRequest:
+    """`<pubsub#owner><configure node/>` (row 11)."""
+    return ConfigureGetRequest(_node(_child(pubsub, NS_PUBSUB_OWNER, "configure")))
+
+
+def render_configure(view: NodeView) -> Element:
+    pubsub = _pubsub(NS_PUBSUB_OWNER)
+    configure = SubElement(pubsub, qname(NS_PUBSUB_OWNER, "configure"), {"node": str(view.node.id)})
+    configure.append(render_node_config(view.channel, view.node, type_="form"))
+    return pubsub
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureSetRequest:
+    node: NodeId
+    update: ConfigUpdate
+
+
+def parse_configure_set(pubsub: Element) -> ConfigureSetRequest:
+    """`<pubsub#owner><configure node><x type=submit/></configure>` (row 12)."""
+    configure = _child(pubsub, NS_PUBSUB_OWNER, "configure")
+    node = _node(configure)
+    form = find_form(configure)
+    if form is None:
+        raise MalformedStanza("a configure request needs a data form", condition="invalid-options")
+    return ConfigureSetRequest(node, parse_config_update(form))
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRequest:
+    node: NodeId
+
+
+def parse_delete(pubsub: Element) -> DeleteRequest:
+    """`<pubsub#owner><delete node/>` (row 13)."""
+    return DeleteRequest(_node(_child(pubsub, NS_PUBSUB_OWNER, "delete")))
+
+
+# --- publish and retract (XEP-0060 §7.1-7.2) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    node: NodeId
+    item_id: str | None
+    payload: EntryDraft | RawPayload
+
+
+def parse_publish(
+    pubsub: Element, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> PublishRequest:
+    """`<publish node><item [id]>payload</item></publish>` (row 14).
+
+    The payload's size is measured by serialising it, before any other work.
+
+    Raises:
+        NodeIdRequired, ItemRequired, InvalidPayload, PayloadTooLarge, InvalidItemId
+    """
+    publish = _child(pubsub, NS_PUBSUB, "publish")
+    node = _node(publish)
+    items = publish.findall(qname(NS_PUBSUB, "item"))
+    if not items:
+        raise ItemRequired("a publish request needs an item")
+    if len(items) > 1:
+        raise InvalidPayload("publish one item per request")
+    item = items[0]
+    raw_id = item.get("id")
+    item_id = local_item_id(raw_id) if raw_id else None
+    children = list(item)
+    if not children:
+        raise InvalidPayload("the item has no payload", condition="payload-required")
+    if len(children) > 1:
+        raise InvalidPayload("an item holds exactly one payload element")
+    payload = children[0]
+    size = byte_size(payload)
+    if size > max_payload_bytes:
+        raise PayloadTooLarge(size, max_payload_bytes)
+    if payload.tag == ENTRY:
+        return PublishRequest(node, item_id, parse_entry(payload, byte_size=size))
+    namespace = payload.tag[1:].partition("}")[0] if payload.tag.startswith("{") else ""
+    return PublishRequest(node, item_id, RawPayload(serialize(payload), namespace))
+
+
+def render_publish(node: NodeId, item_id: str) -> Element:
+    pubsub = _pubsub()
+    publish = SubElement(pubsub, qname(NS_PUBSUB, "publish"), {"node": str(node)})
+    SubElement(publish, qname(NS_PUBSUB, "item"), {"id": item_id})
+    return pubsub
+
+
+@dataclass(frozen=True, slots=True)
+class RetractRequest:
+    node: NodeId
+    item_ids: tuple[str, ...]
+    notify: bool
+
+
+def parse_retract(pubsub: Element) -> RetractRequest:
+    """`<retract node [notify]><item id/>+</retract>` (row 15, ProtoXEP 6.2).
+
+    Notifications are sent unless `notify` is false or 0.
+    """
+    retract = _child(pubsub, NS_PUBSUB, "retract")
+    node = _node(retract)
+    items = retract.findall(qname(NS_PUBSUB, "item"))
+    if not items:
+        raise ItemRequired("a retract request needs an item id")
+    if len(items) > MAX_ITEM_IDS:
+        raise MalformedStanza(f"retract at most {MAX_ITEM_IDS} items per request")
+    ids = tuple(_item_id(item.get("id")) for item in items)
+    return RetractRequest(node, ids, _flag(retract, "notify", default=True))
+
+
+# --- items (XEP-0060 §6.5) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ItemsRequest:
+    node: NodeId
+    item_ids: tuple[str, ...]
+    page: PageRequest
+    parent_only: bool
+
+
+def parse_items(pubsub: Element) -> ItemsRequest:
+    """`<items node [max_items] [parent-only]><item id/>*</items>` + RSM (row 16).
+
+    `max_items` sets the page size unless RSM gives `max`.
+    """
+    items = _child(pubsub, NS_PUBSUB, "items")
+    node = _node(items)
+    requested = items.findall(qname(NS_PUBSUB, "item"))
+    if len(requested) > MAX_ITEM_IDS:
+        raise MalformedStanza(f"ask for at most {MAX_ITEM_IDS} items by id")
+    ids = tuple(_item_id(item.get("id")) for item in requested)
+    max_items = items.get("max_items")
+    default_max = parse_int(max_items, "max_items", maximum=MAX_PAGE) if max_items else 50
+    return ItemsRequest(
+        node, ids, parse_rsm(pubsub, default_max=default_max), _flag(items, "parent-only")
+    )
+
+
+def render_item(item: Item, *, service: str, namespace: str = NS_PUBSUB) -> Element:
+    element = Element(qname(namespace, "item"), {"id": item.id})
+    payload = render_payload(item, service=service)
+    if payload is not None:
+        element.append(payload)
+    return element
+
+
+def render_items(
+    node: NodeId, items: Iterable[Item], *, service: str, page: Page[Item] | None
+) -> Element:
+    """`<pubsub><items node><item id>payload</item>*</items>[<set/>]</pubsub>`."""
+    pubsub = _pubsub()
+    block = SubElement(pubsub, qname(NS_PUBSUB, "items"), {"node": str(node)})
+    for item in items:
+        block.append(render_item(item, service=service))
+    if page is not None:
+        pubsub.append(render_rsm(page))
+    return pubsub
+
+
+def render_grouped_items(page: Page[Item], *, service: str) -> Element:
+    """Items of several nodes as consecutive `<items node>` blocks (ProtoXEP example 8)."""
+    pubsub = _pubsub()
+    block: Element | None = None
+    current: NodeId | None = None
+    for item in page.items:
+        if block is None or item.node != current:
+            block = SubElement(pubsub, qname(NS_PUBSUB, "items"), {"node": str(item.node)})
+            current = item.node
+        block.append(render_item(item, service=service))
+    pubsub.append(render_rsm(page))
+    return pubsub
+
+
+# --- subscribe and unsubscribe (XEP-0060 §6.1-6.2) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeRequest:
+    node: NodeId
+    subscriber: Jid
+
+
+def parse_subscribe(pubsub: Element) -> SubscribeRequest:
+    """`<subscribe node jid/>` (row 29). Subscription options are ignored."""
+    subscribe = _child(pubsub, NS_PUBSUB, "subscribe")
+    node = _node(subscribe)
+    try:
+        subscriber = _jid(subscribe)
+    except InvalidJid as exc:
+        raise MalformedStanza(exc.message, condition="invalid-jid") from None
+    return SubscribeRequest(node, subscriber)
+
+
+def render_subscription(membership: Membership, node: NodeId | None = None) -> Element:
+    """`<pubsub><subscription node jid subscription/><affiliation …/></pubsub>` (row 29)."""
+    node = node or node_of(membership)
+    pubsub = _pubsub()
+    pubsub.append(_subscription(NS_PUBSUB, membership, node=node))
+    SubElement(
+        pubsub,
+        qname(NS_PUBSUB, "affiliation"),
+        {"node": str(node), "jid": str(membership.jid), "affiliation": membership.role.value},
+    )
+    return pubsub
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeRequest:
+    node: NodeId
+    subscriber: Jid | None
+
+
+def parse_unsubscribe(pubsub: Element) -> UnsubscribeRequest:
+    """`<unsubscribe node [jid]/>` (row 30); without jid, the requester unsubscribes."""
+    unsubscribe = _child(pubsub, NS_PUBSUB, "unsubscribe")
+    node = _node(unsubscribe)
+    raw = unsubscribe.get("jid")
+    return UnsubscribeRequest(node, Jid.parse(raw) if raw else None)
+
+
+# --- subscriptions and affiliations lists (rows 23-28) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionsRequest:
+    namespace: str
+    node: NodeId | None
+    page: PageRequest
+
+
+def parse_subscriptions(pubsub: Element) -> SubscriptionsRequest:
+    """`<subscriptions [node]/>` in the pubsub or pubsub#owner namespace, with RSM."""
+    namespace = _namespace_of(pubsub)
+    element = _child(pubsub, namespace, "subscriptions")
+    node = _optional_node(element)
+    if node is None and namespace == NS_PUBSUB_OWNER:
+        raise NodeIdRequired()
+    return SubscriptionsRequest(namespace, node, parse_rsm(pubsub))
+
+
+def _namespace_of(pubsub: Element) -> str:
+    return NS_PUBSUB_OWNER if pubsub.tag == qname(NS_PUBSUB_OWNER, "pubsub") else NS_PUBSUB
+
+
+def _subscription(namespace: str, membership: Membership, *, node: NodeId | None) -> Element:
+    attributes = {"jid": str(membership.jid), "subscription": membership.subscription.value}
+    if node is not None:
+        attributes = {"node": str(node), **attributes}
+    if membership.invited_by is not None:
+        attributes["invited-by"] = str(membership.invited_by)
+    return Element(qname(namespace, "subscription"), attributes)
+
+
+def render_node_subscriptions(namespace: str, node: NodeId, page: Page[Membership]) -> Element:
+    pubsub = _pubsub(namespace)
+    block = SubElement(pubsub, qname(namespace, "subscriptions"), {"node": str(node)})
+    for membership in page.items:
+        block.append(_subscription(namespace, membership, node=None))
+    pubsub.append(render_rsm(page))
+    return pubsub
+
+
+def render_user_subscriptions(page: Page[tuple[Membership, Channel]]) -> Element:
+    pubsub = _pubsub()
+    block = SubElement(pubsub, qname(NS_PUBSUB, "subscriptions"))
+    for membership, _channel in page.items:
+        block.append(_subscription(NS_PUBSUB, membership, node=node_of(membership)))
+    pubsub.append(render_rsm(page))
+    return pubsub
+
+
+@dataclass(frozen=True, slots=True)
+class AffiliationsRequest:
+    namespace: str
+    node: NodeId | None
+    page: PageRequest
+
+
+def parse_affiliations(pubsub: Element) -> AffiliationsRequest:
+    """`<affiliations [node]/>` in the pubsub or pubsub#owner namespace, with RSM."""
+    namespace = _namespace_of(pubsub)
+    element = _child(pubsub, namespace, "affiliations")
+    node = _optional_node(element)
+    if node is None and namespace == NS_PUBSUB_OWNER:
+        raise NodeIdRequired()
+    return AffiliationsRequest(namespace, node, parse_rsm(pubsub))
+
+
+def render_node_affiliations(namespace: str, node: NodeId, page: Page[Membership]) -> Element:
+    pubsub = _pubsub(namespace)
+    block = SubElement(pubsub, qname(namespace, "affiliations"), {"node": str(node)})
+    for membership in page.items:
+        SubElement(
+            block,
+            qname(namespace, "affiliation"),
+            {"jid": str(membership.jid), "affiliation": membership.role.value},
+        )
+    pubsub.append(render_rsm(page))
+    return pubsub
+
+
+def render_user_affiliations(page: Page[tuple[Membership, Channel]]) -> Element:
+    pubsub = _pubsub()
+    block = SubElement(pubsub, qname(NS_PUBSUB, "affiliations"))
+    for membership, _channel in page.items:
+        SubElement(
+            block,
+            qname(NS_PUBSUB, "affiliation"),
+            {"node": str(node_of(membership)), "affiliation": membership.role.value},
+        )
+    pubsub.append(render_rsm(page))
+    return pubsub
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionsSetRequest:
+    node: NodeId
+    changes: tuple[tuple[Jid, SubscriptionState], ...]
+
+
+def parse_subscriptions_set(pubsub: Element) -> SubscriptionsSetRequest:
+    """`<pubsub#owner><subscriptions node><subscription jid subscription/>+` (row 25)."""
+    element = _child(pubsub, NS_PUBSUB_OWNER, "subscriptions")
+    node = _node(element)
+    rows = element.findall(qname(NS_PUBSUB_OWNER, "subscription"))
+    if not rows:
+        raise MalformedStanza("name at least one subscription to change")
+    if len(rows) > MAX_CHANGES:
+        raise MalformedStanza(f"change at most {MAX_CHANGES} subscriptions per request")
+    changes = []
+    for row in rows:
+        state = row.get("subscription")
+        if not state:
+            raise MalformedStanza("a subscription needs a subscription attribute")
+        changes.append((_jid(row), SubscriptionState.parse(state)))
+    return SubscriptionsSetRequest(node, tuple(changes))
+
+
+@dataclass(frozen=True, slots=True)
+class AffiliationsSetRequest:
+    node: NodeId
+    changes: tuple[tuple[Jid, Role], ...]
+
+
+def parse_affiliations_set(pubsub: Element) -> AffiliationsSetRequest:
+    """`<pubsub#owner><affiliations node><affiliation jid affiliation/>+` (row 28)."""
+    element = _child(pubsub, NS_PUBSUB_OWNER, "affiliations")
+    node = _node(element)
+    rows = element.findall(qname(NS_PUBSUB_OWNER, "affiliation"))
+    if not rows:
+        raise MalformedStanza("name at least one affiliation to change")
+    if len(rows) > MAX_CHANGES:
+        raise MalformedStanza(f"change at most {MAX_CHANGES} affiliations per request")
+    changes = []
+    for row in rows:
+        role = row.get("affiliation")
+        if not role:
+            raise MalformedStanza("an affiliation needs an affiliation attribute")
+        changes.append((_jid(row), Role.parse(role)))
+    return AffiliationsSetRequest(node, tuple(changes))
+
+
+# --- Buddycloud extensions (rows 18-22, 31) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecentItemsRequest:
+    since: str | None
+    max_per_node: str | None
+    parent_only: bool
+    page: PageRequest
+
+
+def parse_recent_items(pubsub: Element) -> RecentItemsRequest:
+    """`<recent-items xmlns=bc since max [parent-only]/>` + RSM (ProtoXEP 6.1.1).
+
+    `since` and `max` stay raw: the engine raises the 6.1.1.1 errors.
+    """
+    element = _child(pubsub, NS_BUDDYCLOUD, "recent-items")
+    return RecentItemsRequest(
+        element.get("since"),
+        element.get("max"),
+        _flag(element, "parent-only"),
+        parse_rsm(pubsub),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UserItemsRequest:
+    since: datetime | None
+    parent_only: bool
+    page: PageRequest
+
+
+def parse_user_items(pubsub: Element) -> UserItemsRequest:
+    """`<user-items xmlns=bc [since] [parent-only]/>` + RSM (row 19)."""
+    element = _child(pubsub, NS_BUDDYCLOUD, "user-items")
+    return UserItemsRequest(
+        _date(element.get("since")), _flag(element, "parent-only"), parse_rsm(pubsub)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRequest:
+    """An item named by node and item_id: replies (row 20) and thread (row 21)."""
+
+    node: NodeId
+    item_id: str
+    page: PageRequest
+
+
+def _parse_item_request(pubsub: Element, name: str) -> ItemRequest:
+    element = _child(pubsub, NS_BUDDYCLOUD, name)
+    item_id = element.get("item_id")
+    if not item_id:
+        raise MalformedStanza(f"<{name}/> needs an item_id attribute", condition="item-required")
+    return ItemRequest(_node(element), local_item_id(item_id), parse_rsm(pubsub))
+
+
+def parse_replies(pubsub: Element) -> ItemRequest:
+    """`<replies xmlns=bc node item_id/>` + RSM."""
+    return _parse_item_request(pubsub, "replies")
+
+
+def parse_thread(pubsub: Element) -> ItemRequest:
+    """`<thread xmlns=bc node item_id/>` + RSM."""
+    return _parse_item_request(pubsub, "thread")
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadsRequest:
+    node: NodeId
+    page: PageRequest
+
+
+def parse_threads(pubsub: Element) -> ThreadsRequest:
+    """`<threads node/>` in the pubsub namespace, + RSM (row 22)."""
+    return ThreadsRequest(_node(_child(pubsub, NS_PUBSUB, "threads")), parse_rsm(pubsub))
+
+
+def render_threads(page: Page[Thread], *, service: str) -> Element:
+    pubsub = _pubsub()
+    for thread in page.items:
+        element = SubElement(
+            pubsub,
+            qname(NS_PUBSUB, "thread"),
+            {"node": str(thread.node), "id": thread.id, "updated": format_datetime(thread.updated)},
+        )
+        for item in thread.items:
+            element.append(render_item(item, service=service))
+    pubsub.append(render_rsm(page))
+    return pubsub
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionsWithConfigurationRequest:
+    filters: dict[str, str]
+    allowed_fields: tuple[str, ...] | None
+    page: PageRequest
+
+
+def parse_subscriptions_with_configuration(
+    pubsub: Element,
+) -> SubscriptionsWithConfigurationRequest:
+    """ProtoXEP 7.1, examples 17 and 19: optional subscription and configuration filters."""
+    element = _child(pubsub, NS_BUDDYCLOUD, "subscriptions-with-configuration")
+    filters: dict[str, str] = {}
+    subscription_filter = element.find(qname(NS_BUDDYCLOUD, "subscription-filter"))
+    if subscription_filter is not None:
+        for allow in subscription_filter.findall(qname(NS_BUDDYCLOUD, "allow")):
+            field_name = allow.get("field", "")
+            key = FILTER_KEYS.get(field_name)
+            if key is None:
+                raise MalformedStanza(f"cannot filter on field {field_name[:60]!r}")
+            filters[key] = allow.get("value", "")
+    allowed: tuple[str, ...] | None = None
+    configuration_filter = element.find(qname(NS_BUDDYCLOUD, "configuration-filter"))
+    if configuration_filter is not None:
+        allowed = tuple(
+            allow.get("field", "")
+            for allow in configuration_filter.findall(qname(NS_BUDDYCLOUD, "allow"))
+        )
+    return SubscriptionsWithConfigurationRequest(filters, allowed, parse_rsm(pubsub))
+
+
+def render_subscriptions_with_configuration(
+    page: Page[tuple[Membership, Channel]], allowed_fields: Sequence[str] | None
+) -> Element:
+    """ProtoXEP examples 18 and 20."""
+    pubsub = _pubsub()
+    block = SubElement(pubsub, qname(NS_BUDDYCLOUD, "subscriptions-with-configuration"))
+    for membership, channel in page.items:
+        node = node_of(membership)
+        row = SubElement(
+            block,
+            qname(NS_BUDDYCLOUD, "subscription-with-configuration"),
+            {
+                "node": str(node),
+                "subscription": membership.subscription.value,
+                "jid": str(membership.jid),
+            },
+        )
+        configure = SubElement(row, qname(NS_BUDDYCLOUD, "configure"), {"node": str(node)})
+        fields = filter_fields(node_config_fields(channel, None), allowed_fields)
+        configure.append(render_form(DataForm("result", NS_PUBSUB_NODE_CONFIG, fields)))
+    pubsub.append(render_rsm(page))
+    return pubsub
+
+
+# --- search (XEP-0055 with a data form; rows 33-34) -------------------------------------
+
+SEARCH_DEFAULT_RPP = 25
+SEARCH_MAX_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    words: tuple[str, ...]
+    author: Jid | None
+    rpp: int
+    page_number: int
+
+    @property
+    def page(self) -> PageRequest:
+        """Results up to the end of the requested page (pages are cut by `select_page`)."""
+        return PageRequest(max=min(self.rpp * self.page_number, MAX_PAGE))
+
+    def select_page(self, items: Sequence[Item]) -> list[Item]:
+        start = (self.page_number - 1) * self.rpp
+        return list(items[start : start + self.rpp])
+
+
+def render_search_form() -> Element:
+    """Row 33: the fields a search takes."""
+    query = Element(qname(NS_SEARCH, "query"))
+    SubElement(query, qname(NS_SEARCH, "instructions")).text = "Search posts by words and author."
+    fields = (
+        FormField("content", (), "text-multi", "Words the post contains"),
+        FormField("author", (), "jid-single", "Author"),
+        FormField("rpp", (str(SEARCH_DEFAULT_RPP),), "fixed", "Results per page"),
+        FormField("page", ("1",), "fixed", "Page"),
+    )
+    query.append(render_form(DataForm("form", NS_SEARCH, fields)))
+    return query
+
+
+def parse_search(query: Element) -> SearchRequest:
+    """Row 34: a submitted form with content words, author, rpp and page."""
+    form = find_form(query)
+    if form is None or form.type != "submit":
+        raise MalformedStanza("a search needs a submitted data form")
+    words: list[str] = []
+    for form_field in form.fields:
+        if form_field.var == "content":
+            for value in form_field.values:
+                words.extend(value.split())
+    author_raw = form.get("author")
+    rpp_raw = form.get("rpp")
+    page_raw = form.get("page")
+    return SearchRequest(
+        tuple(words),
+        Jid.parse(author_raw) if author_raw else None,
+        parse_int(rpp_raw, "rpp", minimum=1, maximum=MAX_PAGE) if rpp_raw else SEARCH_DEFAULT_RPP,
+        parse_int(page_raw, "page", minimum=1, maximum=SEARCH_MAX_PAGE) if page_raw else 1,
+    )
+
+
+def render_search_results(items: Sequence[Item], *, service: str) -> Element:
+    """Row 34: `<reported>` node, id, entry and one `<item>` row per post."""
+    query = Element(qname(NS_SEARCH, "query"))
+    reported = (
+        FormField("node", (), "text-single", "Node"),
+        FormField("id", (), "text-single", "Item id"),
+        FormField("entry", (), "xml", "Item"),
+    )
+    x = render_form(DataForm("result", NS_SEARCH, (), reported=reported))
+    for item in items:
+        row = SubElement(x, qname(NS_DATA_FORMS, "item"))
+        for var, text in (("node", str(item.node)), ("id", item.id)):
+            field_el = SubElement(row, qname(NS_DATA_FORMS, "field"), {"var": var})
+            SubElement(field_el, qname(NS_DATA_FORMS, "value")).text = text
+        entry_field = SubElement(row, qname(NS_DATA_FORMS, "field"), {"var": "entry"})
+        value = SubElement(entry_field, qname(NS_DATA_FORMS, "value"))
+        payload = render_payload(item, service=service)
+        if payload is not None:
+            value.append(payload)
+    query.append(x)
+    return query
+
+
+# --- message archive management (XEP-0313 on a pubsub node; row 32) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MamQuery:
+    query_id: str | None
+    node: NodeId | None
+    start: datetime | None
+    end: datetime | None
+    with_: Jid | None
+    page: PageRequest
+
+
+def parse_mam_query(query: Element) -> MamQuery:
+    """`<query xmlns=urn:xmpp:mam:2 [queryid] [node]>` with form fields start, end, with."""
+    form = find_form(query)
+    start = end = None
+    with_: Jid | None = None
+    if form is not None:
+        if form.type != "submit":
+            raise MalformedStanza("a MAM query form must be of type submit")
+        start = _date(form.get("start"))
+        end = _date(form.get("end"))
+        with_raw = form.get("with")
+        with_ = Jid.parse(with_raw) if with_raw else None
+    query_id = query.get("queryid")
+    if query_id is not None and len(query_id) > 256:
+        raise MalformedStanza("queryid is too long")
+    return MamQuery(query_id, _optional_node(query), start, end, with_, parse_rsm(query))
+
+
+def render_mam_form() -> Element:
+    """XEP-0313 §6.1: the fields a query accepts."""
+    query = Element(qname(NS_MAM, "query"))
+    fields = (
+        FormField("with", (), "jid-single"),
+        FormField("start", (), "text-single"),
+        FormField("end", (), "text-single"),
+    )
+    query.append(render_form(DataForm("form", NS_MAM, fields)))
+    return query
+
+
+def render_mam_result(query: MamQuery, item: Item, *, service: str) -> Element:
+    """One `<result><forwarded><delay/><message><event><items><item>…` (XEP-0313 §4.2)."""
+    attributes = {"id": item.id}
+    if query.query_id is not None:
+        attributes["queryid"] = query.query_id
+    result = Element(qname(NS_MAM, "result"), attributes)
+    forwarded = SubElement(result, qname(NS_FORWARD, "forwarded"))
+    SubElement(forwarded, qname(NS_DELAY, "delay"), {"stamp": format_datetime(item.updated)})
+    message = SubElement(forwarded, "message", {"from": service, "type": "headline"})
+    event = SubElement(message, qname(NS_PUBSUB_EVENT, "event"))
+    items = SubElement(event, qname(NS_PUBSUB_EVENT, "items"), {"node": str(item.node)})
+    items.append(render_item(item, service=service, namespace=NS_PUBSUB_EVENT))
+    return result
+
+
+def render_mam_fin(page: Page[Item], *, complete: bool) -> Element:
+    fin = Element(qname(NS_MAM, "fin"), {"complete": "true" if complete else "false"})
+    fin.append(render_rsm(page))
+    return fin
+
+
+# --- subscription authorization (XEP-0060 §8.6; row 35) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationAnswer:
+    node: NodeId
+    subscriber: Jid
+    allow: bool
+
+
+def parse_authorization_answer(message: Element) -> AuthorizationAnswer | None:
+    """The submitted subscribe_authorization form of a message, None when it has none."""
+    for x in message.findall(qname(NS_DATA_FORMS, "x")):
+        form_type = _form_type_of(x)
+        if form_type != NS_PUBSUB_SUBSCRIBE_AUTHORIZATION:
+            continue
+        form = find_form(message, NS_PUBSUB_SUBSCRIBE_AUTHORIZATION)
+        if form is None:
+            return None
+        if form.type != "submit":
+            raise MalformedStanza("an authorization answer must be a submitted form")
+        node_raw = form.get("pubsub#node")
+        subscriber_raw = form.get("pubsub#subscriber_jid")
+        if not node_raw:
+            raise NodeIdRequired()
+        if not subscriber_raw:
+            raise MalformedStanza("pubsub#subscriber_jid is required", condition="jid-required")
+        return AuthorizationAnswer(
+            NodeId.parse(node_raw),
+            Jid.parse(subscriber_raw),
+            parse_bool(form.get("pubsub#allow"), "pubsub#allow"),
+        )
+    return None
+
+
+def _form_type_of(x: Element) -> str | None:
+    for field_el in x.findall(qname(NS_DATA_FORMS, "field")):
+        if field_el.get("var") == "FORM_TYPE":
+            value = field_el.find(qname(NS_DATA_FORMS, "value"))
+            return value.text if value is not None else None
+    return None
+
+
+def render_authorization_form(node: NodeId, subscriber: Jid) -> Element:
+    """The prompt sent to owners and moderators (reference section 4)."""
+    return render_form(
+        DataForm(
+            "form",
+            NS_PUBSUB_SUBSCRIBE_AUTHORIZATION,
+            (
+                FormField("pubsub#node", (str(node),), "text-single", "Node"),
+                FormField("pubsub#subscriber_jid", (str(subscriber),), "jid-single", "Subscriber"),
+                FormField("pubsub#allow", ("false",), "boolean", "Allow this person to follow?"),
+            ),
+            title="Confirm channel subscription",
+            instructions=f"{subscriber} asks to follow {node}.",
+        )
+    )
