@@ -1,0 +1,212 @@
+"""Following: subscribe, approve, deny, invite, unsubscribe, roles, and who sees which list."""
+
+from __future__ import annotations
+
+import pytest
+from engine_support import BENVOLIO, JULIET, MERCUTIO, NURSE, ROMEO, TYBALT, Recorder, posts
+
+from buddycloud.domain.errors import (
+    Banned,
+    ClosedNode,
+    Forbidden,
+    NotSubscribed,
+    OwnAffiliation,
+    OwnerRequired,
+    OwnSubscription,
+    SubscriptionPending,
+)
+from buddycloud.domain.events import AuthorizationRequested, RoleChanged, SubscriptionChanged
+from buddycloud.domain.model import AccessModel, NodeId, PageRequest, Role, SubscriptionState
+from buddycloud.services.config import ConfigUpdate
+from buddycloud.services.engine import Engine
+
+ALL = PageRequest()
+
+
+async def closed_channel(engine: Engine) -> None:
+    await engine.register(JULIET)
+    await engine.configure(JULIET, posts(JULIET), ConfigUpdate(access_model=AccessModel.AUTHORIZE))
+
+
+async def test_following_an_open_channel_gives_its_default_role(engine: Engine) -> None:
+    await engine.register(JULIET)
+    membership = await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    assert membership.subscription is SubscriptionState.SUBSCRIBED
+    assert membership.role is Role.PUBLISHER
+    again = await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    assert again == membership
+
+
+async def test_one_follow_covers_every_node_of_the_channel(engine: Engine) -> None:
+    """Section 5.4: following posts also follows status, geoloc and the rest."""
+    await closed_channel(engine)
+    with pytest.raises(ClosedNode):
+        await engine.get_items(ROMEO, NodeId(JULIET, "status"), ALL)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    await engine.set_subscription(JULIET, posts(JULIET), ROMEO, SubscriptionState.SUBSCRIBED)
+    page = await engine.get_items(ROMEO, NodeId(JULIET, "geoloc"), ALL)
+    assert page.count == 0
+    subscriptions = await engine.user_subscriptions(ROMEO, ALL)
+    assert [(m.channel, m.subscription) for m, _ in subscriptions.items] == [
+        (JULIET, SubscriptionState.SUBSCRIBED)
+    ]
+
+
+async def test_a_closed_channel_asks_the_owner_and_moderators_to_approve(
+    engine: Engine, recorder: Recorder
+) -> None:
+    await closed_channel(engine)
+    await engine.subscribe(NURSE, posts(JULIET), NURSE)
+    await engine.set_subscription(JULIET, posts(JULIET), NURSE, SubscriptionState.SUBSCRIBED)
+    await engine.set_role(JULIET, posts(JULIET), NURSE, Role.MODERATOR)
+    recorder.clear()
+    pending = await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    assert pending.subscription is SubscriptionState.PENDING
+    [asked] = recorder.of(AuthorizationRequested)
+    assert set(asked.audience) == {JULIET, NURSE}  # type: ignore[union-attr]
+    with pytest.raises(SubscriptionPending):
+        await engine.get_items(ROMEO, posts(JULIET), ALL)
+    approved = await engine.set_subscription(
+        NURSE, posts(JULIET), ROMEO, SubscriptionState.SUBSCRIBED
+    )
+    assert approved.subscription is SubscriptionState.SUBSCRIBED
+    assert approved.role is Role.PUBLISHER
+    notified = recorder.of(SubscriptionChanged)[-1]
+    assert ROMEO in notified.audience  # type: ignore[union-attr]
+    await engine.get_items(ROMEO, posts(JULIET), ALL)
+
+
+async def test_denying_a_request_leaves_the_channel_closed(engine: Engine) -> None:
+    await closed_channel(engine)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    await engine.authorize(JULIET, posts(JULIET), ROMEO, allow=False)
+    assert await engine.storage.find_membership(JULIET, ROMEO) is None
+    with pytest.raises(ClosedNode):
+        await engine.get_items(ROMEO, posts(JULIET), ALL)
+    with pytest.raises(NotSubscribed):
+        await engine.set_subscription(JULIET, posts(JULIET), ROMEO, SubscriptionState.SUBSCRIBED)
+
+
+async def test_followers_cannot_approve_and_nobody_approves_themselves(engine: Engine) -> None:
+    await closed_channel(engine)
+    await engine.subscribe(TYBALT, posts(JULIET), TYBALT)
+    await engine.authorize(JULIET, posts(JULIET), TYBALT, allow=True)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    with pytest.raises(Forbidden):
+        await engine.set_subscription(TYBALT, posts(JULIET), ROMEO, SubscriptionState.SUBSCRIBED)
+    with pytest.raises(OwnSubscription):
+        await engine.set_subscription(ROMEO, posts(JULIET), ROMEO, SubscriptionState.SUBSCRIBED)
+
+
+async def test_an_invitation_from_the_owner_lets_the_invitee_in(engine: Engine) -> None:
+    await closed_channel(engine)
+    invited = await engine.set_subscription(JULIET, posts(JULIET), ROMEO, SubscriptionState.INVITED)
+    assert invited.invited_by == JULIET
+    joined = await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    assert joined.subscription is SubscriptionState.SUBSCRIBED
+
+
+async def test_an_invitation_from_a_follower_still_needs_approval(engine: Engine) -> None:
+    await closed_channel(engine)
+    await engine.subscribe(TYBALT, posts(JULIET), TYBALT)
+    await engine.authorize(JULIET, posts(JULIET), TYBALT, allow=True)
+    await engine.set_subscription(TYBALT, posts(JULIET), ROMEO, SubscriptionState.INVITED)
+    joined = await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    assert joined.subscription is SubscriptionState.PENDING
+
+
+async def test_the_owner_cannot_unsubscribe_from_their_own_channel(engine: Engine) -> None:
+    await engine.register(JULIET)
+    with pytest.raises(OwnerRequired):
+        await engine.unsubscribe(JULIET, posts(JULIET), JULIET)
+    with pytest.raises(NotSubscribed):
+        await engine.unsubscribe(ROMEO, posts(JULIET), ROMEO)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    assert await engine.unsubscribe(ROMEO, posts(JULIET), ROMEO) is None
+    assert await engine.storage.find_membership(JULIET, ROMEO) is None
+
+
+async def test_nobody_subscribes_someone_else(engine: Engine) -> None:
+    await engine.register(JULIET)
+    with pytest.raises(Forbidden):
+        await engine.subscribe(ROMEO, posts(JULIET), TYBALT)
+
+
+async def test_local_channels_are_open_to_the_home_domain_only(engine: Engine) -> None:
+    await engine.register(JULIET)
+    await engine.configure(JULIET, posts(JULIET), ConfigUpdate(access_model=AccessModel.LOCAL))
+    assert (await engine.subscribe(ROMEO, posts(JULIET), ROMEO)).subscription is (
+        SubscriptionState.SUBSCRIBED
+    )
+    assert (await engine.subscribe(BENVOLIO, posts(JULIET), BENVOLIO)).subscription is (
+        SubscriptionState.PENDING
+    )
+    await engine.get_items(MERCUTIO, posts(JULIET), ALL)  # local, not following: open
+    with pytest.raises(SubscriptionPending):
+        await engine.get_items(BENVOLIO, posts(JULIET), ALL)
+
+
+async def test_banned_users_cannot_follow_and_the_ban_list_is_for_moderators(
+    engine: Engine, recorder: Recorder
+) -> None:
+    await engine.register(JULIET)
+    for user in (ROMEO, TYBALT, NURSE):
+        await engine.subscribe(user, posts(JULIET), user)
+    await engine.set_role(JULIET, posts(JULIET), NURSE, Role.MODERATOR)
+    banned = await engine.set_role(NURSE, posts(JULIET), TYBALT, Role.OUTCAST)
+    assert banned.subscription is SubscriptionState.NONE
+    ban_event = recorder.of(RoleChanged)[-1]
+    assert set(ban_event.audience) == {JULIET, NURSE, TYBALT}  # type: ignore[union-attr]
+    with pytest.raises(Banned):
+        await engine.subscribe(TYBALT, posts(JULIET), TYBALT)
+    for staff in (JULIET, NURSE):
+        roles = {
+            m.jid: m.role for m in (await engine.node_affiliations(staff, posts(JULIET), ALL)).items
+        }
+        assert roles[TYBALT] is Role.OUTCAST
+    seen_by_romeo = await engine.node_affiliations(ROMEO, posts(JULIET), ALL)
+    assert TYBALT not in {m.jid for m in seen_by_romeo.items}
+    assert {m.jid for m in seen_by_romeo.items} == {JULIET, ROMEO, NURSE}
+
+
+async def test_pending_requests_are_shown_only_to_the_owner_and_moderators(
+    engine: Engine,
+) -> None:
+    await closed_channel(engine)
+    await engine.subscribe(NURSE, posts(JULIET), NURSE)
+    await engine.authorize(JULIET, posts(JULIET), NURSE, allow=True)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    owner_view = await engine.node_subscriptions(JULIET, posts(JULIET), ALL)
+    assert {m.jid: m.subscription for m in owner_view.items}[ROMEO] is SubscriptionState.PENDING
+    follower_view = await engine.node_subscriptions(NURSE, posts(JULIET), ALL)
+    assert ROMEO not in {m.jid for m in follower_view.items}
+    with pytest.raises(SubscriptionPending):
+        await engine.node_subscriptions(ROMEO, posts(JULIET), ALL)
+
+
+async def test_role_changes_follow_table_7(engine: Engine) -> None:
+    await engine.register(JULIET)
+    for user in (ROMEO, NURSE, TYBALT):
+        await engine.subscribe(user, posts(JULIET), user)
+    await engine.set_role(JULIET, posts(JULIET), NURSE, Role.MODERATOR)
+    with pytest.raises(OwnAffiliation):
+        await engine.set_role(NURSE, posts(JULIET), NURSE, Role.OWNER)
+    with pytest.raises(Forbidden):
+        await engine.set_role(NURSE, posts(JULIET), ROMEO, Role.MODERATOR)
+    with pytest.raises(OwnerRequired):
+        await engine.set_role(NURSE, posts(JULIET), JULIET, Role.MEMBER)
+    with pytest.raises(Forbidden):
+        await engine.set_role(ROMEO, posts(JULIET), TYBALT, Role.MEMBER)
+    demoted = await engine.set_role(NURSE, posts(JULIET), ROMEO, Role.MEMBER)
+    assert demoted.role is Role.MEMBER and demoted.subscription is SubscriptionState.SUBSCRIBED
+
+
+async def test_subscriptions_with_configuration_filters_by_configuration(engine: Engine) -> None:
+    await engine.register(JULIET)
+    await engine.register(ROMEO)
+    await engine.configure(ROMEO, posts(ROMEO), ConfigUpdate(title="Romeo"))
+    await engine.subscribe(JULIET, posts(ROMEO), JULIET)
+    everything = await engine.subscriptions_with_configuration(JULIET, {}, ALL)
+    assert {channel.jid for _, channel in everything.items} == {JULIET, ROMEO}
+    filtered = await engine.subscriptions_with_configuration(JULIET, {"title": "Romeo"}, ALL)
+    assert [channel.config.title for _, channel in filtered.items] == ["Romeo"]
