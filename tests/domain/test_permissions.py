@@ -1,12 +1,9 @@
-"""Tables 5 and 6 of the Buddycloud Channels ProtoXEP, cell by cell.
-
-The tables are transcribed here independently of buddycloud.domain.permissions, as the spec
-prints them: columns producer, moderator, follower+post, follower, anonymous, banned.
-"""
+"""Tables 5 and 6 of the Buddycloud Channels ProtoXEP, cell by cell, against the code."""
 
 from __future__ import annotations
 
 import pytest
+from protoxep_tables import cells_5, cells_6
 
 from buddycloud.domain.errors import (
     Banned,
@@ -26,69 +23,22 @@ from buddycloud.domain.permissions import (
     require,
 )
 
-COLUMNS = (Role.OWNER, Role.MODERATOR, Role.PUBLISHER, Role.MEMBER, Role.NONE, Role.OUTCAST)
-
-# Table 5: channel read permissions. "all" rows hold for every access model.
-TABLE_5 = """
-READ_METADATA    all        yes yes yes yes yes yes
-READ_BANNED      all        yes yes no  no  no  no
-READ_PENDING     all        yes yes no  no  no  no
-READ_ITEMS       open       yes yes yes yes yes yes
-READ_ITEMS       authorize  yes yes yes yes no  no
-READ_ITEMS       local      yes yes yes yes no  no
-READ_FOLLOWERS   open       yes yes yes yes yes yes
-READ_FOLLOWERS   authorize  yes yes yes yes no  no
-READ_FOLLOWERS   local      yes yes yes yes no  no
-"""
-
-# Table 6: channel write permissions ("own posts" = may delete only their own).
-TABLE_6 = """
-CONFIGURE_TITLE        yes yes no  no  no  no
-CONFIGURE_DESCRIPTION  yes yes no  no  no  no
-MANAGE_BANNED          yes yes no  no  no  no
-APPROVE_PENDING        yes yes no  no  no  no
-PUBLISH                yes yes yes no  no  no
-RETRACT_ANY            yes yes no  no  no  no
-RETRACT_OWN            yes yes yes no  no  no
-"""
-
-
-def _cells_5() -> list[tuple[Operation, AccessModel, Role, bool]]:
-    cells = []
-    for line in TABLE_5.strip().splitlines():
-        name, model, *answers = line.split()
-        models = list(AccessModel) if model == "all" else [AccessModel(model)]
-        for access_model in models:
-            for role, answer in zip(COLUMNS, answers, strict=True):
-                cells.append((Operation[name], access_model, role, answer == "yes"))
-    return cells
-
-
-def _cells_6() -> list[tuple[Operation, AccessModel, Role, bool]]:
-    cells = []
-    for line in TABLE_6.strip().splitlines():
-        name, *answers = line.split()
-        for access_model in AccessModel:
-            for role, answer in zip(COLUMNS, answers, strict=True):
-                cells.append((Operation[name], access_model, role, answer == "yes"))
-    return cells
-
 
 def test_the_transcription_covers_every_operation_of_both_tables() -> None:
-    covered = {cell[0] for cell in _cells_5() + _cells_6()}
-    assert len(_cells_5()) == 3 * 3 * 6 + 6 * 6  # 3 "all" rows x 3 models, 6 model rows
-    assert len(_cells_6()) == 7 * 3 * 6
+    covered = {cell[0] for cell in cells_5() + cells_6()}
+    assert len(cells_5()) == 3 * 3 * 6 + 6 * 6  # 3 "all" rows x 3 models, 6 model rows
+    assert len(cells_6()) == 7 * 3 * 6
     assert len(covered) == 12
 
 
-@pytest.mark.parametrize(("operation", "access_model", "role", "expected"), _cells_5() + _cells_6())
+@pytest.mark.parametrize(("operation", "access_model", "role", "expected"), cells_5() + cells_6())
 def test_every_cell_for_a_requester_from_another_domain(
     operation: Operation, access_model: AccessModel, role: Role, expected: bool
 ) -> None:
     assert may(operation, role, access_model, requester_is_local=False) is expected
 
 
-@pytest.mark.parametrize(("operation", "access_model", "role", "expected"), _cells_5() + _cells_6())
+@pytest.mark.parametrize(("operation", "access_model", "role", "expected"), cells_5() + cells_6())
 def test_local_channels_are_open_to_their_home_domain(
     operation: Operation, access_model: AccessModel, role: Role, expected: bool
 ) -> None:
