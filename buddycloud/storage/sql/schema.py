@@ -1,0 +1,167 @@
+"""The tables, as SQLAlchemy Core metadata used to build queries.
+
+The migrations in `buddycloud/storage/migrations` create the same tables; the migration
+test checks that both agree. Full-text search lives outside these tables: an FTS5 table on
+SQLite and a generated `tsvector` column on PostgreSQL (see the migration).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime, exact to the microsecond on every backend.
+
+    PostgreSQL stores `timestamptz` (microsecond precision). SQLite has no date type, so it
+    stores integer microseconds since the epoch: exact, compact and ordered like the time.
+    Naive datetimes are refused, so a local time can never be stored by mistake.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError(f"timestamps must be timezone-aware datetimes, not {value!r}")
+        if dialect.name == "sqlite":
+            return (value - _EPOCH) // _MICROSECOND
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return _EPOCH + timedelta(microseconds=int(value))
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+
+
+def key_text() -> sa.types.TypeEngine[str]:
+    """Text compared byte by byte on every backend, so orderings by JID or id agree."""
+    return sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
+
+metadata = sa.MetaData()
+
+channels = sa.Table(
+    "channels",
+    metadata,
+    sa.Column("jid", key_text(), primary_key=True),
+    sa.Column("title", sa.Text(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("access_model", sa.Text(), nullable=False),
+    sa.Column("default_role", sa.Text(), nullable=False),
+    sa.Column("creator", sa.Text(), nullable=False),
+    sa.Column("channel_type", sa.Text(), nullable=False),
+    sa.Column("created", UtcDateTime(), nullable=False),
+    sa.Column("updated", UtcDateTime(), nullable=False),
+    sa.Column("ephemeral", sa.Boolean(), nullable=False),
+)
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column(
+        "channel",
+        key_text(),
+        sa.ForeignKey("channels.jid", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", key_text(), primary_key=True),
+    sa.Column("payload_type", sa.Text(), nullable=False),
+    sa.Column("max_items", sa.Integer(), nullable=True),
+    sa.Column("created", UtcDateTime(), nullable=False),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column(
+        "channel",
+        key_text(),
+        sa.ForeignKey("channels.jid", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("jid", key_text(), primary_key=True),
+    sa.Column("role", sa.Text(), nullable=False),
+    sa.Column("subscription", sa.Text(), nullable=False),
+    sa.Column("invited_by", sa.Text(), nullable=True),
+    sa.Column("updated", UtcDateTime(), nullable=False),
+    # A user's memberships (recent items, their subscription list).
+    sa.Index("ix_memberships_user", "jid", "channel"),
+    # Who gets notified: the subscribed members of a channel with some roles.
+    sa.Index("ix_memberships_audience", "channel", "subscription", "role"),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("channel", key_text(), primary_key=True),
+    sa.Column("node", key_text(), primary_key=True),
+    sa.Column("id", key_text(), primary_key=True),
+    sa.Column("author", sa.Text(), nullable=False),
+    sa.Column("published", UtcDateTime(), nullable=False),
+    sa.Column("updated", UtcDateTime(), nullable=False),
+    sa.Column("in_reply_to", key_text(), nullable=True),
+    sa.Column("deleted", sa.Boolean(), nullable=False),
+    # 'entry', 'raw' or NULL (no payload, e.g. a tombstone).
+    sa.Column("kind", sa.Text(), nullable=True),
+    # The Atom entry, one column per field (ProtoXEP 6.3).
+    sa.Column("entry_id", sa.Text(), nullable=True),
+    sa.Column("entry_author", sa.Text(), nullable=True),
+    sa.Column("entry_published", UtcDateTime(), nullable=True),
+    sa.Column("entry_updated", UtcDateTime(), nullable=True),
+    sa.Column("entry_in_reply_to", sa.Text(), nullable=True),
+    sa.Column("title", sa.Text(), nullable=True),
+    sa.Column("content", sa.Text(), nullable=True),
+    sa.Column("content_type", sa.Text(), nullable=True),
+    sa.Column("verb", sa.Text(), nullable=True),
+    sa.Column("object_type", sa.Text(), nullable=True),
+    sa.Column("target", key_text(), nullable=True),
+    sa.Column("rating", sa.Integer(), nullable=True),
+    sa.Column("extensions", sa.Text(), nullable=True),  # JSON array of XML strings
+    # A payload the engine does not interpret.
+    sa.Column("raw_xml", sa.Text(), nullable=True),
+    sa.Column("raw_namespace", sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(
+        ["channel", "node"], ["nodes.channel", "nodes.name"], ondelete="CASCADE"
+    ),
+    # Keyset paging, newest first (never OFFSET).
+    sa.Index(
+        "ix_items_updated",
+        "channel",
+        "node",
+        sa.text("updated DESC"),
+        sa.text("id DESC"),
+    ),
+    # Replies of one parent, newest first.
+    sa.Index("ix_items_replies", "channel", "node", "in_reply_to", "updated"),
+    # ProtoXEP 6.3.4: one rating per author and target.
+    sa.Index(
+        "ux_items_rating",
+        "channel",
+        "node",
+        "target",
+        "author",
+        unique=True,
+        sqlite_where=sa.text("verb = 'rated'"),
+        postgresql_where=sa.text("verb = 'rated'"),
+    ),
+)
+
+RATING_INDEX = "ux_items_rating"

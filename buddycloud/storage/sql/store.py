@@ -1,0 +1,972 @@
+"""`SqlStorage`: the storage contract (`buddycloud.storage.base.Storage`) in SQLAlchemy Core.
+
+Orderings and cursors (XEP-0059 result set management, newest first for items):
+- items sort by (`updated` DESC, `id` DESC); across nodes by (`updated`, channel, node, id)
+  DESC, with cursors "<node id>,<item id>";
+- `after` continues towards older items, `before` returns the page of newer items just
+  before the cursor, `last_page` the oldest items; a page is always newest first;
+- JID-ordered lists (channels, members) sort ascending; their cursors are JIDs and need
+  not exist;
+- paging is by keyset on the sort columns, never OFFSET; `count` is the size of the whole
+  filtered set.
+
+Filters: `since` is exclusive (items updated after it), `until` inclusive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from buddycloud.domain.errors import (
+    ChannelNotFound,
+    InvalidNodeId,
+    ItemNotFound,
+    NodeExists,
+    NodeNotFound,
+    RatingError,
+)
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    AccessModel,
+    Channel,
+    ChannelConfig,
+    ChannelType,
+    Entry,
+    Item,
+    Membership,
+    Node,
+    NodeId,
+    Page,
+    PageRequest,
+    Payload,
+    RawPayload,
+    Role,
+    SubscriptionState,
+    Thread,
+)
+from buddycloud.storage.base import NodeContext, SearchQuery
+from buddycloud.storage.sql.database import Database
+from buddycloud.storage.sql.schema import RATING_INDEX, channels, items, memberships
+from buddycloud.storage.sql.schema import nodes as nodes_table
+
+Condition = sa.ColumnElement[bool]
+Column = sa.ColumnElement[Any]
+
+_SUBSCRIBED = SubscriptionState.SUBSCRIBED.value
+_ITEM_KEY = ("channel", "node", "id")
+
+
+# --- rows <-> domain values --------------------------------------------------------------
+
+
+def _jid(text: str) -> Jid:
+    """A JID read back from the database, where only validated JIDs are written."""
+    rest, _, resource = text.partition("/")
+    local, _, domain = rest.rpartition("@")
+    return Jid(local, domain, resource)
+
+
+def _channel(row: RowMapping, prefix: str = "") -> Channel:
+    config = ChannelConfig(
+        title=row[prefix + "title"],
+        description=row[prefix + "description"],
+        access_model=AccessModel(row[prefix + "access_model"]),
+        default_role=Role(row[prefix + "default_role"]),
+        creator=_jid(row[prefix + "creator"]),
+        channel_type=ChannelType(row[prefix + "channel_type"]),
+        created=row[prefix + "created"],
+        updated=row[prefix + "updated"],
+        ephemeral=bool(row[prefix + "ephemeral"]),
+    )
+    return Channel(_jid(row[prefix + "jid"]), config)
+
+
+def _config_values(config: ChannelConfig) -> dict[str, Any]:
+    return {
+        "title": config.title,
+        "description": config.description,
+        "access_model": config.access_model.value,
+        "default_role": config.default_role.value,
+        "creator": str(config.creator),
+        "channel_type": config.channel_type.value,
+        "created": config.created,
+        "updated": config.updated,
+        "ephemeral": config.ephemeral,
+    }
+
+
+def _node(row: RowMapping, prefix: str = "") -> Node:
+    return Node(
+        id=NodeId(_jid(row[prefix + "channel"]), row[prefix + "name"]),
+        payload_type=row[prefix + "payload_type"],
+        max_items=row[prefix + "max_items"],
+        created=row[prefix + "created"],
+    )
+
+
+def _node_values(node: Node) -> dict[str, Any]:
+    return {
+        "channel": str(node.id.channel),
+        "name": node.id.name,
+        "payload_type": node.payload_type,
+        "max_items": node.max_items,
+        "created": node.created,
+    }
+
+
+def _membership(row: RowMapping, prefix: str = "") -> Membership:
+    invited_by = row[prefix + "invited_by"]
+    return Membership(
+        channel=_jid(row[prefix + "channel"]),
+        jid=_jid(row[prefix + "jid"]),
+        role=Role(row[prefix + "role"]),
+        subscription=SubscriptionState(row[prefix + "subscription"]),
+        updated=row[prefix + "updated"],
+        invited_by=_jid(invited_by) if invited_by is not None else None,
+    )
+
+
+def _membership_values(membership: Membership) -> dict[str, Any]:
+    return {
+        "channel": str(membership.channel),
+        "jid": str(membership.jid),
+        "role": membership.role.value,
+        "subscription": membership.subscription.value,
+        "invited_by": str(membership.invited_by) if membership.invited_by else None,
+        "updated": membership.updated,
+    }
+
+
+def _item(row: RowMapping) -> Item:
+    kind = row["kind"]
+    payload: Payload | None
+    if kind == "entry":
+        extensions = row["extensions"]
+        payload = Entry(
+            id=row["entry_id"],
+            title=row["title"],
+            content=row["content"],
+            content_type=row["content_type"],
+            author=_jid(row["entry_author"]),
+            published=row["entry_published"],
+            updated=row["entry_updated"],
+            verb=row["verb"],
+            object_type=row["object_type"],
+            in_reply_to=row["entry_in_reply_to"],
+            target=row["target"],
+            rating=row["rating"],
+            extensions=tuple(json.loads(extensions)) if extensions else (),
+        )
+    elif kind == "raw":
+        payload = RawPayload(xml=row["raw_xml"], namespace=row["raw_namespace"])
+    else:
+        payload = None
+    return Item(
+        node=NodeId(_jid(row["channel"]), row["node"]),
+        id=row["id"],
+        author=_jid(row["author"]),
+        published=row["published"],
+        updated=row["updated"],
+        payload=payload,
+        in_reply_to=row["in_reply_to"],
+        deleted=bool(row["deleted"]),
+    )
+
+
+_PAYLOAD_COLUMNS = (
+    "kind",
+    "entry_id",
+    "entry_author",
+    "entry_published",
+    "entry_updated",
+    "entry_in_reply_to",
+    "title",
+    "content",
+    "content_type",
+    "verb",
+    "object_type",
+    "target",
+    "rating",
+    "extensions",
+    "raw_xml",
+    "raw_namespace",
+)
+
+
+def _item_values(item: Item) -> dict[str, Any]:
+    values: dict[str, Any] = dict.fromkeys(_PAYLOAD_COLUMNS)
+    values.update(
+        channel=str(item.node.channel),
+        node=item.node.name,
+        id=item.id,
+        author=str(item.author),
+        published=item.published,
+        updated=item.updated,
+        in_reply_to=item.in_reply_to,
+        deleted=item.deleted,
+    )
+    payload = item.payload
+    if isinstance(payload, Entry):
+        values.update(
+            kind="entry",
+            entry_id=payload.id,
+            entry_author=str(payload.author),
+            entry_published=payload.published,
+            entry_updated=payload.updated,
+            entry_in_reply_to=payload.in_reply_to,
+            title=payload.title,
+            content=payload.content,
+            content_type=payload.content_type,
+            verb=payload.verb,
+            object_type=payload.object_type,
+            target=payload.target,
+            rating=payload.rating,
+            extensions=json.dumps(list(payload.extensions)) if payload.extensions else None,
+        )
+    elif isinstance(payload, RawPayload):
+        values.update(kind="raw", raw_xml=payload.xml, raw_namespace=payload.namespace)
+    return values
+
+
+def _labelled(table: sa.Table, prefix: str) -> list[sa.Label[Any]]:
+    return [column.label(prefix + column.name) for column in table.columns]
+
+
+# --- keyset paging -----------------------------------------------------------------------
+
+
+def _beyond(columns: Sequence[Column], values: Sequence[Any], *, less: bool) -> Condition:
+    """Rows strictly past `values` in the lexicographic order of `columns`.
+
+    Written as `a <= x AND (a < x OR …)` rather than a row-value comparison so that the
+    leading column bounds an index range on every backend.
+    """
+    column, value = columns[0], values[0]
+    strict: Condition = column < value if less else column > value
+    if len(columns) == 1:
+        return strict
+    loose: Condition = column <= value if less else column >= value
+    return sa.and_(loose, sa.or_(strict, _beyond(columns[1:], values[1:], less=less)))
+
+
+def _ordered(columns: Sequence[Column], *, descending: bool) -> list[Any]:
+    return [column.desc() if descending else column.asc() for column in columns]
+
+
+async def _page_rows(
+    conn: AsyncConnection,
+    query: sa.Select[Any],
+    columns: Sequence[Column],
+    *,
+    descending: bool,
+    cursor: Sequence[Any] | None,
+    page: PageRequest,
+) -> list[RowMapping]:
+    """One page of `query` in its natural order (`columns`, descending or not).
+
+    `cursor` holds the sort values of the `after` or `before` row.
+    """
+    if page.max == 0:
+        return []
+    if page.last_page:
+        reverse = True
+    elif page.before is not None:
+        assert cursor is not None
+        # Rows before the cursor in natural order, the nearest ones first, then reversed.
+        query = query.where(_beyond(columns, cursor, less=not descending))
+        reverse = True
+    elif page.after is not None:
+        assert cursor is not None
+        query = query.where(_beyond(columns, cursor, less=descending))
+        reverse = False
+    else:
+        reverse = False
+    natural = descending != reverse
+    result = await conn.execute(
+        query.order_by(*_ordered(columns, descending=natural)).limit(page.max)
+    )
+    rows = list(result.mappings())
+    if reverse:
+        rows.reverse()
+    return rows
+
+
+def _cursor_text(page: PageRequest) -> str | None:
+    if page.last_page:
+        return None
+    return page.after if page.after is not None else page.before
+
+
+async def _count(conn: AsyncConnection, query: sa.Select[Any]) -> int:
+    total = await conn.scalar(query)
+    return int(total or 0)
+
+
+def _node_condition(node: NodeId) -> Condition:
+    return sa.and_(items.c.channel == str(node.channel), items.c.node == node.name)
+
+
+def _cross_cursor(item: Item) -> str:
+    return f"{item.node},{item.id}"
+
+
+def _cross_cursor_candidates(cursor: str) -> list[tuple[NodeId, str]]:
+    """The ways to split "<node id>,<item id>" (node names and item ids may hold commas)."""
+    candidates = []
+    position = cursor.find(",")
+    while position != -1:
+        try:
+            candidates.append((NodeId.parse(cursor[:position]), cursor[position + 1 :]))
+        except InvalidNodeId:
+            pass
+        position = cursor.find(",", position + 1)
+    return candidates
+
+
+def _integrity_kind(exc: IntegrityError) -> str:
+    message = str(exc.orig).lower()
+    if RATING_INDEX in message or "items.target" in message:
+        return "rating"
+    if "foreign key" in message:
+        return "foreign-key"
+    return "unique"
+
+
+class SqlStorage:
+    """The storage contract on SQLite or PostgreSQL."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._insert = sqlite_insert if database.dialect == "sqlite" else postgresql_insert
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # --- channels and nodes ---------------------------------------------------------------
+
+    async def create_channel(
+        self, channel: Channel, nodes: Sequence[Node], owner: Membership
+    ) -> None:
+        values = {"jid": str(channel.jid), **_config_values(channel.config)}
+
+        async def work(conn: AsyncConnection) -> None:
+            try:
+                await conn.execute(sa.insert(channels).values(values))
+            except IntegrityError:
+                raise NodeExists(str(channel.jid)) from None
+            if nodes:
+                await conn.execute(sa.insert(nodes_table), [_node_values(n) for n in nodes])
+            await conn.execute(sa.insert(memberships).values(_membership_values(owner)))
+
+        await self._db.write(work)
+
+    async def find_channel(self, jid: Jid) -> Channel | None:
+        async def work(conn: AsyncConnection) -> Channel | None:
+            result = await conn.execute(sa.select(channels).where(channels.c.jid == str(jid)))
+            row = result.mappings().first()
+            return _channel(row) if row is not None else None
+
+        return await self._db.read(work)
+
+    async def get_channel(self, jid: Jid) -> Channel:
+        channel = await self.find_channel(jid)
+        if channel is None:
+            raise ChannelNotFound(str(jid))
+        return channel
+
+    async def list_channels(self, page: PageRequest) -> Page[Channel]:
+        cursor = _cursor_text(page)
+
+        async def work(conn: AsyncConnection) -> Page[Channel]:
+            rows = await _page_rows(
+                conn,
+                sa.select(channels),
+                [channels.c.jid],
+                descending=False,
+                cursor=(cursor,) if cursor is not None else None,
+                page=page,
+            )
+            total = await _count(conn, sa.select(sa.func.count()).select_from(channels))
+            found = [_channel(row) for row in rows]
+            return _page(found, total, lambda c: str(c.jid))
+
+        return await self._db.read(work)
+
+    async def update_channel_config(self, jid: Jid, config: ChannelConfig) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            result = await conn.execute(
+                sa.update(channels).where(channels.c.jid == str(jid)).values(_config_values(config))
+            )
+            if result.rowcount == 0:
+                raise ChannelNotFound(str(jid))
+
+        await self._db.write(work)
+
+    async def delete_channel(self, jid: Jid) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            result = await conn.execute(sa.delete(channels).where(channels.c.jid == str(jid)))
+            if result.rowcount == 0:
+                raise ChannelNotFound(str(jid))
+
+        await self._db.write(work)
+
+    async def add_nodes(self, nodes: Sequence[Node]) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            for node in nodes:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(sa.insert(nodes_table).values(_node_values(node)))
+                except IntegrityError as exc:
+                    if _integrity_kind(exc) == "foreign-key":
+                        raise ChannelNotFound(str(node.id.channel)) from None
+                    raise NodeExists(str(node.id)) from None
+
+        await self._db.write(work)
+
+    async def find_node(self, node: NodeId) -> Node | None:
+        async def work(conn: AsyncConnection) -> Node | None:
+            result = await conn.execute(
+                sa.select(nodes_table).where(
+                    nodes_table.c.channel == str(node.channel), nodes_table.c.name == node.name
+                )
+            )
+            row = result.mappings().first()
+            return _node(row) if row is not None else None
+
+        return await self._db.read(work)
+
+    async def get_node(self, node: NodeId) -> Node:
+        found = await self.find_node(node)
+        if found is None:
+            raise NodeNotFound(str(node))
+        return found
+
+    async def list_nodes(self, channel: Jid) -> list[Node]:
+        async def work(conn: AsyncConnection) -> list[Node]:
+            result = await conn.execute(
+                sa.select(nodes_table)
+                .where(nodes_table.c.channel == str(channel))
+                .order_by(nodes_table.c.name)
+            )
+            return [_node(row) for row in result.mappings()]
+
+        return await self._db.read(work)
+
+    async def update_node(self, node: Node) -> None:
+        values = _node_values(node)
+        del values["channel"], values["name"], values["created"]
+
+        async def work(conn: AsyncConnection) -> None:
+            result = await conn.execute(
+                sa.update(nodes_table)
+                .where(
+                    nodes_table.c.channel == str(node.id.channel),
+                    nodes_table.c.name == node.id.name,
+                )
+                .values(values)
+            )
+            if result.rowcount == 0:
+                raise NodeNotFound(str(node.id))
+
+        await self._db.write(work)
+
+    async def delete_node(self, node: NodeId) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            result = await conn.execute(
+                sa.delete(nodes_table).where(
+                    nodes_table.c.channel == str(node.channel), nodes_table.c.name == node.name
+                )
+            )
+            if result.rowcount == 0:
+                raise NodeNotFound(str(node))
+
+        await self._db.write(work)
+
+    async def get_node_context(self, node: NodeId, requester: Jid) -> NodeContext:
+        query = (
+            sa.select(*_labelled(nodes_table, "n_"), *_labelled(channels, "c_"))
+            .add_columns(*_labelled(memberships, "m_"))
+            .select_from(
+                nodes_table.join(channels, channels.c.jid == nodes_table.c.channel).outerjoin(
+                    memberships,
+                    sa.and_(
+                        memberships.c.channel == nodes_table.c.channel,
+                        memberships.c.jid == str(requester.bare),
+                    ),
+                )
+            )
+            .where(nodes_table.c.channel == str(node.channel), nodes_table.c.name == node.name)
+        )
+
+        async def work(conn: AsyncConnection) -> NodeContext:
+            row = (await conn.execute(query)).mappings().first()
+            if row is None:
+                raise NodeNotFound(str(node))
+            membership = _membership(row, "m_") if row["m_jid"] is not None else None
+            return NodeContext(_channel(row, "c_"), _node(row, "n_"), membership)
+
+        return await self._db.read(work)
+
+    # --- memberships ------------------------------------------------------------------------
+
+    async def find_membership(self, channel: Jid, jid: Jid) -> Membership | None:
+        async def work(conn: AsyncConnection) -> Membership | None:
+            result = await conn.execute(
+                sa.select(memberships).where(
+                    memberships.c.channel == str(channel), memberships.c.jid == str(jid)
+                )
+            )
+            row = result.mappings().first()
+            return _membership(row) if row is not None else None
+
+        return await self._db.read(work)
+
+    async def put_membership(self, membership: Membership) -> None:
+        values = _membership_values(membership)
+        statement = self._insert(memberships).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["channel", "jid"],
+            set_={
+                name: statement.excluded[name] for name in values if name not in ("channel", "jid")
+            },
+        )
+
+        async def work(conn: AsyncConnection) -> None:
+            try:
+                await conn.execute(statement)
+            except IntegrityError:
+                raise ChannelNotFound(str(membership.channel)) from None
+
+        await self._db.write(work)
+
+    async def delete_membership(self, channel: Jid, jid: Jid) -> None:
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(
+                sa.delete(memberships).where(
+                    memberships.c.channel == str(channel), memberships.c.jid == str(jid)
+                )
+            )
+
+        await self._db.write(work)
+
+    async def list_memberships(
+        self,
+        channel: Jid,
+        page: PageRequest,
+        *,
+        roles: frozenset[Role] | None = None,
+        states: frozenset[SubscriptionState] | None = None,
+    ) -> Page[Membership]:
+        conditions: list[Condition] = [memberships.c.channel == str(channel)]
+        if roles is not None:
+            conditions.append(memberships.c.role.in_([role.value for role in roles]))
+        if states is not None:
+            conditions.append(memberships.c.subscription.in_([state.value for state in states]))
+        cursor = _cursor_text(page)
+
+        async def work(conn: AsyncConnection) -> Page[Membership]:
+            rows = await _page_rows(
+                conn,
+                sa.select(memberships).where(*conditions),
+                [memberships.c.jid],
+                descending=False,
+                cursor=(cursor,) if cursor is not None else None,
+                page=page,
+            )
+            total = await _count(
+                conn, sa.select(sa.func.count()).select_from(memberships).where(*conditions)
+            )
+            return _page([_membership(row) for row in rows], total, lambda m: str(m.jid))
+
+        return await self._db.read(work)
+
+    async def list_audience(self, channel: Jid, roles: frozenset[Role]) -> list[Jid]:
+        query = (
+            sa.select(memberships.c.jid)
+            .where(
+                memberships.c.channel == str(channel),
+                memberships.c.subscription == _SUBSCRIBED,
+                memberships.c.role.in_([role.value for role in roles]),
+            )
+            .order_by(memberships.c.jid)
+        )
+
+        async def work(conn: AsyncConnection) -> list[Jid]:
+            return [_jid(jid) for jid in (await conn.scalars(query))]
+
+        return await self._db.read(work)
+
+    async def list_user_memberships(
+        self,
+        jid: Jid,
+        page: PageRequest,
+        *,
+        states: frozenset[SubscriptionState] | None = None,
+    ) -> Page[tuple[Membership, Channel]]:
+        conditions: list[Condition] = [memberships.c.jid == str(jid)]
+        if states is not None:
+            conditions.append(memberships.c.subscription.in_([state.value for state in states]))
+        query = (
+            sa.select(*_labelled(memberships, "m_"), *_labelled(channels, "c_"))
+            .select_from(memberships.join(channels, channels.c.jid == memberships.c.channel))
+            .where(*conditions)
+        )
+        cursor = _cursor_text(page)
+
+        async def work(conn: AsyncConnection) -> Page[tuple[Membership, Channel]]:
+            rows = await _page_rows(
+                conn,
+                query,
+                [memberships.c.channel],
+                descending=False,
+                cursor=(cursor,) if cursor is not None else None,
+                page=page,
+            )
+            total = await _count(
+                conn, sa.select(sa.func.count()).select_from(memberships).where(*conditions)
+            )
+            found = [(_membership(row, "m_"), _channel(row, "c_")) for row in rows]
+            return _page(found, total, lambda pair: str(pair[0].channel))
+
+        return await self._db.read(work)
+
+    # --- items ------------------------------------------------------------------------------
+
+    async def put_item(self, item: Item, *, max_items: int | None = None) -> None:
+        values = _item_values(item)
+        upsert = self._insert(items).values(values)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=list(_ITEM_KEY),
+            set_={name: upsert.excluded[name] for name in values if name not in _ITEM_KEY},
+        )
+        where_node = _node_condition(item.node)
+
+        async def work(conn: AsyncConnection) -> None:
+            try:
+                await conn.execute(upsert)
+            except IntegrityError as exc:
+                kind = _integrity_kind(exc)
+                if kind == "rating":
+                    entry = item.entry
+                    raise RatingError(
+                        "item-already-rated",
+                        f"{item.author} already rated {entry.target if entry else 'this item'}",
+                    ) from None
+                if kind == "foreign-key":
+                    raise NodeNotFound(str(item.node)) from None
+                raise
+            if item.in_reply_to is not None:
+                # ProtoXEP 6.3.2: a reply is activity on its thread, so the parent moves up.
+                await conn.execute(
+                    sa.update(items)
+                    .where(
+                        where_node,
+                        items.c.id == item.in_reply_to,
+                        items.c.updated < item.updated,
+                    )
+                    .values(updated=item.updated)
+                )
+            if max_items is not None:
+                older = (
+                    sa.select(items.c.id)
+                    .where(where_node)
+                    .order_by(items.c.updated.desc(), items.c.id.desc())
+                    .offset(max_items)
+                )
+                if self._db.dialect == "sqlite":
+                    older = older.limit(-1)
+                await conn.execute(sa.delete(items).where(where_node, items.c.id.in_(older)))
+
+        await self._db.write(work)
+
+    async def find_item(self, node: NodeId, item_id: str) -> Item | None:
+        async def work(conn: AsyncConnection) -> Item | None:
+            result = await conn.execute(
+                sa.select(items).where(_node_condition(node), items.c.id == item_id)
+            )
+            row = result.mappings().first()
+            return _item(row) if row is not None else None
+
+        return await self._db.read(work)
+
+    async def get_item(self, node: NodeId, item_id: str) -> Item:
+        item = await self.find_item(node, item_id)
+        if item is None:
+            raise ItemNotFound(str(node), item_id)
+        return item
+
+    async def _item_position(
+        self, conn: AsyncConnection, node: NodeId, item_id: str
+    ) -> tuple[datetime, str]:
+        result = await conn.execute(
+            sa.select(items.c.updated, items.c.id).where(
+                _node_condition(node), items.c.id == item_id
+            )
+        )
+        row = result.first()
+        if row is None:
+            raise ItemNotFound(str(node), item_id)
+        return row[0], row[1]
+
+    async def _item_page(
+        self,
+        conn: AsyncConnection,
+        node: NodeId,
+        conditions: list[Condition],
+        page: PageRequest,
+    ) -> Page[Item]:
+        cursor_id = _cursor_text(page)
+        cursor = await self._item_position(conn, node, cursor_id) if cursor_id else None
+        rows = await _page_rows(
+            conn,
+            sa.select(items).where(*conditions),
+            [items.c.updated, items.c.id],
+            descending=True,
+            cursor=cursor,
+            page=page,
+        )
+        total = await _count(conn, sa.select(sa.func.count()).select_from(items).where(*conditions))
+        return _page([_item(row) for row in rows], total, lambda item: item.id)
+
+    async def list_items(
+        self,
+        node: NodeId,
+        page: PageRequest,
+        *,
+        parent_only: bool = False,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        include_deleted: bool = True,
+    ) -> Page[Item]:
+        conditions: list[Condition] = [_node_condition(node)]
+        if parent_only:
+            conditions.append(items.c.in_reply_to.is_(None))
+        if since is not None:
+            conditions.append(items.c.updated > since)
+        if until is not None:
+            conditions.append(items.c.updated <= until)
+        if not include_deleted:
+            conditions.append(items.c.deleted == sa.false())
+
+        async def work(conn: AsyncConnection) -> Page[Item]:
+            return await self._item_page(conn, node, conditions, page)
+
+        return await self._db.read(work)
+
+    async def list_replies(self, node: NodeId, parent_id: str, page: PageRequest) -> Page[Item]:
+        conditions = [_node_condition(node), items.c.in_reply_to == parent_id]
+
+        async def work(conn: AsyncConnection) -> Page[Item]:
+            await self._item_position(conn, node, parent_id)
+            return await self._item_page(conn, node, conditions, page)
+
+        return await self._db.read(work)
+
+    async def list_threads(self, node: NodeId, page: PageRequest) -> Page[Thread]:
+        conditions = [_node_condition(node), items.c.in_reply_to.is_(None)]
+
+        async def work(conn: AsyncConnection) -> Page[Thread]:
+            parents = await self._item_page(conn, node, conditions, page)
+            replies: dict[str, list[Item]] = {parent.id: [] for parent in parents.items}
+            if replies:
+                result = await conn.execute(
+                    sa.select(items)
+                    .where(_node_condition(node), items.c.in_reply_to.in_(list(replies)))
+                    .order_by(items.c.updated.desc(), items.c.id.desc())
+                )
+                for row in result.mappings():
+                    reply = _item(row)
+                    assert reply.in_reply_to is not None
+                    replies[reply.in_reply_to].append(reply)
+            threads = [
+                Thread(node, parent.id, parent.updated, (parent, *replies[parent.id]))
+                for parent in parents.items
+            ]
+            return Page(threads, parents.count, parents.first, parents.last)
+
+        return await self._db.read(work)
+
+    async def find_rating(self, node: NodeId, target_id: str, author: Jid) -> Item | None:
+        query = sa.select(items).where(
+            _node_condition(node),
+            items.c.target == target_id,
+            items.c.author == str(author),
+            # A literal, not a parameter, so that SQLite can use the partial index.
+            sa.text("items.verb = 'rated'"),
+        )
+
+        async def work(conn: AsyncConnection) -> Item | None:
+            row = (await conn.execute(query)).mappings().first()
+            return _item(row) if row is not None else None
+
+        return await self._db.read(work)
+
+    async def _cross_position(
+        self, conn: AsyncConnection, cursor: str
+    ) -> tuple[datetime, str, str, str]:
+        candidates = _cross_cursor_candidates(cursor)
+        if candidates:
+            result = await conn.execute(
+                sa.select(items.c.updated, items.c.channel, items.c.node, items.c.id).where(
+                    sa.or_(
+                        *(
+                            sa.and_(_node_condition(node), items.c.id == item_id)
+                            for node, item_id in candidates
+                        )
+                    )
+                )
+            )
+            row = result.first()
+            if row is not None:
+                return row[0], row[1], row[2], row[3]
+        node_text, _, item_id = cursor.partition(",")
+        raise ItemNotFound(node_text, item_id)
+
+    async def _cross_page(
+        self,
+        conn: AsyncConnection,
+        source: sa.Subquery,
+        page: PageRequest,
+    ) -> Page[Item]:
+        cursor_text = _cursor_text(page)
+        cursor = await self._cross_position(conn, cursor_text) if cursor_text else None
+        columns = [source.c.updated, source.c.channel, source.c.node, source.c.id]
+        rows = await _page_rows(
+            conn,
+            sa.select(*(source.c[column.name] for column in items.columns)),
+            columns,
+            descending=True,
+            cursor=cursor,
+            page=page,
+        )
+        total = await _count(conn, sa.select(sa.func.count()).select_from(source))
+        return _page([_item(row) for row in rows], total, _cross_cursor)
+
+    async def recent_items(
+        self,
+        jid: Jid,
+        *,
+        since: datetime,
+        max_per_node: int,
+        parent_only: bool,
+        node_names: frozenset[str] | None,
+        page: PageRequest,
+    ) -> Page[Item]:
+        conditions: list[Condition] = [
+            memberships.c.jid == str(jid.bare),
+            memberships.c.subscription == _SUBSCRIBED,
+            items.c.updated > since,
+        ]
+        if node_names is not None:
+            conditions.append(nodes_table.c.name.in_(sorted(node_names)))
+        if parent_only:
+            conditions.append(items.c.in_reply_to.is_(None))
+        rank = (
+            sa.func.row_number()
+            .over(
+                partition_by=(items.c.channel, items.c.node),
+                order_by=(items.c.updated.desc(), items.c.id.desc()),
+            )
+            .label("rank")
+        )
+        ranked = (
+            sa.select(*items.columns, rank)
+            .select_from(
+                memberships.join(nodes_table, nodes_table.c.channel == memberships.c.channel).join(
+                    items,
+                    sa.and_(
+                        items.c.channel == nodes_table.c.channel, items.c.node == nodes_table.c.name
+                    ),
+                )
+            )
+            .where(*conditions)
+            .subquery("ranked")
+        )
+        recent = (
+            sa.select(*(ranked.c[column.name] for column in items.columns))
+            .where(ranked.c.rank <= max_per_node)
+            .subquery("recent")
+        )
+
+        async def work(conn: AsyncConnection) -> Page[Item]:
+            return await self._cross_page(conn, recent, page)
+
+        return await self._db.read(work)
+
+    async def search_items(self, query: SearchQuery, page: PageRequest) -> Page[Item]:
+        scope = query.scope
+        role = sa.func.coalesce(memberships.c.role, Role.NONE.value)
+        readable = [
+            sa.and_(
+                channels.c.access_model == model.value,
+                role.in_(sorted(r.value for r in roles)),
+            )
+            for model, roles in scope.roles_by_model.items()
+            if roles
+        ]
+        conditions: list[Condition] = [
+            sa.or_(*readable) if readable else sa.false(),
+            items.c.deleted == sa.false(),
+        ]
+        words = [word for word in query.words if word.strip()]
+        if words:
+            conditions.append(self._matches(words))
+        if query.author is not None:
+            conditions.append(items.c.author == str(query.author.bare))
+        found = (
+            sa.select(*items.columns)
+            .select_from(
+                items.join(channels, channels.c.jid == items.c.channel).outerjoin(
+                    memberships,
+                    sa.and_(
+                        memberships.c.channel == items.c.channel,
+                        memberships.c.jid == str(scope.requester.bare),
+                    ),
+                )
+            )
+            .where(*conditions)
+            .subquery("found")
+        )
+
+        async def work(conn: AsyncConnection) -> Page[Item]:
+            return await self._cross_page(conn, found, page)
+
+        return await self._db.read(work)
+
+    def _matches(self, words: list[str]) -> Condition:
+        """All `words` occur in the item's title or content."""
+        if self._db.dialect == "sqlite":
+            # FTS5 query syntax: each word as a quoted string, juxtaposed means AND.
+            match = " ".join('"' + word.replace('"', '""') + '"' for word in words)
+            hits = (
+                sa.text("SELECT rowid FROM items_fts WHERE items_fts MATCH :fts_match")
+                .bindparams(fts_match=match)
+                .columns(sa.column("rowid", sa.Integer()))
+            )
+            return sa.literal_column("items.rowid").in_(hits)
+        tsquery = sa.func.plainto_tsquery("simple", " ".join(words))
+        return sa.literal_column("items.search").op("@@", is_comparison=True)(tsquery)
+
+    async def count_items(self, node: NodeId) -> int:
+        async def work(conn: AsyncConnection) -> int:
+            return await _count(
+                conn, sa.select(sa.func.count()).select_from(items).where(_node_condition(node))
+            )
+
+        return await self._db.read(work)
+
+
+def _page(found: list[Any], total: int, key: Any) -> Page[Any]:
+    if not found:
+        return Page(found, total)
+    return Page(found, total, key(found[0]), key(found[-1]))

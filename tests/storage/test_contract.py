@@ -1,0 +1,725 @@
+"""The storage contract (buddycloud.storage.base), one suite run on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from buddycloud.domain.errors import (
+    ChannelNotFound,
+    ItemNotFound,
+    NodeExists,
+    NodeNotFound,
+    RatingError,
+)
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    NS_ATOM,
+    AccessModel,
+    Channel,
+    ChannelConfig,
+    ChannelType,
+    Entry,
+    Item,
+    Membership,
+    Node,
+    NodeId,
+    PageRequest,
+    RawPayload,
+    Role,
+    SubscriptionState,
+)
+from buddycloud.domain.permissions import read_scope
+from buddycloud.storage.base import SearchQuery, Storage
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+JULIET = Jid.parse("juliet@capulet.lit")
+ROMEO = Jid.parse("romeo@montague.lit")
+NURSE = Jid.parse("nurse@capulet.lit")
+TYBALT = Jid.parse("tybalt@capulet.lit")
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def config(owner: Jid, access: AccessModel = AccessModel.OPEN, title: str = "") -> ChannelConfig:
+    return ChannelConfig(
+        title=title or f"{owner.local}'s channel",
+        description="a channel",
+        access_model=access,
+        default_role=Role.PUBLISHER,
+        creator=owner,
+        channel_type=ChannelType.PERSONAL,
+        created=T0,
+        updated=T0,
+    )
+
+
+def node(owner: Jid, name: str = "posts", max_items: int | None = None) -> Node:
+    return Node(NodeId(owner, name), NS_ATOM, max_items, T0)
+
+
+def membership(
+    channel: Jid,
+    jid: Jid,
+    role: Role = Role.MEMBER,
+    state: SubscriptionState = SubscriptionState.SUBSCRIBED,
+) -> Membership:
+    return Membership(channel, jid, role, state, T0)
+
+
+async def make_channel(
+    storage: Storage,
+    owner: Jid,
+    names: tuple[str, ...] = ("posts", "status"),
+    access: AccessModel = AccessModel.OPEN,
+) -> Channel:
+    channel = Channel(owner, config(owner, access))
+    await storage.create_channel(
+        channel,
+        [node(owner, name) for name in names],
+        membership(owner, owner, Role.OWNER),
+    )
+    return channel
+
+
+def entry_item(
+    where: NodeId,
+    item_id: str,
+    when: datetime,
+    *,
+    author: Jid = JULIET,
+    content: str = "hello",
+    title: str = "",
+    in_reply_to: str | None = None,
+    verb: str = "post",
+    target: str | None = None,
+    rating: int | None = None,
+) -> Item:
+    entry = Entry(
+        id=f"tag:capulet.lit,2026:{item_id}",
+        title=title,
+        content=content,
+        content_type="text",
+        author=author,
+        published=when,
+        updated=when,
+        verb=verb,
+        in_reply_to=in_reply_to,
+        target=target,
+        rating=rating,
+    )
+    return Item(where, item_id, author, when, when, entry, in_reply_to=in_reply_to)
+
+
+async def publish_many(storage: Storage, where: NodeId, count: int, start: float = 0) -> None:
+    for index in range(count):
+        await storage.put_item(entry_item(where, f"i{index:03d}", at(start + index)))
+
+
+def ids(page_items: list[Item]) -> list[str]:
+    return [item.id for item in page_items]
+
+
+POSTS = NodeId(JULIET, "posts")
+
+
+# --- channels -----------------------------------------------------------------------------
+
+
+async def test_a_created_channel_comes_back_with_its_nodes_and_owner(storage: Storage) -> None:
+    channel = await make_channel(storage, JULIET)
+    assert await storage.get_channel(JULIET) == channel
+    assert await storage.find_channel(JULIET) == channel
+    assert [n.id.name for n in await storage.list_nodes(JULIET)] == ["posts", "status"]
+    owner = await storage.find_membership(JULIET, JULIET)
+    assert owner == membership(JULIET, JULIET, Role.OWNER)
+
+
+async def test_creating_an_existing_channel_fails_and_changes_nothing(storage: Storage) -> None:
+    original = await make_channel(storage, JULIET)
+    clash = Channel(JULIET, config(JULIET, title="another"))
+    with pytest.raises(NodeExists):
+        await storage.create_channel(
+            clash, [node(JULIET, "extra")], membership(JULIET, ROMEO, Role.OWNER)
+        )
+    assert await storage.get_channel(JULIET) == original
+    assert await storage.find_node(NodeId(JULIET, "extra")) is None
+    assert await storage.find_membership(JULIET, ROMEO) is None
+
+
+async def test_a_channel_creation_that_fails_halfway_leaves_nothing(storage: Storage) -> None:
+    """Two nodes with the same name make the node insert fail after the channel insert."""
+    channel = Channel(ROMEO, config(ROMEO))
+    with pytest.raises(Exception):  # noqa: B017 - any failure, as long as nothing is left
+        await storage.create_channel(
+            channel, [node(ROMEO), node(ROMEO)], membership(ROMEO, ROMEO, Role.OWNER)
+        )
+    assert await storage.find_channel(ROMEO) is None
+    assert await storage.list_nodes(ROMEO) == []
+    assert await storage.find_membership(ROMEO, ROMEO) is None
+
+
+async def test_unknown_channels(storage: Storage) -> None:
+    assert await storage.find_channel(ROMEO) is None
+    with pytest.raises(ChannelNotFound):
+        await storage.get_channel(ROMEO)
+    with pytest.raises(ChannelNotFound):
+        await storage.update_channel_config(ROMEO, config(ROMEO))
+    with pytest.raises(ChannelNotFound):
+        await storage.delete_channel(ROMEO)
+    with pytest.raises(ChannelNotFound):
+        await storage.add_nodes([node(ROMEO)])
+    with pytest.raises(ChannelNotFound):
+        await storage.put_membership(membership(ROMEO, JULIET))
+
+
+async def test_channel_configuration_is_updated(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    new = ChannelConfig(
+        title="Balcony",
+        description="Wherefore art thou",
+        access_model=AccessModel.AUTHORIZE,
+        default_role=Role.MEMBER,
+        creator=JULIET,
+        channel_type=ChannelType.TOPIC,
+        created=T0,
+        updated=at(60),
+        ephemeral=True,
+    )
+    await storage.update_channel_config(JULIET, new)
+    assert (await storage.get_channel(JULIET)).config == new
+    context = await storage.get_node_context(POSTS, ROMEO)
+    assert context.channel.config == new
+
+
+async def test_deleting_a_channel_removes_nodes_items_and_memberships(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await make_channel(storage, ROMEO)
+    await storage.put_membership(membership(JULIET, ROMEO))
+    await storage.put_membership(membership(ROMEO, JULIET))
+    await publish_many(storage, POSTS, 3)
+    await storage.delete_channel(JULIET)
+    assert await storage.find_channel(JULIET) is None
+    assert await storage.list_nodes(JULIET) == []
+    assert await storage.count_items(POSTS) == 0
+    assert await storage.find_membership(JULIET, ROMEO) is None
+    # The other channel and the user's other membership are untouched.
+    assert await storage.find_membership(ROMEO, JULIET) is not None
+    assert len(await storage.list_nodes(ROMEO)) == 2
+    # Search no longer finds the deleted items.
+    scope = read_scope(ROMEO, requester_is_local=False)
+    found = await storage.search_items(SearchQuery(("hello",), None, scope), PageRequest())
+    assert found.items == []
+
+
+async def test_channels_are_listed_by_jid_in_pages(storage: Storage) -> None:
+    owners = [Jid.parse(f"user{n}@example.com") for n in (3, 1, 4, 5, 2)]
+    for owner in owners:
+        await make_channel(storage, owner)
+    first = await storage.list_channels(PageRequest(max=2))
+    assert [str(c.jid) for c in first.items] == ["user1@example.com", "user2@example.com"]
+    assert (first.count, first.first, first.last) == (5, "user1@example.com", "user2@example.com")
+    second = await storage.list_channels(PageRequest(max=2, after=first.last))
+    assert [str(c.jid) for c in second.items] == ["user3@example.com", "user4@example.com"]
+    back = await storage.list_channels(PageRequest(max=2, before=second.first))
+    assert back.items == first.items
+    last = await storage.list_channels(PageRequest(max=2, last_page=True))
+    assert [str(c.jid) for c in last.items] == ["user4@example.com", "user5@example.com"]
+
+
+# --- nodes ----------------------------------------------------------------------------------
+
+
+async def test_nodes_are_added_and_deleted(storage: Storage) -> None:
+    await make_channel(storage, JULIET, names=("posts",))
+    extra = Node(NodeId(JULIET, "geoloc"), "http://jabber.org/protocol/geoloc", 1, at(5))
+    await storage.add_nodes([extra])
+    assert await storage.get_node(extra.id) == extra
+    with pytest.raises(NodeExists):
+        await storage.add_nodes([extra])
+    await publish_many(storage, POSTS, 2)
+    await storage.delete_node(POSTS)
+    assert await storage.find_node(POSTS) is None
+    assert await storage.count_items(POSTS) == 0
+    with pytest.raises(NodeNotFound):
+        await storage.get_node(POSTS)
+    with pytest.raises(NodeNotFound):
+        await storage.delete_node(POSTS)
+    assert [n.id.name for n in await storage.list_nodes(JULIET)] == ["geoloc"]
+
+
+async def test_a_nodes_settings_are_updated(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    changed = Node(POSTS, "urn:example:other", 10, at(100))
+    await storage.update_node(changed)
+    # The creation time is not a setting: it stays.
+    assert await storage.get_node(POSTS) == Node(POSTS, "urn:example:other", 10, T0)
+    with pytest.raises(NodeNotFound):
+        await storage.update_node(Node(NodeId(JULIET, "missing"), NS_ATOM, None, T0))
+
+
+async def test_adding_nodes_is_all_or_nothing(storage: Storage) -> None:
+    await make_channel(storage, JULIET, names=("posts",))
+    with pytest.raises(NodeExists):
+        await storage.add_nodes([node(JULIET, "fresh"), node(JULIET, "posts")])
+    assert await storage.find_node(NodeId(JULIET, "fresh")) is None
+
+
+async def test_node_context_holds_channel_node_and_membership(storage: Storage) -> None:
+    channel = await make_channel(storage, JULIET)
+    await storage.put_membership(membership(JULIET, ROMEO, Role.PUBLISHER))
+    context = await storage.get_node_context(POSTS, Jid.parse("romeo@montague.lit/balcony"))
+    assert context.channel == channel
+    assert context.node == node(JULIET)
+    assert context.membership == membership(JULIET, ROMEO, Role.PUBLISHER)
+    stranger = await storage.get_node_context(POSTS, NURSE)
+    assert stranger.membership is None
+    with pytest.raises(NodeNotFound):
+        await storage.get_node_context(NodeId(JULIET, "missing"), ROMEO)
+
+
+# --- memberships ----------------------------------------------------------------------------
+
+
+async def test_a_membership_is_replaced_and_deleted(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    pending = membership(JULIET, ROMEO, Role.NONE, SubscriptionState.PENDING)
+    await storage.put_membership(pending)
+    assert await storage.find_membership(JULIET, ROMEO) == pending
+    approved = Membership(
+        JULIET, ROMEO, Role.MEMBER, SubscriptionState.SUBSCRIBED, at(9), invited_by=NURSE
+    )
+    await storage.put_membership(approved)
+    assert await storage.find_membership(JULIET, ROMEO) == approved
+    await storage.delete_membership(JULIET, ROMEO)
+    assert await storage.find_membership(JULIET, ROMEO) is None
+    await storage.delete_membership(JULIET, ROMEO)  # no error the second time
+
+
+async def test_members_are_filtered_and_paged_by_jid(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await storage.put_membership(membership(JULIET, ROMEO, Role.PUBLISHER))
+    await storage.put_membership(membership(JULIET, NURSE, Role.MODERATOR))
+    await storage.put_membership(membership(JULIET, TYBALT, Role.OUTCAST, SubscriptionState.NONE))
+    pending = Jid.parse("benvolio@montague.lit")
+    await storage.put_membership(membership(JULIET, pending, Role.NONE, SubscriptionState.PENDING))
+
+    everyone = await storage.list_memberships(JULIET, PageRequest())
+    assert [str(m.jid) for m in everyone.items] == sorted(
+        str(j) for j in (JULIET, ROMEO, NURSE, TYBALT, pending)
+    )
+    assert everyone.count == 5
+    banned = await storage.list_memberships(JULIET, PageRequest(), roles=frozenset({Role.OUTCAST}))
+    assert [m.jid for m in banned.items] == [TYBALT]
+    waiting = await storage.list_memberships(
+        JULIET, PageRequest(), states=frozenset({SubscriptionState.PENDING})
+    )
+    assert [m.jid for m in waiting.items] == [pending]
+    page = await storage.list_memberships(JULIET, PageRequest(max=2, after=str(JULIET)))
+    assert [m.jid for m in page.items] == [NURSE, ROMEO]
+    assert page.count == 5
+
+
+async def test_the_audience_is_subscribed_members_with_the_given_roles(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await storage.put_membership(membership(JULIET, ROMEO, Role.PUBLISHER))
+    await storage.put_membership(membership(JULIET, NURSE, Role.MEMBER))
+    await storage.put_membership(membership(JULIET, TYBALT, Role.MEMBER, SubscriptionState.PENDING))
+    audience = await storage.list_audience(JULIET, frozenset({Role.OWNER, Role.PUBLISHER}))
+    assert audience == [JULIET, ROMEO]
+    followers = await storage.list_audience(JULIET, frozenset(Role) - {Role.OUTCAST})
+    assert sorted(map(str, followers)) == sorted(map(str, [JULIET, ROMEO, NURSE]))
+
+
+async def test_a_users_memberships_come_with_their_channels(storage: Storage) -> None:
+    juliet = await make_channel(storage, JULIET)
+    romeo = await make_channel(storage, ROMEO)
+    nurse = await make_channel(storage, NURSE)
+    await storage.put_membership(membership(JULIET, TYBALT))
+    await storage.put_membership(membership(NURSE, TYBALT, Role.NONE, SubscriptionState.PENDING))
+    await storage.put_membership(membership(ROMEO, TYBALT))
+    page = await storage.list_user_memberships(TYBALT, PageRequest())
+    assert [(m.channel, c) for m, c in page.items] == [
+        (JULIET, juliet),
+        (NURSE, nurse),
+        (ROMEO, romeo),
+    ]
+    assert page.count == 3
+    subscribed = await storage.list_user_memberships(
+        TYBALT, PageRequest(max=1), states=frozenset({SubscriptionState.SUBSCRIBED})
+    )
+    assert [m.channel for m, _ in subscribed.items] == [JULIET]
+    assert subscribed.count == 2
+    rest = await storage.list_user_memberships(
+        TYBALT,
+        PageRequest(max=5, after=subscribed.last),
+        states=frozenset({SubscriptionState.SUBSCRIBED}),
+    )
+    assert [m.channel for m, _ in rest.items] == [ROMEO]
+
+
+# --- items ----------------------------------------------------------------------------------
+
+
+async def test_items_round_trip_with_every_payload_kind(storage: Storage) -> None:
+    await make_channel(storage, JULIET, names=("posts", "geoloc"))
+    odd_time = datetime(2026, 1, 2, 3, 4, 5, 999999, tzinfo=UTC)
+    entry = Entry(
+        id="tag:capulet.lit,2026:posts/1",
+        title="Title",
+        content="<b>what light</b>",
+        content_type="html",
+        author=ROMEO,
+        published=odd_time,
+        updated=odd_time + timedelta(microseconds=1),
+        verb="post",
+        object_type="comment",
+        in_reply_to=None,
+        target=None,
+        rating=None,
+        extensions=('<geo xmlns="x"/>', "<link rel='self'/>"),
+    )
+    with_entry = Item(POSTS, "1", ROMEO, odd_time, odd_time + timedelta(seconds=1), entry)
+    geoloc = NodeId(JULIET, "geoloc")
+    raw = Item(
+        geoloc,
+        "current",
+        JULIET,
+        T0,
+        T0,
+        RawPayload(
+            '<geoloc xmlns="http://jabber.org/protocol/geoloc"><lat>45.4</lat></geoloc>',
+            "http://jabber.org/protocol/geoloc",
+        ),
+    )
+    tombstone = Item(POSTS, "2", JULIET, T0, at(3), None, deleted=True)
+    for item in (with_entry, raw, tombstone):
+        await storage.put_item(item)
+    assert await storage.get_item(POSTS, "1") == with_entry
+    assert await storage.get_item(geoloc, "current") == raw
+    assert await storage.find_item(POSTS, "2") == tombstone
+    assert await storage.find_item(POSTS, "3") is None
+    with pytest.raises(ItemNotFound):
+        await storage.get_item(POSTS, "3")
+
+
+async def test_timestamps_round_trip_exactly_in_utc(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    offset = datetime(2026, 6, 1, 23, 59, 59, 1, tzinfo=UTC).astimezone(
+        timezone_plus_two := __import__("datetime").timezone(timedelta(hours=2))
+    )
+    assert offset.tzinfo is timezone_plus_two
+    await storage.put_item(entry_item(POSTS, "x", offset))
+    item = await storage.get_item(POSTS, "x")
+    assert item.published == offset
+    assert item.published.utcoffset() == timedelta(0)
+    assert item.published.microsecond == 1
+    ancient = datetime(1901, 1, 1, 0, 0, 0, 7, tzinfo=UTC)
+    await storage.put_item(entry_item(POSTS, "old", ancient))
+    assert (await storage.get_item(POSTS, "old")).updated == ancient
+
+
+async def test_an_item_is_replaced_in_place(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await storage.put_item(entry_item(POSTS, "a", at(1), content="first"))
+    edited = entry_item(POSTS, "a", at(2), content="second")
+    await storage.put_item(edited)
+    assert await storage.get_item(POSTS, "a") == edited
+    assert await storage.count_items(POSTS) == 1
+
+
+async def test_publishing_to_an_unknown_node_fails(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    with pytest.raises(NodeNotFound):
+        await storage.put_item(entry_item(NodeId(JULIET, "missing"), "a", T0))
+    with pytest.raises(NodeNotFound):
+        await storage.put_item(entry_item(NodeId(ROMEO, "posts"), "a", T0))
+
+
+async def test_items_are_paged_newest_first_in_both_directions(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await publish_many(storage, POSTS, 10)
+    newest = [f"i{n:03d}" for n in range(9, -1, -1)]
+
+    first = await storage.list_items(POSTS, PageRequest(max=4))
+    assert ids(first.items) == newest[:4]
+    assert (first.count, first.first, first.last) == (10, newest[0], newest[3])
+    second = await storage.list_items(POSTS, PageRequest(max=4, after=first.last))
+    assert ids(second.items) == newest[4:8]
+    third = await storage.list_items(POSTS, PageRequest(max=4, after=second.last))
+    assert ids(third.items) == newest[8:]
+    end = await storage.list_items(POSTS, PageRequest(max=4, after=third.last))
+    assert (end.items, end.first, end.last, end.count) == ([], None, None, 10)
+
+    back = await storage.list_items(POSTS, PageRequest(max=4, before=third.first))
+    assert ids(back.items) == newest[4:8]
+    near_top = await storage.list_items(POSTS, PageRequest(max=4, before=newest[2]))
+    assert ids(near_top.items) == newest[:2]
+    last = await storage.list_items(POSTS, PageRequest(max=3, last_page=True))
+    assert ids(last.items) == newest[7:]
+    counted = await storage.list_items(POSTS, PageRequest(max=0))
+    assert (counted.items, counted.count) == ([], 10)
+
+
+async def test_items_with_the_same_time_are_ordered_by_id(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    for item_id in ("b", "c", "a"):
+        await storage.put_item(entry_item(POSTS, item_id, T0))
+    await storage.put_item(entry_item(POSTS, "z", at(-1)))
+    page = await storage.list_items(POSTS, PageRequest(max=2))
+    assert ids(page.items) == ["c", "b"]
+    rest = await storage.list_items(POSTS, PageRequest(max=5, after="b"))
+    assert ids(rest.items) == ["a", "z"]
+    before = await storage.list_items(POSTS, PageRequest(max=5, before="a"))
+    assert ids(before.items) == ["c", "b"]
+
+
+async def test_an_unknown_cursor_is_item_not_found(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await publish_many(storage, POSTS, 2)
+    with pytest.raises(ItemNotFound):
+        await storage.list_items(POSTS, PageRequest(after="nope"))
+    with pytest.raises(ItemNotFound):
+        await storage.list_items(POSTS, PageRequest(before="nope"))
+
+
+async def test_item_filters_and_their_count(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await publish_many(storage, POSTS, 6)
+    await storage.put_item(entry_item(POSTS, "reply", at(2.5), in_reply_to="i001"))
+    await storage.put_item(Item(POSTS, "gone", JULIET, at(3.5), at(3.5), None, deleted=True))
+
+    parents = await storage.list_items(POSTS, PageRequest(), parent_only=True)
+    assert "reply" not in ids(parents.items) and parents.count == 7
+    live = await storage.list_items(POSTS, PageRequest(max=2), include_deleted=False)
+    assert "gone" not in ids(live.items) and live.count == 7
+    window = await storage.list_items(POSTS, PageRequest(), since=at(2), until=at(4))
+    # The reply bumped i001 to 2.5, so it is inside the window too.
+    assert ids(window.items) == ["i004", "gone", "i003", "reply", "i001"]
+    assert window.count == 5
+
+
+async def test_a_reply_bumps_its_thread(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await publish_many(storage, POSTS, 3)
+    await storage.put_item(entry_item(POSTS, "r1", at(10), in_reply_to="i000", author=ROMEO))
+    parent = await storage.get_item(POSTS, "i000")
+    assert parent.updated == at(10)
+    assert parent.entry is not None and parent.entry.updated == at(0)
+    page = await storage.list_items(POSTS, PageRequest(max=2), parent_only=True)
+    assert ids(page.items) == ["i000", "i002"]
+
+    replies = await storage.list_replies(POSTS, "i000", PageRequest())
+    assert ids(replies.items) == ["r1"] and replies.count == 1
+    with pytest.raises(ItemNotFound):
+        await storage.list_replies(POSTS, "missing", PageRequest())
+
+
+async def test_threads_by_last_activity(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await publish_many(storage, POSTS, 3)
+    await storage.put_item(entry_item(POSTS, "r1", at(10), in_reply_to="i000"))
+    await storage.put_item(entry_item(POSTS, "r2", at(11), in_reply_to="i000"))
+    await storage.put_item(entry_item(POSTS, "r3", at(12), in_reply_to="i001"))
+    page = await storage.list_threads(POSTS, PageRequest(max=2))
+    assert [t.id for t in page.items] == ["i001", "i000"]
+    assert page.count == 3 and (page.first, page.last) == ("i001", "i000")
+    assert [ids(list(t.items)) for t in page.items] == [["i001", "r3"], ["i000", "r2", "r1"]]
+    assert page.items[1].updated == at(11)
+    rest = await storage.list_threads(POSTS, PageRequest(max=2, after=page.last))
+    assert [(t.id, len(t.items)) for t in rest.items] == [("i002", 1)]
+
+
+async def test_max_items_keeps_the_newest(storage: Storage) -> None:
+    await make_channel(storage, JULIET, names=("posts", "status"))
+    status = NodeId(JULIET, "status")
+    for n in range(4):
+        await storage.put_item(entry_item(status, f"s{n}", at(n)), max_items=1)
+    page = await storage.list_items(status, PageRequest())
+    assert ids(page.items) == ["s3"]
+    for n in range(5):
+        await storage.put_item(entry_item(POSTS, f"p{n}", at(n)), max_items=3)
+    assert ids((await storage.list_items(POSTS, PageRequest())).items) == ["p4", "p3", "p2"]
+    assert await storage.count_items(POSTS) == 3
+
+
+async def test_one_rating_per_author_and_target(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await publish_many(storage, POSTS, 1)
+
+    def rating(item_id: str, author: Jid, stars: int) -> Item:
+        return entry_item(
+            POSTS, item_id, at(5), author=author, verb="rated", target="i000", rating=stars
+        )
+
+    await storage.put_item(rating("rate1", ROMEO, 5))
+    with pytest.raises(RatingError) as raised:
+        await storage.put_item(rating("rate2", ROMEO, 3))
+    assert raised.value.condition == "item-already-rated"
+    assert await storage.find_item(POSTS, "rate2") is None
+    await storage.put_item(rating("rate3", NURSE, 4))
+    # Re-publishing the same rating item is a replacement, not a second rating.
+    await storage.put_item(rating("rate1", ROMEO, 4))
+    found = await storage.find_rating(POSTS, "i000", ROMEO)
+    assert found is not None and found.id == "rate1"
+    assert found.entry is not None and found.entry.rating == 4
+    assert await storage.find_rating(POSTS, "i000", TYBALT) is None
+
+
+async def test_a_failed_write_among_concurrent_ones_leaves_nothing(storage: Storage) -> None:
+    """Concurrent writes may share a transaction; a failing one must not affect the rest."""
+    await make_channel(storage, JULIET)
+    await storage.put_item(
+        entry_item(POSTS, "rate0", at(0), author=ROMEO, verb="rated", target="x", rating=1)
+    )
+    good = [storage.put_item(entry_item(POSTS, f"ok{n}", at(n + 1))) for n in range(20)]
+    bad = storage.put_item(
+        entry_item(POSTS, "dup", at(30), author=ROMEO, verb="rated", target="x", rating=2)
+    )
+    outcomes = await asyncio.gather(*good[:10], bad, *good[10:], return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes].count("RatingError") == 1
+    assert all(o is None for n, o in enumerate(outcomes) if n != 10)
+    assert await storage.count_items(POSTS) == 21
+    assert await storage.find_item(POSTS, "dup") is None
+
+
+async def test_a_failed_reply_does_not_bump_its_parent(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await publish_many(storage, POSTS, 1)
+    await storage.put_item(
+        entry_item(POSTS, "rate0", at(1), author=ROMEO, verb="rated", target="i000", rating=1)
+    )
+    reply_rating = entry_item(
+        POSTS,
+        "rate1",
+        at(9),
+        author=ROMEO,
+        verb="rated",
+        target="i000",
+        rating=2,
+        in_reply_to="i000",
+    )
+    with pytest.raises(RatingError):
+        await storage.put_item(reply_rating, max_items=1)
+    assert (await storage.get_item(POSTS, "i000")).updated == at(0)
+    assert await storage.count_items(POSTS) == 2
+
+
+# --- recent items and search ----------------------------------------------------------------
+
+
+async def test_recent_items_of_followed_channels(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await make_channel(storage, NURSE)
+    await make_channel(storage, TYBALT)
+    await storage.put_membership(membership(JULIET, ROMEO))
+    await storage.put_membership(membership(NURSE, ROMEO))
+    await storage.put_membership(membership(TYBALT, ROMEO, Role.NONE, SubscriptionState.PENDING))
+    nurse_posts = NodeId(NURSE, "posts")
+    juliet_status = NodeId(JULIET, "status")
+    for n in range(5):
+        await storage.put_item(entry_item(POSTS, f"j{n}", at(10 * n)))
+        await storage.put_item(entry_item(nurse_posts, f"n{n}", at(10 * n + 1), author=NURSE))
+    await storage.put_item(entry_item(juliet_status, "mood", at(45)))
+    await storage.put_item(entry_item(POSTS, "reply", at(46), in_reply_to="j0"))
+    await storage.put_item(entry_item(NodeId(TYBALT, "posts"), "t", at(47), author=TYBALT))
+
+    page = await storage.recent_items(
+        ROMEO,
+        since=at(5),
+        max_per_node=2,
+        parent_only=False,
+        node_names=None,
+        page=PageRequest(),
+    )
+    # Per node at most two, newest first across nodes; nothing from the pending channel.
+    assert ids(page.items) == ["reply", "j0", "mood", "n4", "n3"]
+    assert page.count == 5
+    assert page.first == f"{POSTS},reply" and page.last == f"{nurse_posts},n3"
+
+    parents = await storage.recent_items(
+        ROMEO,
+        since=at(5),
+        max_per_node=3,
+        parent_only=True,
+        node_names=frozenset({"posts"}),
+        page=PageRequest(max=2),
+    )
+    assert ids(parents.items) == ["j0", "n4"]
+    assert parents.count == 6
+    more = await storage.recent_items(
+        ROMEO,
+        since=at(5),
+        max_per_node=3,
+        parent_only=True,
+        node_names=frozenset({"posts"}),
+        page=PageRequest(max=10, after=parents.last),
+    )
+    assert ids(more.items) == ["j4", "n3", "j3", "n2"]
+    back = await storage.recent_items(
+        ROMEO,
+        since=at(5),
+        max_per_node=3,
+        parent_only=True,
+        node_names=frozenset({"posts"}),
+        page=PageRequest(max=1, before=more.first),
+    )
+    assert ids(back.items) == ["n4"]
+    with pytest.raises(ItemNotFound):
+        await storage.recent_items(
+            ROMEO,
+            since=at(5),
+            max_per_node=3,
+            parent_only=True,
+            node_names=None,
+            page=PageRequest(after=f"{POSTS},unknown"),
+        )
+
+
+async def test_search_finds_all_words_in_readable_channels(storage: Storage) -> None:
+    await make_channel(storage, JULIET, access=AccessModel.OPEN)
+    await make_channel(storage, NURSE, access=AccessModel.AUTHORIZE)
+    await make_channel(storage, TYBALT, access=AccessModel.AUTHORIZE)
+    await storage.put_membership(membership(TYBALT, ROMEO))
+    await storage.put_membership(membership(NURSE, ROMEO, Role.OUTCAST, SubscriptionState.NONE))
+    tybalt_posts = NodeId(TYBALT, "posts")
+    await storage.put_item(entry_item(POSTS, "a", at(1), content="the rose smells sweet"))
+    await storage.put_item(entry_item(POSTS, "b", at(2), title="Rose", content="by any name"))
+    await storage.put_item(entry_item(POSTS, "c", at(3), content="a sweet rose", author=NURSE))
+    await storage.put_item(entry_item(NodeId(NURSE, "posts"), "n", at(4), content="sweet rose"))
+    await storage.put_item(entry_item(tybalt_posts, "t", at(5), content="Sweet ROSE"))
+    await storage.put_item(Item(POSTS, "gone", JULIET, at(6), at(6), None, deleted=True))
+
+    romeo = read_scope(ROMEO, requester_is_local=False)
+    both = await storage.search_items(SearchQuery(("rose", "sweet"), None, romeo), PageRequest())
+    assert ids(both.items) == ["t", "c", "a"]
+    assert both.count == 3
+    rose = await storage.search_items(SearchQuery(("rose",), None, romeo), PageRequest(max=2))
+    assert ids(rose.items) == ["t", "c"] and rose.count == 4
+    after = await storage.search_items(
+        SearchQuery(("rose",), None, romeo), PageRequest(max=5, after=rose.last)
+    )
+    assert ids(after.items) == ["b", "a"]
+    by_nurse = await storage.search_items(SearchQuery(("rose",), NURSE, romeo), PageRequest())
+    assert ids(by_nurse.items) == ["c"]
+    outsider = read_scope(Jid.parse("paris@verona.lit"), requester_is_local=False)
+    public = await storage.search_items(SearchQuery(("sweet",), None, outsider), PageRequest())
+    assert ids(public.items) == ["c", "a"]
+    quoted = await storage.search_items(
+        SearchQuery(('"rose', "AND", "NEAR("), None, outsider), PageRequest()
+    )
+    assert quoted.items == []
+
+
+async def test_search_sees_edits(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await storage.put_item(entry_item(POSTS, "a", at(1), content="nightingale"))
+    await storage.put_item(entry_item(POSTS, "a", at(2), content="lark"))
+    scope = read_scope(ROMEO, requester_is_local=False)
+    old = await storage.search_items(SearchQuery(("nightingale",), None, scope), PageRequest())
+    new = await storage.search_items(SearchQuery(("lark",), None, scope), PageRequest())
+    assert old.items == [] and ids(new.items) == ["a"]
