@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import types
@@ -14,6 +15,7 @@ from buddycloud.cli import main
 from buddycloud.config import Config, load_config
 from buddycloud.domain.errors import NodeNotFound
 from buddycloud.domain.jid import Jid
+from buddycloud.storage.factory import open_storage
 
 
 def run_cli(
@@ -214,3 +216,36 @@ def test_interrupt_exits_quietly(
     monkeypatch.setitem(sys.modules, "buddycloud.app", module)
     assert main(["serve"], environ={}) == 130
     assert capsys.readouterr().err == ""
+
+
+# --- the real migration ----------------------------------------------------------------
+
+
+async def test_migrate_creates_the_default_database_that_the_server_opens(tmp_path: Path) -> None:
+    first = run_cli("migrate", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    database = tmp_path / "data" / "buddycloud.db"
+    assert database.is_file()
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert {"channels", "nodes", "memberships", "items"} <= tables
+
+    again = run_cli("migrate", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+
+    storage = await open_storage(f"sqlite:///{database}")  # refuses an unmigrated schema
+    try:
+        assert await storage.find_channel(Jid.parse("juliet@localhost")) is None
+    finally:
+        await storage.close()
+
+
+def test_migrate_reports_an_unreachable_database_on_one_line(tmp_path: Path) -> None:
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    result = run_cli(
+        "migrate", cwd=tmp_path, env={"BUDDYCLOUD_STORAGE_URL": "postgresql://u@127.0.0.1:1/x"}
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("buddycloud: error: ")
+    assert "127.0.0.1" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
