@@ -393,12 +393,12 @@ def render_publish(node: NodeId, item_id: str) -> Element:
 @dataclass(frozen=True, slots=True)
 class RetractRequest:
     node: NodeId
-    item_ids: tuple[str, ...]
+    item_id: str
     notify: bool
 
 
 def parse_retract(pubsub: Element) -> RetractRequest:
-    """`<retract node [notify]><item id/>+</retract>` (row 15, ProtoXEP 6.2).
+    """`<retract node [notify]><item id/></retract>` (row 15, ProtoXEP 6.2).
 
     Notifications are sent unless `notify` is false or 0.
     """
@@ -407,10 +407,12 @@ def parse_retract(pubsub: Element) -> RetractRequest:
     items = retract.findall(qname(NS_PUBSUB, "item"))
     if not items:
         raise ItemRequired("a retract request needs an item id")
-    if len(items) > MAX_ITEM_IDS:
-        raise MalformedStanza(f"retract at most {MAX_ITEM_IDS} items per request")
-    ids = tuple(_item_id(item.get("id")) for item in items)
-    return RetractRequest(node, ids, _flag(retract, "notify", default=True))
+    if len(items) > 1:
+        # One item per request, so that a refused retraction never leaves others done.
+        raise MalformedStanza("retract one item per request")
+    return RetractRequest(
+        node, _item_id(items[0].get("id")), _flag(retract, "notify", default=True)
+    )
 
 
 # --- items (XEP-0060 §6.5) --------------------------------------------------------------

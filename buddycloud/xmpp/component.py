@@ -1,0 +1,196 @@
+"""The XEP-0114 component: the stream to the XMPP server, and its reconnection.
+
+This is the only module that imports slixmpp. slixmpp parses the stream and performs the
+handshake; every stanza addressed to the component is handed, as its ElementTree element,
+to `Router.handle` (slixmpp's plugin layers, roster and default presence/message handlers
+are removed, so XEP-0030 and everything else are answered by this project's own code).
+Outgoing stanzas are serialised once by the edge and written with `send_raw`.
+
+When the stream goes away, the component reconnects with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from slixmpp import ComponentXMPP
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher.base import MatcherBase
+
+from buddycloud.domain.jid import Jid
+from buddycloud.services.engine import Engine
+from buddycloud.xmpp.namespaces import NS_COMPONENT, qname
+from buddycloud.xmpp.notifications import Notifier
+from buddycloud.xmpp.presence import OnlineUsers
+from buddycloud.xmpp.router import Router
+from buddycloud.xmpp.stanzas import DEFAULT_MAX_PAYLOAD_BYTES
+from buddycloud.xmpp.xml import serialize
+
+log = logging.getLogger(__name__)
+
+_STANZA_TAGS = frozenset(qname(NS_COMPONENT, name) for name in ("iq", "message", "presence"))
+
+
+class _EveryStanza(MatcherBase):
+    """Matches every iq, message and presence of the component stream."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def match(self, xml: Any) -> bool:
+        return getattr(xml, "xml", None) is not None and xml.xml.tag in _STANZA_TAGS
+
+
+class ChannelComponent:
+    """The channel server's XMPP edge, connected to an XMPP server as a component.
+
+    Args:
+        engine: the channel engine.
+        jid: the component's JID (e.g. `channels.capulet.lit`).
+        secret: the shared secret configured for the component in the XMPP server.
+        host: the XMPP server's address.
+        port: its component port (XEP-0114).
+        max_payload_bytes: larger item payloads are refused with payload-too-big.
+        reconnect_min: first delay, in seconds, before reconnecting.
+        reconnect_max: longest delay between attempts.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        jid: str | Jid,
+        secret: str,
+        host: str,
+        port: int,
+        *,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        reconnect_min: float = 1.0,
+        reconnect_max: float = 60.0,
+    ) -> None:
+        self.jid = jid if isinstance(jid, Jid) else Jid.parse(jid)
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.connected = asyncio.Event()
+        self.online = OnlineUsers()
+        self.router = Router(
+            engine, self.jid, self, self.online, max_payload_bytes=max_payload_bytes
+        )
+        self.notifier = Notifier(self.jid, self.online, self)
+        self._secret = secret
+        self._stream: ComponentXMPP | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stream_ended = asyncio.Event()
+        self._stopping = False
+        self._listening = False
+        self.dropped = 0
+
+    # --- StanzaSink -----------------------------------------------------------------------
+
+    def send(self, stanza: Element) -> None:
+        self.send_text(serialize(stanza))
+
+    def send_text(self, text: str) -> None:
+        stream = self._stream
+        if stream is None or not self.connected.is_set() or stream.transport is None:
+            # Nothing queues while disconnected: followers catch up with MAM or
+            # recent-items (reference section 4).
+            self.dropped += 1
+            return
+        stream.send_raw(text)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register the notification listener and start connecting (returns at once)."""
+        if self._supervisor is not None:
+            return
+        if not self._listening:
+            self.engine.add_listener(self.notifier)
+            self._listening = True
+        self._stopping = False
+        self._supervisor = asyncio.create_task(self._supervise(), name="xmpp-component")
+
+    async def stop(self) -> None:
+        """Close the stream and stop reconnecting. Safe to call twice."""
+        self._stopping = True
+        supervisor, self._supervisor = self._supervisor, None
+        stream = self._stream
+        if stream is not None:
+            stream.cancel_connection_attempt()
+            if stream.transport is not None:
+                await stream.disconnect(wait=1.0)
+        self.connected.clear()
+        self._stream_ended.set()
+        if supervisor is not None:
+            supervisor.cancel()
+            try:
+                await supervisor
+            except asyncio.CancelledError:
+                pass
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _supervise(self) -> None:
+        delay = self.reconnect_min
+        while not self._stopping:
+            self._stream_ended.clear()
+            had_session = await self._connect_once()
+            if self._stopping:
+                return
+            delay = self.reconnect_min if had_session else min(delay * 2, self.reconnect_max)
+            pause = delay * random.uniform(0.8, 1.2)
+            log.info(
+                "XMPP stream to %s:%s closed; reconnecting in %.1fs", self.host, self.port, pause
+            )
+            await asyncio.sleep(pause)
+
+    async def _connect_once(self) -> bool:
+        """Run one stream until it ends. True if the handshake had succeeded."""
+        stream = self._make_stream()
+        self._stream = stream
+        session = {"started": False}
+
+        def on_session_start(_: Any) -> None:
+            session["started"] = True
+            self.connected.set()
+            log.info("component %s connected to %s:%s", self.jid, self.host, self.port)
+
+        def on_end(_: Any) -> None:
+            self.connected.clear()
+            self._stream_ended.set()
+
+        stream.add_event_handler("session_start", on_session_start)
+        stream.add_event_handler("disconnected", on_end)
+        stream.add_event_handler("connection_failed", on_end)
+        stream.connect(self.host, self.port)
+        try:
+            await self._stream_ended.wait()
+        finally:
+            # slixmpp would retry on its own schedule; this supervisor owns the backoff.
+            stream.cancel_connection_attempt()
+            if stream.transport is not None:
+                stream.abort()
+            self.connected.clear()
+        return session["started"]
+
+    def _make_stream(self) -> ComponentXMPP:
+        stream = ComponentXMPP(str(self.jid), self._secret, self.host, self.port)  # type: ignore[no-untyped-call]
+        for name in ("IM", "IMError", "Presence"):
+            stream.remove_handler(name)
+        stream.register_handler(Callback("channel router", _EveryStanza(), self._on_stanza))
+        return stream
+
+    def _on_stanza(self, stanza: Any) -> None:
+        task = asyncio.create_task(self.router.handle(stanza.xml))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

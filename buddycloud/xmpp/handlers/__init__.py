@@ -1,0 +1,1 @@
+"""One small async function per operation: parse -> engine call -> render."""

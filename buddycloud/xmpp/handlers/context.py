@@ -1,0 +1,55 @@
+"""What every IQ handler receives."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+from xml.etree.ElementTree import Element
+
+from buddycloud.domain.jid import Jid
+from buddycloud.services.engine import Engine
+
+
+class StanzaSink(Protocol):
+    """Where the edge writes stanzas: the component's stream, or a fake one in tests."""
+
+    def send(self, stanza: Element) -> None:
+        """Send one stanza element (top-level tag without namespace: the stream's)."""
+
+    def send_text(self, text: str) -> None:
+        """Send one stanza already serialised (notifications are serialised once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """The collaborators handlers share, built once by the router."""
+
+    engine: Engine
+    service_jid: Jid
+    sink: StanzaSink
+    max_payload_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class IqRequest:
+    """An IQ get/set addressed to the component.
+
+    `payload` is the IQ's single child (`<pubsub/>`, `<query/>`), `requester` the sender's
+    full JID as routed by the XMPP server (which authenticated it).
+    """
+
+    edge: Edge
+    requester: Jid
+    payload: Element
+
+    @property
+    def engine(self) -> Engine:
+        return self.edge.engine
+
+    @property
+    def service(self) -> str:
+        return str(self.edge.service_jid)
+
+
+IqHandler = Callable[[IqRequest], Awaitable[Element | None]]

@@ -1,0 +1,20 @@
+"""jabber:iq:search over posts (reference rows 33-34)."""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+from buddycloud.xmpp.handlers.context import IqRequest
+from buddycloud.xmpp.stanzas import parse_search, render_search_form, render_search_results
+
+
+async def handle_search_get(request: IqRequest) -> Element:
+    return render_search_form()
+
+
+async def handle_search_set(request: IqRequest) -> Element:
+    query = parse_search(request.payload)
+    page = await request.engine.search(
+        request.requester, words=query.words, author=query.author, page=query.page
+    )
+    return render_search_results(query.select_page(page.items), service=request.service)

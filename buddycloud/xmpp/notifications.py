@@ -1,0 +1,138 @@
+"""Domain events to `<message type=headline>` with pubsub#event payloads (reference section 4).
+
+Each event is rendered and serialised ONCE; only the `to` attribute differs between the
+copies, so fan-out costs one string format per online resource and no database query.
+Recipients are the online full JIDs (from directed presence) of the event's audience,
+which the engine computed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable
+from xml.etree.ElementTree import Element, SubElement
+from xml.sax.saxutils import quoteattr
+
+from buddycloud.domain.events import (
+    AuthorizationRequested,
+    ConfigurationChanged,
+    Event,
+    ItemPublished,
+    ItemRetracted,
+    NodeDeleted,
+    RoleChanged,
+    SubscriptionChanged,
+)
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import NodeId
+from buddycloud.xmpp.forms import render_node_config
+from buddycloud.xmpp.handlers.context import StanzaSink
+from buddycloud.xmpp.namespaces import NS_PUBSUB_EVENT, qname
+from buddycloud.xmpp.presence import OnlineUsers
+from buddycloud.xmpp.stanzas import node_of, render_authorization_form, render_item
+from buddycloud.xmpp.xml import serialize
+
+log = logging.getLogger(__name__)
+
+
+def _event(child: Element) -> Element:
+    event = Element(qname(NS_PUBSUB_EVENT, "event"))
+    event.append(child)
+    return event
+
+
+class Notifier:
+    """The engine listener of the XMPP edge. Construct once; pass to `engine.add_listener`."""
+
+    def __init__(self, service_jid: Jid, online: OnlineUsers, sink: StanzaSink) -> None:
+        self.service_jid = service_jid
+        self.online = online
+        self.sink = sink
+        self._service = str(service_jid)
+        self._from = quoteattr(self._service)
+        self._ids = itertools.count(1)
+
+    async def __call__(self, event: Event) -> None:
+        for body in self.render(event):
+            if isinstance(event, AuthorizationRequested):
+                self._deliver(body, event.audience, message_type=None, offline_to_bare=True)
+            else:
+                self._deliver(body, event.audience, message_type="headline")
+
+    def render(self, event: Event) -> list[str]:
+        """The serialised children of each message this event produces."""
+        service = self._service
+        match event:
+            case ItemPublished(node=node, item=item):
+                items = Element(qname(NS_PUBSUB_EVENT, "items"), {"node": str(node.id)})
+                items.append(render_item(item, service=service, namespace=NS_PUBSUB_EVENT))
+                return [serialize(_event(items))]
+            case ItemRetracted(node=node, tombstone=tombstone, notify=notify):
+                if not notify:
+                    return []
+                items = Element(qname(NS_PUBSUB_EVENT, "items"), {"node": str(node.id)})
+                SubElement(items, qname(NS_PUBSUB_EVENT, "retract"), {"id": tombstone.id})
+                items.append(render_item(tombstone, service=service, namespace=NS_PUBSUB_EVENT))
+                return [serialize(_event(items))]
+            case SubscriptionChanged(membership=membership):
+                attributes = {
+                    "node": str(node_of(membership)),
+                    "jid": str(membership.jid),
+                    "subscription": membership.subscription.value,
+                }
+                if membership.invited_by is not None:
+                    attributes["invited-by"] = str(membership.invited_by)
+                subscription = Element(qname(NS_PUBSUB_EVENT, "subscription"), attributes)
+                return [serialize(_event(subscription))]
+            case RoleChanged(membership=membership):
+                affiliations = Element(
+                    qname(NS_PUBSUB_EVENT, "affiliations"), {"node": str(node_of(membership))}
+                )
+                SubElement(
+                    affiliations,
+                    qname(NS_PUBSUB_EVENT, "affiliation"),
+                    {"jid": str(membership.jid), "affiliation": membership.role.value},
+                )
+                return [serialize(_event(affiliations))]
+            case ConfigurationChanged(channel=channel, nodes=nodes):
+                bodies = []
+                for node_id in nodes:
+                    configuration = Element(
+                        qname(NS_PUBSUB_EVENT, "configuration"), {"node": str(node_id)}
+                    )
+                    configuration.append(render_node_config(channel, None))
+                    bodies.append(serialize(_event(configuration)))
+                return bodies
+            case NodeDeleted(node=node_id):
+                return [self._delete(node_id)]
+            case AuthorizationRequested(node=node_id, subscriber=subscriber):
+                return [serialize(render_authorization_form(node_id, subscriber))]
+        return []
+
+    def _delete(self, node_id: NodeId) -> str:
+        return serialize(_event(Element(qname(NS_PUBSUB_EVENT, "delete"), {"node": str(node_id)})))
+
+    def _deliver(
+        self,
+        body: str,
+        audience: Iterable[Jid],
+        *,
+        message_type: str | None,
+        offline_to_bare: bool = False,
+    ) -> None:
+        type_attribute = f" type={quoteattr(message_type)}" if message_type else ""
+        head = f"<message from={self._from}{type_attribute} id="
+        for member in audience:
+            resources = self.online.resources(member)
+            targets: Iterable[Jid] = resources
+            if not resources:
+                if not offline_to_bare:
+                    continue
+                # An authorization prompt must reach an offline moderator: the XMPP server
+                # stores a message to a bare JID until they come online.
+                targets = (member.bare,)
+            for target in targets:
+                self.sink.send_text(
+                    f'{head}"n{next(self._ids)}" to={quoteattr(str(target))}>{body}</message>'
+                )

@@ -1,0 +1,315 @@
+"""Route each stanza addressed to the component: the table, and the one error funnel.
+
+`IQ_ROUTES` maps (IQ type, namespace, element) to a handler (STYLE principle 6). For
+`<pubsub/>` the element is the operation inside it (`publish`, `recent-items`…), skipping
+auxiliary children (RSM `<set/>`, `<actor/>`, `<options/>`, `<configure/>` after create).
+
+Errors (STYLE principle 4, RFC 6120 §8.4):
+- an IQ whose namespace the component does not speak -> service-unavailable;
+- a known namespace but unknown element -> feature-not-implemented;
+- a known element with the wrong IQ type -> bad-request;
+- anything a handler raises -> `errors.error_element` (unknown exceptions: logged,
+  internal-server-error, no detail);
+- IQ results and errors addressed to the component are dropped, never relayed.
+
+A reply is sent only after the handler returned, i.e. after the engine's write committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from xml.etree.ElementTree import Element
+
+from buddycloud.domain.errors import InvalidJid, Unsupported
+from buddycloud.domain.jid import Jid
+from buddycloud.services.engine import Engine
+from buddycloud.xmpp.errors import (
+    MalformedStanza,
+    ServiceUnavailable,
+    WrongIqType,
+    error_element,
+)
+from buddycloud.xmpp.handlers.buddycloud import (
+    handle_recent_items,
+    handle_replies,
+    handle_subscriptions_with_configuration,
+    handle_thread,
+    handle_threads,
+    handle_user_items,
+)
+from buddycloud.xmpp.handlers.context import Edge, IqHandler, IqRequest, StanzaSink
+from buddycloud.xmpp.handlers.disco import handle_disco_info, handle_disco_items
+from buddycloud.xmpp.handlers.mam import handle_mam_form, handle_mam_query
+from buddycloud.xmpp.handlers.pubsub import (
+    handle_affiliations,
+    handle_create,
+    handle_items,
+    handle_publish,
+    handle_retract,
+    handle_subscribe,
+    handle_subscriptions,
+    handle_unsubscribe,
+)
+from buddycloud.xmpp.handlers.pubsub_owner import (
+    handle_affiliations_set,
+    handle_configure_get,
+    handle_configure_set,
+    handle_delete,
+    handle_subscriptions_set,
+)
+from buddycloud.xmpp.handlers.register import handle_register_get, handle_register_set
+from buddycloud.xmpp.handlers.search import handle_search_get, handle_search_set
+from buddycloud.xmpp.handlers.version import NS_PING, NS_VERSION, handle_ping, handle_version
+from buddycloud.xmpp.namespaces import (
+    NS_BUDDYCLOUD,
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_MAM,
+    NS_PUBSUB,
+    NS_PUBSUB_OWNER,
+    NS_REGISTER,
+    NS_RSM,
+    NS_SEARCH,
+    qname,
+    split_tag,
+)
+from buddycloud.xmpp.presence import OnlineUsers
+from buddycloud.xmpp.stanzas import DEFAULT_MAX_PAYLOAD_BYTES, parse_authorization_answer
+
+log = logging.getLogger(__name__)
+
+RouteKey = tuple[str, str, str]
+
+IQ_ROUTES: Mapping[RouteKey, IqHandler] = {
+    ("get", NS_DISCO_INFO, "query"): handle_disco_info,
+    ("get", NS_DISCO_ITEMS, "query"): handle_disco_items,
+    ("get", NS_REGISTER, "query"): handle_register_get,
+    ("set", NS_REGISTER, "query"): handle_register_set,
+    ("get", NS_VERSION, "query"): handle_version,
+    ("get", NS_PING, "ping"): handle_ping,
+    ("set", NS_PUBSUB, "create"): handle_create,
+    ("set", NS_PUBSUB, "publish"): handle_publish,
+    ("set", NS_PUBSUB, "retract"): handle_retract,
+    ("get", NS_PUBSUB, "items"): handle_items,
+    ("set", NS_PUBSUB, "subscribe"): handle_subscribe,
+    ("set", NS_PUBSUB, "unsubscribe"): handle_unsubscribe,
+    ("get", NS_PUBSUB, "subscriptions"): handle_subscriptions,
+    ("get", NS_PUBSUB, "affiliations"): handle_affiliations,
+    ("get", NS_PUBSUB, "threads"): handle_threads,
+    ("get", NS_PUBSUB_OWNER, "configure"): handle_configure_get,
+    ("set", NS_PUBSUB_OWNER, "configure"): handle_configure_set,
+    ("set", NS_PUBSUB_OWNER, "delete"): handle_delete,
+    ("get", NS_PUBSUB_OWNER, "subscriptions"): handle_subscriptions,
+    ("set", NS_PUBSUB_OWNER, "subscriptions"): handle_subscriptions_set,
+    ("get", NS_PUBSUB_OWNER, "affiliations"): handle_affiliations,
+    ("set", NS_PUBSUB_OWNER, "affiliations"): handle_affiliations_set,
+    ("get", NS_BUDDYCLOUD, "recent-items"): handle_recent_items,
+    ("get", NS_BUDDYCLOUD, "user-items"): handle_user_items,
+    ("get", NS_BUDDYCLOUD, "replies"): handle_replies,
+    ("get", NS_BUDDYCLOUD, "thread"): handle_thread,
+    ("get", NS_BUDDYCLOUD, "subscriptions-with-configuration"): (
+        handle_subscriptions_with_configuration
+    ),
+    ("get", NS_SEARCH, "query"): handle_search_get,
+    ("set", NS_SEARCH, "query"): handle_search_set,
+    ("get", NS_MAM, "query"): handle_mam_form,
+    ("set", NS_MAM, "query"): handle_mam_query,
+}
+
+KNOWN_NAMESPACES = frozenset({namespace for _, namespace, _ in IQ_ROUTES}) | {NS_PUBSUB}
+
+# Children of <pubsub/> that qualify the operation rather than name it.
+_AUXILIARY = frozenset(
+    {
+        qname(NS_RSM, "set"),
+        qname(NS_BUDDYCLOUD, "actor"),
+        qname(NS_PUBSUB, "options"),
+        qname(NS_PUBSUB, "configure"),
+        qname(NS_PUBSUB, "publish-options"),
+    }
+)
+
+
+def route_key(iq_type: str, payload: Element) -> RouteKey:
+    """The IQ_ROUTES key of an IQ's payload.
+
+    Raises:
+        MalformedStanza: a `<pubsub/>` element names no operation.
+    """
+    namespace, name = split_tag(payload.tag)
+    if name == "pubsub" and namespace in (NS_PUBSUB, NS_PUBSUB_OWNER):
+        children = [child for child in payload if isinstance(child.tag, str)]
+        operation = next((c for c in children if c.tag not in _AUXILIARY), None)
+        if operation is None:
+            operation = children[0] if children else None
+        if operation is None:
+            raise MalformedStanza("the pubsub element names no operation")
+        namespace, name = split_tag(operation.tag)
+    return (iq_type, namespace, name)
+
+
+def find_handler(key: RouteKey) -> IqHandler:
+    """The handler for `key`, or the RFC 6120 error for a request nobody handles.
+
+    Raises:
+        WrongIqType, Unsupported, ServiceUnavailable
+    """
+    handler = IQ_ROUTES.get(key)
+    if handler is not None:
+        return handler
+    iq_type, namespace, name = key
+    other = "set" if iq_type == "get" else "get"
+    if (other, namespace, name) in IQ_ROUTES:
+        raise WrongIqType(f"<{name}/> takes an IQ of type {other}")
+    if namespace in KNOWN_NAMESPACES:
+        raise Unsupported(name, f"<{name}/> is not implemented")
+    raise ServiceUnavailable("the channel service does not speak this namespace")
+
+
+def _stanza_name(element: Element) -> str:
+    return split_tag(element.tag)[1]
+
+
+class Router:
+    """Turn stanzas addressed to the component into engine calls and replies."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        service_jid: Jid,
+        sink: StanzaSink,
+        online: OnlineUsers,
+        *,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        self.edge = Edge(engine, service_jid, sink, max_payload_bytes)
+        self.online = online
+        # Bare JIDs whose personal channel was checked since start: presence is frequent,
+        # registration is idempotent but costs a transaction.
+        self._registered: set[Jid] = set()
+
+    @property
+    def engine(self) -> Engine:
+        return self.edge.engine
+
+    async def handle(self, stanza: Element) -> None:
+        """Handle one stanza; never raises (every failure becomes a reply or a log line)."""
+        name = _stanza_name(stanza)
+        try:
+            if name == "iq":
+                await self._handle_iq(stanza)
+            elif name == "presence":
+                await self._handle_presence(stanza)
+            elif name == "message":
+                await self._handle_message(stanza)
+        except Exception:
+            log.exception("failed to handle a %s stanza", name)
+
+    # --- IQ -------------------------------------------------------------------------------
+
+    async def _handle_iq(self, iq: Element) -> None:
+        iq_type = iq.get("type", "")
+        if iq_type in ("result", "error"):
+            # Answers to requests the component did not send (or federation answers that
+            # its own client correlates); never relayed anywhere.
+            return
+        requester = self._sender(iq)
+        if requester is None or iq.get("id") is None:
+            return
+        try:
+            if iq_type not in ("get", "set"):
+                raise MalformedStanza(f"unknown IQ type {iq_type[:20]!r}")
+            children = [child for child in iq if isinstance(child.tag, str)]
+            if len(children) != 1:
+                # RFC 6120 §8.2.3: a get or set carries exactly one payload.
+                raise MalformedStanza("an IQ get or set must hold exactly one element")
+            handler = find_handler(route_key(iq_type, children[0]))
+            payload = await handler(IqRequest(self.edge, requester, children[0]))
+        except Exception as exc:
+            self.edge.sink.send(self._reply(iq, "error", error_element(exc)))
+            return
+        self.edge.sink.send(self._reply(iq, "result", payload))
+
+    def _reply(self, stanza: Element, type_: str, child: Element | None) -> Element:
+        attributes = {
+            "type": type_,
+            "from": stanza.get("to") or str(self.edge.service_jid),
+            "to": stanza.get("from", ""),
+        }
+        if stanza.get("id") is not None:
+            attributes["id"] = stanza.get("id", "")
+        reply = Element(_stanza_name(stanza), attributes)
+        if child is not None:
+            reply.append(child)
+        return reply
+
+    def _sender(self, stanza: Element) -> Jid | None:
+        raw = stanza.get("from")
+        if not raw:
+            log.warning("dropped a %s without a sender", _stanza_name(stanza))
+            return None
+        try:
+            return Jid.parse(raw)
+        except InvalidJid:
+            log.warning("dropped a %s from an invalid JID", _stanza_name(stanza))
+            return None
+
+    # --- presence -------------------------------------------------------------------------
+
+    async def _handle_presence(self, presence: Element) -> None:
+        """Directed presence decides who receives notifications (reference section 4)."""
+        sender = self._sender(presence)
+        if sender is None:
+            return
+        type_ = presence.get("type", "available")
+        if type_ == "available":
+            self.online.add(sender)
+            await self._register_once(sender)
+        elif type_ in ("unavailable", "error"):
+            self.online.remove(sender)
+        elif type_ == "probe":
+            self._send_presence(sender, None)
+        elif type_ == "subscribe":
+            # Anyone may see that the service is available; then tell them it is.
+            self._send_presence(sender, "subscribed")
+            self._send_presence(sender, None)
+        elif type_ == "unsubscribe":
+            self._send_presence(sender, "unsubscribed")
+
+    async def _register_once(self, sender: Jid) -> None:
+        """A local user coming online gets their personal channel (channel-api-2010 seed)."""
+        bare = sender.bare
+        if bare in self._registered or not self.engine.is_local_user(bare):
+            return
+        try:
+            await self.engine.register(bare)
+        except Exception:
+            log.exception("could not register the channel of %s", bare)
+            return
+        self._registered.add(bare)
+
+    def _send_presence(self, to: Jid, type_: str | None) -> None:
+        attributes = {"from": str(self.edge.service_jid), "to": str(to)}
+        if type_ is not None:
+            attributes["type"] = type_
+        self.edge.sink.send(Element("presence", attributes))
+
+    # --- messages -------------------------------------------------------------------------
+
+    async def _handle_message(self, message: Element) -> None:
+        """Subscription authorization answers (XEP-0060 §8.6; reference row 35)."""
+        sender = self._sender(message)
+        if sender is None:
+            return
+        if message.get("type") == "error":
+            # A bounced notification: that resource is gone.
+            self.online.remove(sender)
+            return
+        try:
+            answer = parse_authorization_answer(message)
+            if answer is None:
+                return
+            await self.engine.authorize(sender, answer.node, answer.subscriber, allow=answer.allow)
+        except Exception as exc:
+            self.edge.sink.send(self._reply(message, "error", error_element(exc)))

@@ -1,0 +1,148 @@
+"""XMPP edge test helpers: a fake stream, and clients that speak XML to the router.
+
+`FakeStream` stands where the component's XMPP stream would be: tests feed it stanzas as
+XML text (as an XMPP server routes them to the component) and read back what the
+component sent, parsed (STYLE principle 12).
+"""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+from buddycloud.domain.jid import Jid
+from buddycloud.services.engine import Engine
+from buddycloud.xmpp.notifications import Notifier
+from buddycloud.xmpp.presence import OnlineUsers
+from buddycloud.xmpp.router import Router
+from buddycloud.xmpp.xml import parse_xml, serialize
+
+SERVICE = "channels.capulet.lit"
+NS = {
+    "pubsub": "http://jabber.org/protocol/pubsub",
+    "owner": "http://jabber.org/protocol/pubsub#owner",
+    "event": "http://jabber.org/protocol/pubsub#event",
+    "errors": "http://jabber.org/protocol/pubsub#errors",
+    "bcerr": "http://buddycloud.org/v1/errors",
+    "bc": "http://buddycloud.org/v1",
+    "stanzas": "urn:ietf:params:xml:ns:xmpp-stanzas",
+    "disco": "http://jabber.org/protocol/disco#info",
+    "items": "http://jabber.org/protocol/disco#items",
+    "x": "jabber:x:data",
+    "rsm": "http://jabber.org/protocol/rsm",
+    "atom": "http://www.w3.org/2005/Atom",
+    "thr": "http://purl.org/syndication/thread/1.0",
+    "ts": "http://purl.org/atompub/tombstones/1.0",
+    "activity": "http://activitystrea.ms/spec/1.0/",
+    "mam": "urn:xmpp:mam:2",
+    "fwd": "urn:xmpp:forward:0",
+    "search": "jabber:iq:search",
+    "register": "jabber:iq:register",
+}
+
+
+class FakeStream:
+    """Records every stanza the edge sends, serialised exactly as it would go on the wire."""
+
+    def __init__(self) -> None:
+        self.wire: list[str] = []
+
+    def send(self, stanza: Element) -> None:
+        self.wire.append(serialize(stanza))
+
+    def send_text(self, text: str) -> None:
+        self.wire.append(text)
+
+    def take(self) -> list[Element]:
+        """The stanzas sent since the last call, parsed back from the wire text."""
+        sent = [parse_xml(text) for text in self.wire]
+        self.wire.clear()
+        return sent
+
+
+class Client:
+    """Speaks to the component as one XMPP user would, through the XMPP server."""
+
+    def __init__(self, harness: Harness, jid: str) -> None:
+        self.harness = harness
+        self.jid = jid
+        self._ids = 0
+
+    async def iq(self, type_: str, payload: str) -> Element:
+        """Send an IQ and return the component's reply (asserting exactly one arrives)."""
+        self._ids += 1
+        reply = await self.harness.feed(
+            f"<iq xmlns='jabber:component:accept' type='{type_}' id='q{self._ids}' "
+            f"from='{self.jid}' to='{SERVICE}'>{payload}</iq>"
+        )
+        replies = [s for s in reply if s.tag == "iq"]
+        assert len(replies) == 1, [serialize(s) for s in reply]
+        assert replies[0].get("id") == f"q{self._ids}"
+        assert replies[0].get("to") == self.jid
+        self.harness.extra = [s for s in reply if s.tag != "iq"]
+        return replies[0]
+
+    async def ok(self, type_: str, payload: str) -> Element:
+        """Send an IQ that must succeed."""
+        reply = await self.iq(type_, payload)
+        assert reply.get("type") == "result", serialize(reply)
+        return reply
+
+    async def error(self, type_: str, payload: str) -> tuple[str, str, str | None]:
+        """Send an IQ that must fail: (condition, error type, application condition)."""
+        reply = await self.iq(type_, payload)
+        assert reply.get("type") == "error", serialize(reply)
+        return condition_of(reply)
+
+    async def presence(self, type_: str | None = None) -> list[Element]:
+        type_attr = f" type='{type_}'" if type_ else ""
+        return await self.harness.feed(
+            f"<presence xmlns='jabber:component:accept' from='{self.jid}' to='{SERVICE}'"
+            f"{type_attr}/>"
+        )
+
+    async def message(self, payload: str) -> list[Element]:
+        return await self.harness.feed(
+            f"<message xmlns='jabber:component:accept' from='{self.jid}' to='{SERVICE}'>"
+            f"{payload}</message>"
+        )
+
+
+def condition_of(stanza: Element) -> tuple[str, str, str | None]:
+    error = stanza.find("error")
+    assert error is not None
+    condition = next(
+        child.tag.split("}")[1]
+        for child in error
+        if child.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}")
+        and not child.tag.endswith("}text")
+    )
+    app = next(
+        (
+            child.tag.split("}")[1]
+            for child in error
+            if not child.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}")
+        ),
+        None,
+    )
+    return condition, error.get("type", ""), app
+
+
+class Harness:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.stream = FakeStream()
+        self.online = OnlineUsers()
+        self.router = Router(
+            engine, Jid.parse(SERVICE), self.stream, self.online, max_payload_bytes=4096
+        )
+        self.notifier = Notifier(Jid.parse(SERVICE), self.online, self.stream)
+        engine.add_listener(self.notifier)
+        self.extra: list[Element] = []
+
+    async def feed(self, xml: str) -> list[Element]:
+        """Hand one stanza to the router; return everything sent while handling it."""
+        await self.router.handle(parse_xml(xml))
+        return self.stream.take()
+
+    def client(self, jid: str) -> Client:
+        return Client(self, jid)
