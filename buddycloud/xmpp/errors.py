@@ -182,8 +182,13 @@ INTERNAL_ERROR = StanzaErrorSpec("internal-server-error", "cancel")
 
 def lookup(exc: BaseException) -> StanzaErrorSpec | None:
     """The row for `exc`'s class or its nearest mapped base class, None when unmapped."""
-    for cls in type(exc).__mro__:
-        spec = STANZA_ERRORS.get(cls)
+    return lookup_class(type(exc))
+
+
+def lookup_class(cls: type[BaseException]) -> StanzaErrorSpec | None:
+    """The row for an exception class, following its MRO (Starlette's handler lookup)."""
+    for base in cls.__mro__:
+        spec = STANZA_ERRORS.get(base)
         if spec is not None:
             return spec
     return None
