@@ -1,0 +1,217 @@
+"""Routing: the IQ table, RFC 6120 errors for what nobody handles, presence, messages."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from xmpp.support import NS, SERVICE, Client, Harness, condition_of
+
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import NodeId
+
+PUBSUB = f"<pubsub xmlns='{NS['pubsub']}'>"
+
+
+async def test_disco_info_names_the_channel_service(juliet: Client) -> None:
+    """ProtoXEP example 4: identities pubsub/channels and pubsub/inbox, and the features."""
+    reply = await juliet.ok("get", f"<query xmlns='{NS['disco']}'/>")
+    identities = {
+        (i.get("category"), i.get("type")) for i in reply.findall("disco:query/disco:identity", NS)
+    }
+    assert identities == {("pubsub", "channels"), ("pubsub", "inbox")}
+    features = {f.get("var") for f in reply.findall("disco:query/disco:feature", NS)}
+    assert {
+        "jabber:iq:register",
+        "http://jabber.org/protocol/disco#info",
+        "jabber:iq:search",
+        NS["pubsub"],
+    } <= features
+
+
+async def test_disco_items_lists_channels_with_rsm(juliet: Client, romeo: Client) -> None:
+    await juliet.ok("set", f"<query xmlns='{NS['register']}'/>")
+    await romeo.ok("set", f"<query xmlns='{NS['register']}'/>")
+    reply = await juliet.ok(
+        "get", f"<query xmlns='{NS['items']}'><set xmlns='{NS['rsm']}'><max>1</max></set></query>"
+    )
+    items = reply.findall("items:query/items:item", NS)
+    assert len(items) == 1 and items[0].get("jid") == SERVICE
+    assert reply.findtext("items:query/rsm:set/rsm:count", namespaces=NS) == "2"
+
+
+async def test_registering_from_another_domain_is_not_allowed(harness: Harness) -> None:
+    benvolio = harness.client("benvolio@montague.lit/home")
+    condition = await benvolio.error("set", f"<query xmlns='{NS['register']}'/>")
+    assert condition[:2] == ("not-allowed", "cancel")
+
+
+async def test_unregistering_is_not_implemented(juliet: Client) -> None:
+    condition = await juliet.error("set", f"<query xmlns='{NS['register']}'><remove/></query>")
+    assert condition == ("feature-not-implemented", "cancel", "unsupported")
+
+
+@pytest.mark.parametrize(
+    ("type_", "payload", "expected"),
+    [
+        # RFC 6120 §8.4: a namespace nobody here speaks.
+        ("get", "<query xmlns='urn:example:unknown'/>", ("service-unavailable", "cancel", None)),
+        # A known namespace, an operation this server does not implement (XEP-0060 purge).
+        (
+            "set",
+            f"<pubsub xmlns='{NS['owner']}'><purge node='/user/juliet@capulet.lit/posts'/>"
+            "</pubsub>",
+            ("feature-not-implemented", "cancel", "unsupported"),
+        ),
+        # Publishing with an IQ get.
+        (
+            "get",
+            f"{PUBSUB}<publish node='/user/juliet@capulet.lit/posts'/></pubsub>",
+            ("bad-request", "modify", None),
+        ),
+        # An empty pubsub element.
+        ("get", f"{PUBSUB}</pubsub>", ("bad-request", "modify", None)),
+        # No node.
+        ("get", f"{PUBSUB}<items/></pubsub>", ("not-acceptable", "modify", "nodeid-required")),
+        # A node id that is not /user/<jid>/<name>.
+        (
+            "get",
+            f"{PUBSUB}<items node='princes/posts'/></pubsub>",
+            ("bad-request", "modify", "invalid-node-format"),
+        ),
+        (
+            "set",
+            f"{PUBSUB}<subscribe node='/user/juliet@capulet.lit/posts' jid='@@'/></pubsub>",
+            ("bad-request", "modify", "invalid-jid"),
+        ),
+        (
+            "get",
+            f"{PUBSUB}<items node='/user/juliet@capulet.lit/posts' max_items='lots'/></pubsub>",
+            ("bad-request", "modify", None),
+        ),
+        (
+            "set",
+            f"{PUBSUB}<publish node='/user/juliet@capulet.lit/posts'/></pubsub>",
+            ("bad-request", "modify", "item-required"),
+        ),
+    ],
+)
+async def test_requests_nobody_can_serve_get_rfc_6120_errors(
+    juliet: Client, type_: str, payload: str, expected: tuple[str, str, str | None]
+) -> None:
+    assert await juliet.error(type_, payload) == expected
+
+
+async def test_an_iq_with_two_payloads_is_a_bad_request(harness: Harness) -> None:
+    sent = await harness.feed(
+        f"<iq xmlns='jabber:component:accept' type='get' id='x' from='juliet@capulet.lit/b' "
+        f"to='{SERVICE}'><query xmlns='{NS['disco']}'/><query xmlns='{NS['disco']}'/></iq>"
+    )
+    assert len(sent) == 1 and condition_of(sent[0])[0] == "bad-request"
+
+
+async def test_results_and_errors_addressed_to_the_component_are_never_answered(
+    harness: Harness,
+) -> None:
+    for type_ in ("result", "error"):
+        sent = await harness.feed(
+            f"<iq xmlns='jabber:component:accept' type='{type_}' id='x' "
+            f"from='juliet@capulet.lit/b' to='{SERVICE}'>"
+            f"<error type='cancel'><forbidden xmlns='{NS['stanzas']}'/></error></iq>"
+        )
+        assert sent == []
+
+
+async def test_stanzas_from_invalid_senders_are_dropped(harness: Harness) -> None:
+    sent = await harness.feed(
+        f"<iq xmlns='jabber:component:accept' type='get' id='x' from='@bad' to='{SERVICE}'>"
+        f"<query xmlns='{NS['disco']}'/></iq>"
+    )
+    assert sent == []
+
+
+async def test_an_engine_failure_is_an_internal_error_without_detail(
+    harness: Harness,
+    juliet: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("connection to 10.0.0.7 refused")
+
+    monkeypatch.setattr(harness.engine, "list_channels", broken)
+    with caplog.at_level(logging.ERROR):
+        reply = await juliet.iq("get", f"<query xmlns='{NS['items']}'/>")
+    assert condition_of(reply) == ("internal-server-error", "cancel", None)
+    assert reply.find("error/stanzas:text", NS) is None
+    assert "10.0.0.7" not in "".join(reply.itertext())
+
+
+async def test_available_presence_registers_a_local_user_and_tracks_resources(
+    harness: Harness, juliet: Client
+) -> None:
+    """channel-api-2010: a local user coming online gets a channel; reference section 4."""
+    await juliet.presence()
+    assert harness.online.is_online(Jid.parse("juliet@capulet.lit/balcony"))
+    view = await harness.engine.get_node_view(
+        Jid.parse("juliet@capulet.lit"), NodeId.parse("/user/juliet@capulet.lit/posts")
+    )
+    assert view.channel.config.creator == Jid.parse("juliet@capulet.lit")
+    await juliet.presence("unavailable")
+    assert not harness.online.is_online(Jid.parse("juliet@capulet.lit/balcony"))
+
+
+async def test_presence_from_a_remote_user_registers_nothing(harness: Harness) -> None:
+    benvolio = harness.client("benvolio@montague.lit/home")
+    await benvolio.presence()
+    assert harness.online.is_online(Jid.parse("benvolio@montague.lit/home"))
+    reply = await benvolio.iq(
+        "get", f"<query xmlns='{NS['disco']}' node='/user/benvolio@montague.lit/posts'/>"
+    )
+    assert condition_of(reply)[0] == "item-not-found"
+
+
+async def test_probes_and_subscription_requests_are_answered(juliet: Client) -> None:
+    probe = await juliet.presence("probe")
+    assert [(p.tag, p.get("type"), p.get("from")) for p in probe] == [("presence", None, SERVICE)]
+    subscribe = await juliet.presence("subscribe")
+    assert [p.get("type") for p in subscribe] == ["subscribed", None]
+    assert all(p.get("to") == "juliet@capulet.lit/balcony" for p in subscribe)
+    unsubscribe = await juliet.presence("unsubscribe")
+    assert [p.get("type") for p in unsubscribe] == ["unsubscribed"]
+
+
+async def test_a_bounced_message_marks_the_resource_offline(
+    harness: Harness, romeo: Client
+) -> None:
+    await romeo.presence()
+    await harness.feed(
+        f"<message xmlns='jabber:component:accept' type='error' from='romeo@capulet.lit/orchard' "
+        f"to='{SERVICE}'><error type='cancel'><service-unavailable xmlns='{NS['stanzas']}'/>"
+        "</error></message>"
+    )
+    assert not harness.online.is_online(Jid.parse("romeo@capulet.lit/orchard"))
+
+
+async def test_a_bad_authorization_answer_gets_an_error_message(juliet: Client) -> None:
+    answer = (
+        f"<x xmlns='{NS['x']}' type='submit'>"
+        "<field var='FORM_TYPE' type='hidden'>"
+        "<value>http://jabber.org/protocol/pubsub#subscribe_authorization</value></field>"
+        "<field var='pubsub#node'><value>/user/juliet@capulet.lit/posts</value></field>"
+        "<field var='pubsub#subscriber_jid'><value>romeo@capulet.lit</value></field>"
+        "<field var='pubsub#allow'><value>perhaps</value></field></x>"
+    )
+    sent = await juliet.message(answer)
+    assert [(m.tag, m.get("type")) for m in sent] == [("message", "error")]
+    assert condition_of(sent[0])[0] == "not-acceptable"
+
+
+async def test_plain_chat_messages_are_ignored(juliet: Client) -> None:
+    assert await juliet.message("<body>hello?</body>") == []
+
+
+async def test_version_and_ping(juliet: Client) -> None:
+    reply = await juliet.ok("get", "<query xmlns='jabber:iq:version'/>")
+    assert reply.findtext("{jabber:iq:version}query/{jabber:iq:version}name") == "buddycloud-server"
+    await juliet.ok("get", "<ping xmlns='urn:xmpp:ping'/>")
