@@ -1,9 +1,8 @@
-"""Engine fixtures: a real engine over real SQLite storage, a fake clock, recorded events."""
+"""Engine fixtures: a real engine over each real storage backend, a fake clock, recorded events."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from engine_support import FakeClock, Recorder
@@ -11,7 +10,7 @@ from engine_support import FakeClock, Recorder
 from buddycloud.domain.jid import Jid
 from buddycloud.services.config import EngineConfig
 from buddycloud.services.engine import Engine
-from buddycloud.storage.factory import open_storage
+from buddycloud.storage.base import Storage
 
 
 @pytest.fixture
@@ -25,8 +24,7 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path, clock: FakeClock, recorder: Recorder) -> AsyncIterator[Engine]:
-    storage = await open_storage(f"sqlite:///{tmp_path}/engine.db", migrate=True)
+async def engine(storage: Storage, clock: FakeClock, recorder: Recorder) -> AsyncIterator[Engine]:
     config = EngineConfig(
         domain="capulet.lit",
         service_jid=Jid.parse("channels.capulet.lit"),
@@ -36,4 +34,3 @@ async def engine(tmp_path: Path, clock: FakeClock, recorder: Recorder) -> AsyncI
     engine = Engine(storage, clock, config)
     engine.add_listener(recorder)
     yield engine
-    await storage.close()
