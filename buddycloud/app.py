@@ -1,0 +1,315 @@
+"""The composition root: builds the object graph from the configuration and runs it.
+
+This is the one module that imports concrete implementations from every layer (storage
+backends, the engine, the XMPP edge, the private Prosody). Everything else receives its
+collaborators through its constructor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from buddycloud.config import Config, XmppConfig
+from buddycloud.domain.jid import Jid
+from buddycloud.prosody import PrivateProsody, ProsodySettings
+from buddycloud.services.config import EngineConfig
+from buddycloud.services.engine import Engine
+from buddycloud.storage.base import Storage
+from buddycloud.storage.factory import open_storage
+from buddycloud.util.clock import SystemClock
+from buddycloud.xmpp.component import ChannelComponent
+
+log = logging.getLogger(__name__)
+
+# How long `run` waits for the first component handshake before saying so in the log; the
+# component keeps reconnecting on its own either way.
+CONNECT_NOTICE_SECONDS = 10.0
+DEFAULT_C2S_PORT = 5222
+# Only read by `serve --with-prosody`: the private Prosody's client port.
+C2S_PORT_VARIABLE = "BUDDYCLOUD_PROSODY_C2S_PORT"
+SECRET_FILE = "component.secret"
+
+
+@dataclass(slots=True)
+class App:
+    """The running server's parts.
+
+    Attributes:
+        config: the configuration it was built from.
+        storage: the open storage backend.
+        engine: the channel engine over that storage.
+        component: the XMPP edge, or None when no [xmpp] section is configured.
+    """
+
+    config: Config
+    storage: Storage
+    engine: Engine
+    component: ChannelComponent | None
+
+    async def start(self) -> None:
+        """Start the edges (the XMPP component starts connecting and returns at once)."""
+        if self.component is not None:
+            await self.component.start()
+
+    async def close(self) -> None:
+        """Stop the edges, then close the storage. Safe to call twice."""
+        try:
+            if self.component is not None:
+                await self.component.stop()
+        finally:
+            await self.storage.close()
+
+
+def engine_config(config: Config) -> EngineConfig:
+    """The engine's settings from the `[server]` (and `[xmpp]`) configuration.
+
+    Without `[xmpp]` the service JID is `channels.<domain>`, the name `--with-prosody`
+    gives the component: item ids built from it (`tag:<service>,...`) stay stable when an
+    XMPP edge is added later under that conventional name.
+    """
+    server = config.server
+    service_jid = (
+        config.xmpp.component_jid
+        if config.xmpp is not None
+        else Jid("", f"channels.{server.domain.domain}")
+    )
+    return EngineConfig(
+        domain=server.domain.domain,
+        service_jid=service_jid,
+        topics_domain=server.topics_domain.domain,
+        well_known_nodes=server.well_known_nodes,
+        max_payload_bytes=server.max_payload_bytes,
+        personal_access_model=server.personal_access_model,
+        personal_default_role=server.personal_default_role,
+        topic_access_model=server.topic_access_model,
+        topic_default_role=server.topic_default_role,
+    )
+
+
+def _migrates_on_open(url: str) -> bool:
+    # The embedded default (SQLite) creates its schema on first start, so that
+    # `buddycloud serve` works out of the box. A PostgreSQL schema is shared by several
+    # processes and is upgraded deliberately with `buddycloud migrate` (docs/config.md).
+    return url.startswith("sqlite")
+
+
+async def build(config: Config) -> App:
+    """Open the storage and wire the engine and the configured edges. Nothing starts yet.
+
+    Raises:
+        SchemaVersionMismatch: a PostgreSQL database is empty or at another schema version
+            (run `buddycloud migrate`).
+        ValueError: the storage URL is not usable.
+    """
+    storage = await open_storage(config.storage.url, migrate=_migrates_on_open(config.storage.url))
+    try:
+        engine = Engine(storage, SystemClock(), engine_config(config))
+        component = None
+        if config.xmpp is not None:
+            component = ChannelComponent(
+                engine,
+                config.xmpp.component_jid,
+                config.xmpp.secret,
+                config.xmpp.host,
+                config.xmpp.port,
+                max_payload_bytes=config.server.max_payload_bytes,
+            )
+    except BaseException:
+        await storage.close()
+        raise
+    return App(config=config, storage=storage, engine=engine, component=component)
+
+
+def data_directory(config: Config) -> Path:
+    """Where local state lives: the SQLite file's directory, else `./data`."""
+    url = config.storage.url
+    if url.startswith("sqlite"):
+        path = url.partition("://")[2][1:]  # sqlite:///rel -> "rel", sqlite:////abs -> "/abs"
+        if path and path != ":memory:":
+            return Path(path).parent
+    return Path("data")
+
+
+def _component_secret(directory: Path) -> str:
+    """The secret kept under the data directory, generated (0600) on first use."""
+    path = directory / SECRET_FILE
+    with contextlib.suppress(FileNotFoundError):
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    directory.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(value + "\n")
+    return value
+
+
+def _c2s_port(environ: Mapping[str, str]) -> int:
+    raw = environ.get(C2S_PORT_VARIABLE)
+    if raw is None:
+        return DEFAULT_C2S_PORT
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 65535:
+        raise ValueError(f"{C2S_PORT_VARIABLE} must be a port number, got {raw!r}")
+    return int(raw)
+
+
+def private_prosody(
+    config: Config, *, c2s_port: int = DEFAULT_C2S_PORT
+) -> tuple[Config, PrivateProsody]:
+    """A private Prosody for the configured domain, and the configuration wired to it.
+
+    The Prosody lives in `<data directory>/prosody`. The component JID, host and port come
+    from `[xmpp]` when present, else `channels.<domain>` on 127.0.0.1:5347; the secret from
+    `[xmpp]`, else one generated once and kept in that directory.
+    """
+    domain = config.server.domain.domain
+    base_dir = (data_directory(config) / "prosody").resolve()
+    if config.xmpp is not None:
+        xmpp = config.xmpp
+    else:
+        xmpp = XmppConfig(
+            component_jid=Jid("", f"channels.{domain}"),
+            secret=_component_secret(base_dir),
+        )
+    settings = ProsodySettings(
+        domain=domain,
+        component_jid=str(xmpp.component_jid),
+        component_secret=xmpp.secret,
+        base_dir=base_dir,
+        c2s_port=c2s_port,
+        component_port=xmpp.port,
+        interface=xmpp.host,
+    )
+    return dataclasses.replace(config, xmpp=xmpp), PrivateProsody(settings)
+
+
+def connection_help(prosody: PrivateProsody) -> str:
+    """What a person needs to connect an XMPP client to the private Prosody."""
+    s = prosody.settings
+    return "\n".join(
+        [
+            f"Private Prosody for {s.domain} is running (log: {s.log_path}).",
+            f"  XMPP clients: connect to {s.interface}:{s.c2s_port} as <user>@{s.domain}; "
+            "no TLS, plain password authentication.",
+            "  Create a user: in-band registration from the client, or",
+            f"    prosodyctl --config {s.config_path} register <user> {s.domain} <password>",
+            f"  Channel server: {s.component_jid} (send it <query xmlns='jabber:iq:register'/> "
+            "once to create your channel).",
+        ]
+    )
+
+
+async def run(
+    config: Config,
+    *,
+    with_prosody: bool = False,
+    stop: asyncio.Event | None = None,
+    out: TextIO | None = None,
+) -> None:
+    """Run the server until SIGINT or SIGTERM (or until `stop` is set), then shut down.
+
+    Args:
+        config: the validated configuration.
+        with_prosody: also run a private Prosody for the configured domain and connect the
+            component to it; it is stopped on exit.
+        stop: an event that ends the run when set (tests); signals always do.
+        out: where the connection instructions are printed; stdout by default.
+    """
+    stop = stop if stop is not None else asyncio.Event()
+    out = out if out is not None else sys.stdout
+    loop = asyncio.get_running_loop()
+    installed = _install_signal_handlers(loop, stop.set)
+    prosody: PrivateProsody | None = None
+    try:
+        if with_prosody:
+            config, prosody = private_prosody(config, c2s_port=_c2s_port(os.environ))
+            await asyncio.to_thread(prosody.start)
+        app = await build(config)
+        try:
+            await app.start()
+            _announce(app, prosody, out)
+            if app.component is not None:
+                await _notice_connection(app.component, stop)
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            await app.close()
+    finally:
+        if prosody is not None:
+            await asyncio.to_thread(prosody.stop)
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+def _announce(app: App, prosody: PrivateProsody | None, out: TextIO) -> None:
+    log.info("storage open: %s", _redacted(app.config.storage.url))
+    if app.config.xmpp is None:
+        # The HTTP edge will serve [http] listen; until it exists nothing else listens.
+        log.info(
+            "no edge configured: add an [xmpp] section or run with --with-prosody to serve "
+            "XMPP clients"
+        )
+    else:
+        log.info(
+            "XMPP component %s connecting to %s:%s",
+            app.config.xmpp.component_jid,
+            app.config.xmpp.host,
+            app.config.xmpp.port,
+        )
+    if prosody is not None:
+        print(connection_help(prosody), file=out, flush=True)
+
+
+async def _notice_connection(component: ChannelComponent, stop: asyncio.Event) -> None:
+    """Log once if the first handshake is slow; never blocks shutdown."""
+    connected = asyncio.ensure_future(component.connected.wait())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {connected, stopped},
+            timeout=CONNECT_NOTICE_SECONDS,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not done:
+            log.warning(
+                "the XMPP component has not connected after %.0f s; still retrying",
+                CONNECT_NOTICE_SECONDS,
+            )
+    finally:
+        for task in (connected, stopped):
+            task.cancel()
+
+
+def _install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
+) -> list[signal.Signals]:
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, callback)
+        except (NotImplementedError, RuntimeError):
+            # Not the main thread (or not Unix): the caller stops us through `stop`.
+            continue
+        installed.append(signum)
+    return installed
+
+
+def _redacted(url: str) -> str:
+    """A storage URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
