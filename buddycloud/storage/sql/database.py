@@ -1,21 +1,32 @@
 """Connections and transactions: engines per dialect, SQLite group commit, schema version.
 
-SQLite runs in WAL mode with `synchronous=FULL`: every commit is fsynced before the caller
-is acknowledged, so an acknowledged write survives a crash or a power loss. The price of an
-fsync per commit is paid once per *batch*: concurrent writes are queued to one writer
-connection, which runs each in its own savepoint inside one transaction and acknowledges
-them all after that transaction's commit (group commit). Reads use a small pool of other
-connections and never wait for the writer (WAL readers see the last commit).
+Every operation of the storage is one *unit of work*: a plain function that runs its
+statements on a SQLAlchemy `Connection` inside one transaction.
 
-PostgreSQL needs none of this: every operation takes a pooled connection and its own
-transaction.
+PostgreSQL runs units of work on the asyncpg driver (`AsyncConnection.run_sync`), each on
+a pooled connection in its own transaction; the server handles concurrency.
+
+SQLite runs each unit of work whole on a worker thread with the standard `sqlite3` driver.
+An async driver (aiosqlite) would hop between threads for every statement, cursor and
+fetch, eight hops for a one-row read; here a read costs one hop and a batch of writes one
+hop, which is what makes the throughput targets reachable.
+- Writes go to one writer thread and connection (SQLite has one writer anyway). Writes that
+  arrive while the writer is busy are batched into one transaction, each in its own
+  savepoint, and every caller is acknowledged after that transaction's commit (group
+  commit): a failing write rolls back to its savepoint and fails alone.
+- Reads use a small pool of reader threads and connections; in WAL mode they never wait
+  for the writer and see the last commit.
+- `synchronous=FULL`: each commit is fsynced before any caller is acknowledged, so an
+  acknowledged write survives a crash *or a power loss*. NORMAL would only survive a
+  process crash; FULL costs one fsync per batch, which group commit amortises.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -28,13 +39,13 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
 from buddycloud.storage.base import SchemaVersionMismatch
 
 T = TypeVar("T")
-Work = Callable[[AsyncConnection], Awaitable[T]]
+Work = Callable[[sa.Connection], T]
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -44,23 +55,23 @@ _SQLITE_PRAGMAS = (
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-32000",
 )
-_MAX_BATCH = 500
-_READ_POOL = 4
+_MAX_BATCH = 1000
+_READERS = 4
 
 
 def parse_url(url: str) -> URL:
-    """Map a storage URL onto the async driver's URL.
+    """Map a storage URL onto the driver's URL.
 
     Raises:
         ValueError: the URL is malformed or names an unsupported scheme.
     """
     try:
         parsed = make_url(url)
-    except Exception:  # SQLAlchemy raises ArgumentError with the whole URL inside.
+    except Exception:  # SQLAlchemy's error would repeat the whole URL, password included.
         raise ValueError("malformed storage URL: expected sqlite:///… or postgresql://…") from None
     scheme = parsed.drivername
-    if scheme in ("sqlite", "sqlite+aiosqlite"):
-        return parsed.set(drivername="sqlite+aiosqlite")
+    if scheme in ("sqlite", "sqlite+aiosqlite", "sqlite+pysqlite"):
+        return parsed.set(drivername="sqlite+pysqlite")
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
         return parsed.set(drivername="postgresql+asyncpg")
     raise ValueError(
@@ -73,15 +84,21 @@ def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:")
 
 
-def _sqlite_engine(url: URL, *, begin: str, memory: bool) -> AsyncEngine:
-    if memory:
-        engine = create_async_engine(url, poolclass=StaticPool)
+def _sqlite_engine(url: URL, *, begin: str, pool_size: int) -> sa.Engine:
+    # Connections move between worker threads, but only one thread uses one at a time.
+    connect_args = {"check_same_thread": False}
+    if _is_memory(url):
+        engine = sa.create_engine(url, poolclass=StaticPool, connect_args=connect_args)
     else:
-        engine = create_async_engine(url, pool_size=_READ_POOL, max_overflow=0)
+        assert url.database is not None
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url, pool_size=pool_size, max_overflow=0, connect_args=connect_args
+        )
 
-    # pysqlite's own transaction handling is bypassed (isolation_level None) so that
-    # BEGIN, SAVEPOINT and COMMIT are exactly the statements this module emits.
-    @event.listens_for(engine.sync_engine, "connect")
+    # The sqlite3 module's own transaction handling is bypassed (isolation_level None) so
+    # that BEGIN, SAVEPOINT and COMMIT are exactly the statements SQLAlchemy emits.
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -89,7 +106,7 @@ def _sqlite_engine(url: URL, *, begin: str, memory: bool) -> AsyncEngine:
             cursor.execute(pragma)
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql(begin)
 
@@ -97,7 +114,7 @@ def _sqlite_engine(url: URL, *, begin: str, memory: bool) -> AsyncEngine:
 
 
 class Database(Protocol):
-    """Runs work in a transaction; writes return after their commit."""
+    """Runs units of work, each in one transaction; writes return after their commit."""
 
     dialect: str
 
@@ -108,39 +125,21 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
-class PooledDatabase:
-    """One pooled connection and transaction per operation (PostgreSQL)."""
+class PostgresDatabase:
+    """One pooled asyncpg connection and one transaction per unit of work."""
+
+    dialect = "postgresql"
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.dialect = engine.dialect.name
 
     async def read(self, work: Work[T]) -> T:
         async with self.engine.connect() as conn:
-            return await work(conn)
+            return await conn.run_sync(work)
 
     async def write(self, work: Work[T]) -> T:
         async with self.engine.begin() as conn:
-            return await work(conn)
-
-    async def close(self) -> None:
-        await self.engine.dispose()
-
-
-class SerialDatabase:
-    """One connection used by one operation at a time (SQLite in memory)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.dialect = engine.dialect.name
-        self._lock = asyncio.Lock()
-
-    async def read(self, work: Work[T]) -> T:
-        return await self.write(work)
-
-    async def write(self, work: Work[T]) -> T:
-        async with self._lock, self.engine.begin() as conn:
-            return await work(conn)
+            return await conn.run_sync(work)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -152,32 +151,52 @@ class _Job:
     future: asyncio.Future[Any]
     result: Any = None
     error: BaseException | None = None
-    done: bool = field(default=False)
 
 
-class GroupCommitDatabase:
-    """SQLite on a file: one writer connection committing batches, a pool of readers."""
+class SqliteDatabase:
+    """SQLite: a writer thread committing batches, and reader threads.
 
-    def __init__(self, writer: AsyncEngine, readers: AsyncEngine) -> None:
-        self.writer = writer
-        self.readers = readers
-        self.dialect = "sqlite"
+    In memory there is a single connection (each would otherwise see its own database),
+    so the one writer thread runs the reads too.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, url: URL) -> None:
+        memory = _is_memory(url)
+        self._writer_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._writer_conn: sa.Connection | None = None
+        if memory:
+            self._reader_engine = None
+            self._reader_threads = self._writer_thread
+        else:
+            self._reader_engine = _sqlite_engine(url, begin="BEGIN", pool_size=_READERS)
+            self._reader_threads = ThreadPoolExecutor(_READERS, thread_name_prefix="sqlite-read")
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     async def read(self, work: Work[T]) -> T:
-        async with self.readers.connect() as conn:
-            return await work(conn)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_threads, self._read_now, work)
+
+    def _read_now(self, work: Work[T]) -> T:
+        if self._reader_engine is None:
+            with self._writer().begin():
+                return work(self._writer())
+        with self._reader_engine.connect() as conn:
+            return work(conn)
 
     async def write(self, work: Work[T]) -> T:
         if self._closed:
             raise RuntimeError("the storage is closed")
+        loop = asyncio.get_running_loop()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            self._task = loop.create_task(self._run())
+        future: asyncio.Future[T] = loop.create_future()
         self._queue.put_nowait(_Job(work, future))
-        # The job runs even if the caller stops waiting: its outcome is in the database.
+        # The job runs even if its caller stops waiting: its outcome is in the database.
         return await asyncio.shield(future)
 
     async def close(self) -> None:
@@ -185,52 +204,63 @@ class GroupCommitDatabase:
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
-        await self.writer.dispose()
-        await self.readers.dispose()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer_thread, self._close_writer)
+        self._writer_thread.shutdown()
+        if self._reader_engine is not None:
+            self._reader_threads.shutdown()
+            self._reader_engine.dispose()
+
+    def _writer(self) -> sa.Connection:
+        if self._writer_conn is None:
+            self._writer_conn = self._writer_engine.connect()
+        return self._writer_conn
+
+    def _close_writer(self) -> None:
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+        self._writer_engine.dispose()
 
     async def _run(self) -> None:
-        async with self.writer.connect() as conn:
-            while True:
-                first = await self._queue.get()
-                batch: list[_Job] = []
-                stop = first is None
-                if first is not None:
-                    batch.append(first)
-                while not stop and len(batch) < _MAX_BATCH and not self._queue.empty():
-                    job = self._queue.get_nowait()
-                    if job is None:
-                        stop = True
+        loop = asyncio.get_running_loop()
+        stop = False
+        while not stop:
+            job = await self._queue.get()
+            batch: list[_Job] = []
+            while job is not None:
+                batch.append(job)
+                if len(batch) >= _MAX_BATCH or self._queue.empty():
+                    break
+                job = self._queue.get_nowait()
+            stop = job is None
+            if batch:
+                await loop.run_in_executor(self._writer_thread, self._commit, batch)
+                for done in batch:
+                    if done.future.done():
+                        continue
+                    if done.error is not None:
+                        done.future.set_exception(done.error)
                     else:
-                        batch.append(job)
-                if batch:
-                    await self._commit(conn, batch)
-                if stop:
-                    return
+                        done.future.set_result(done.result)
 
-    async def _commit(self, conn: AsyncConnection, batch: list[_Job]) -> None:
+    def _commit(self, batch: list[_Job]) -> None:
+        conn = self._writer()
         try:
-            async with conn.begin():
+            with conn.begin():
                 if len(batch) == 1:
-                    # Alone in its transaction: a failure rolls the whole transaction back.
-                    batch[0].result = await batch[0].work(conn)
+                    # Alone in its transaction: a failure rolls the transaction back.
+                    batch[0].result = batch[0].work(conn)
                 else:
                     for job in batch:
                         try:
-                            async with conn.begin_nested():
-                                job.result = await job.work(conn)
+                            with conn.begin_nested():
+                                job.result = job.work(conn)
                         except Exception as exc:  # the job's own failure, reported to it
                             job.error = exc
         except Exception as exc:
             for job in batch:
                 if job.error is None:
                     job.error = exc
-        for job in batch:
-            if job.future.done():
-                continue
-            if job.error is not None:
-                job.future.set_exception(job.error)
-            else:
-                job.future.set_result(job.result)
 
 
 # --- schema version --------------------------------------------------------------------
@@ -239,7 +269,7 @@ class GroupCommitDatabase:
 def _alembic_config() -> Config:
     config = Config()
     location = resources.files("buddycloud.storage") / "migrations"
-    config.set_main_option("script_location", str(Path(str(location))))
+    config.set_main_option("script_location", str(location))
     return config
 
 
@@ -250,33 +280,16 @@ def head_revision() -> str:
     return head
 
 
-def _current_revision(conn: sa.Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
-
-
-def _upgrade(conn: sa.Connection) -> None:
-    config = _alembic_config()
-    config.attributes["connection"] = conn
-    command.upgrade(config, "head")
-
-
-async def _migration_engine(url: URL) -> AsyncEngine:
-    if url.get_backend_name() == "sqlite":
-        if not _is_memory(url):
-            assert url.database is not None
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        return _sqlite_engine(url, begin="BEGIN IMMEDIATE", memory=_is_memory(url))
-    return create_async_engine(url, poolclass=NullPool)
-
-
-async def upgrade_schema(conn: AsyncConnection) -> None:
+def upgrade_schema(conn: sa.Connection) -> None:
     """Bring the schema on `conn` to the head revision.
 
     Raises:
         SchemaVersionMismatch: the database has a revision this code does not know.
     """
+    config = _alembic_config()
+    config.attributes["connection"] = conn
     try:
-        await conn.run_sync(_upgrade)
+        command.upgrade(config, "head")
     except CommandError as exc:
         raise SchemaVersionMismatch(
             f"the database schema is at a version this server does not know ({exc}); "
@@ -284,9 +297,9 @@ async def upgrade_schema(conn: AsyncConnection) -> None:
         ) from None
 
 
-async def check_schema(conn: AsyncConnection) -> None:
+def check_schema(conn: sa.Connection) -> None:
     """Raises SchemaVersionMismatch unless the schema is at the head revision."""
-    current = await conn.run_sync(_current_revision)
+    current = MigrationContext.configure(conn).get_current_revision()
     expected = head_revision()
     if current == expected:
         return
@@ -298,12 +311,25 @@ async def check_schema(conn: AsyncConnection) -> None:
 
 async def migrate_url(url: str) -> None:
     """Create or upgrade the schema of the database at `url` (`buddycloud migrate`)."""
-    engine = await _migration_engine(parse_url(url))
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(parsed, begin="BEGIN IMMEDIATE", pool_size=1)
+
+        def run() -> None:
+            try:
+                with engine.begin() as conn:
+                    upgrade_schema(conn)
+            finally:
+                engine.dispose()
+
+        await asyncio.to_thread(run)
+        return
+    async_engine = create_async_engine(parsed, poolclass=NullPool)
     try:
-        async with engine.begin() as conn:
-            await upgrade_schema(conn)
+        async with async_engine.begin() as conn:
+            await conn.run_sync(upgrade_schema)
     finally:
-        await engine.dispose()
+        await async_engine.dispose()
 
 
 async def open_database(url: str, *, migrate: bool) -> Database:
@@ -316,16 +342,9 @@ async def open_database(url: str, *, migrate: bool) -> Database:
     parsed = parse_url(url)
     database: Database
     if parsed.get_backend_name() == "sqlite":
-        if _is_memory(parsed):
-            database = SerialDatabase(_sqlite_engine(parsed, begin="BEGIN", memory=True))
-        else:
-            assert parsed.database is not None
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            writer = _sqlite_engine(parsed, begin="BEGIN IMMEDIATE", memory=False)
-            readers = _sqlite_engine(parsed, begin="BEGIN", memory=False)
-            database = GroupCommitDatabase(writer, readers)
+        database = SqliteDatabase(parsed)
     else:
-        database = PooledDatabase(create_async_engine(parsed, pool_size=10, max_overflow=10))
+        database = PostgresDatabase(create_async_engine(parsed, pool_size=10, max_overflow=10))
     try:
         if migrate:
             await database.write(upgrade_schema)

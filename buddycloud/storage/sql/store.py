@@ -25,7 +25,6 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from buddycloud.domain.errors import (
     ChannelNotFound,
@@ -263,8 +262,8 @@ def _ordered(columns: Sequence[Column], *, descending: bool) -> list[Any]:
     return [column.desc() if descending else column.asc() for column in columns]
 
 
-async def _page_rows(
-    conn: AsyncConnection,
+def _page_rows(
+    conn: sa.Connection,
     query: sa.Select[Any],
     columns: Sequence[Column],
     *,
@@ -292,9 +291,7 @@ async def _page_rows(
     else:
         reverse = False
     natural = descending != reverse
-    result = await conn.execute(
-        query.order_by(*_ordered(columns, descending=natural)).limit(page.max)
-    )
+    result = conn.execute(query.order_by(*_ordered(columns, descending=natural)).limit(page.max))
     rows = list(result.mappings())
     if reverse:
         rows.reverse()
@@ -307,8 +304,8 @@ def _cursor_text(page: PageRequest) -> str | None:
     return page.after if page.after is not None else page.before
 
 
-async def _count(conn: AsyncConnection, query: sa.Select[Any]) -> int:
-    total = await conn.scalar(query)
+def _count(conn: sa.Connection, query: sa.Select[Any]) -> int:
+    total = conn.scalar(query)
     return int(total or 0)
 
 
@@ -342,12 +339,93 @@ def _integrity_kind(exc: IntegrityError) -> str:
     return "unique"
 
 
+def _bound_node(prefix: str = "") -> Condition:
+    # UPDATE reserves the column names for its SET values: writes use the "b_" names.
+    return sa.and_(
+        items.c.channel == sa.bindparam(prefix + "channel"),
+        items.c.node == sa.bindparam(prefix + "node"),
+    )
+
+
+class _Statements:
+    """The statements of the hot paths (publish, read a node), built once.
+
+    Building a statement costs far more than running a cached one, so these take all
+    their values as bound parameters at execution.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        upsert = insert(items)
+        self.upsert_item = upsert.on_conflict_do_update(
+            index_elements=list(_ITEM_KEY),
+            set_={
+                column.name: upsert.excluded[column.name]
+                for column in items.columns
+                if column.name not in _ITEM_KEY
+            },
+        )
+        upsert_membership = insert(memberships)
+        self.upsert_membership = upsert_membership.on_conflict_do_update(
+            index_elements=["channel", "jid"],
+            set_={
+                name: upsert_membership.excluded[name]
+                for name in ("role", "subscription", "invited_by", "updated")
+            },
+        )
+        self.bump_parent = (
+            sa.update(items)
+            .where(
+                _bound_node("b_"),
+                items.c.id == sa.bindparam("parent"),
+                items.c.updated < sa.bindparam("reply_updated"),
+            )
+            .values(updated=sa.bindparam("reply_updated"))
+        )
+        older = (
+            sa.select(items.c.id)
+            .where(_bound_node("b_"))
+            .order_by(items.c.updated.desc(), items.c.id.desc())
+            .offset(sa.bindparam("keep", type_=sa.Integer()))
+        )
+        if dialect == "sqlite":
+            older = older.limit(-1)  # SQLite accepts OFFSET only after a LIMIT
+        self.trim_node = sa.delete(items).where(_bound_node("b_"), items.c.id.in_(older))
+        self.find_item = sa.select(items).where(_bound_node(), items.c.id == sa.bindparam("id"))
+        self.node_context = (
+            sa.select(*_labelled(nodes_table, "n_"), *_labelled(channels, "c_"))
+            .add_columns(*_labelled(memberships, "m_"))
+            .select_from(
+                nodes_table.join(channels, channels.c.jid == nodes_table.c.channel).outerjoin(
+                    memberships,
+                    sa.and_(
+                        memberships.c.channel == nodes_table.c.channel,
+                        memberships.c.jid == sa.bindparam("requester"),
+                    ),
+                )
+            )
+            .where(
+                nodes_table.c.channel == sa.bindparam("channel"),
+                nodes_table.c.name == sa.bindparam("node"),
+            )
+        )
+        self.audience = (
+            sa.select(memberships.c.jid)
+            .where(
+                memberships.c.channel == sa.bindparam("channel"),
+                memberships.c.subscription == _SUBSCRIBED,
+                memberships.c.role.in_(sa.bindparam("roles", expanding=True)),
+            )
+            .order_by(memberships.c.jid)
+        )
+
+
 class SqlStorage:
     """The storage contract on SQLite or PostgreSQL."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
-        self._insert = sqlite_insert if database.dialect == "sqlite" else postgresql_insert
+        self._sql = _Statements(database.dialect)
 
     async def close(self) -> None:
         await self._db.close()
@@ -359,20 +437,20 @@ class SqlStorage:
     ) -> None:
         values = {"jid": str(channel.jid), **_config_values(channel.config)}
 
-        async def work(conn: AsyncConnection) -> None:
+        def work(conn: sa.Connection) -> None:
             try:
-                await conn.execute(sa.insert(channels).values(values))
+                conn.execute(sa.insert(channels).values(values))
             except IntegrityError:
                 raise NodeExists(str(channel.jid)) from None
             if nodes:
-                await conn.execute(sa.insert(nodes_table), [_node_values(n) for n in nodes])
-            await conn.execute(sa.insert(memberships).values(_membership_values(owner)))
+                conn.execute(sa.insert(nodes_table), [_node_values(n) for n in nodes])
+            conn.execute(sa.insert(memberships).values(_membership_values(owner)))
 
         await self._db.write(work)
 
     async def find_channel(self, jid: Jid) -> Channel | None:
-        async def work(conn: AsyncConnection) -> Channel | None:
-            result = await conn.execute(sa.select(channels).where(channels.c.jid == str(jid)))
+        def work(conn: sa.Connection) -> Channel | None:
+            result = conn.execute(sa.select(channels).where(channels.c.jid == str(jid)))
             row = result.mappings().first()
             return _channel(row) if row is not None else None
 
@@ -387,8 +465,8 @@ class SqlStorage:
     async def list_channels(self, page: PageRequest) -> Page[Channel]:
         cursor = _cursor_text(page)
 
-        async def work(conn: AsyncConnection) -> Page[Channel]:
-            rows = await _page_rows(
+        def work(conn: sa.Connection) -> Page[Channel]:
+            rows = _page_rows(
                 conn,
                 sa.select(channels),
                 [channels.c.jid],
@@ -396,15 +474,15 @@ class SqlStorage:
                 cursor=(cursor,) if cursor is not None else None,
                 page=page,
             )
-            total = await _count(conn, sa.select(sa.func.count()).select_from(channels))
+            total = _count(conn, sa.select(sa.func.count()).select_from(channels))
             found = [_channel(row) for row in rows]
             return _page(found, total, lambda c: str(c.jid))
 
         return await self._db.read(work)
 
     async def update_channel_config(self, jid: Jid, config: ChannelConfig) -> None:
-        async def work(conn: AsyncConnection) -> None:
-            result = await conn.execute(
+        def work(conn: sa.Connection) -> None:
+            result = conn.execute(
                 sa.update(channels).where(channels.c.jid == str(jid)).values(_config_values(config))
             )
             if result.rowcount == 0:
@@ -413,19 +491,19 @@ class SqlStorage:
         await self._db.write(work)
 
     async def delete_channel(self, jid: Jid) -> None:
-        async def work(conn: AsyncConnection) -> None:
-            result = await conn.execute(sa.delete(channels).where(channels.c.jid == str(jid)))
+        def work(conn: sa.Connection) -> None:
+            result = conn.execute(sa.delete(channels).where(channels.c.jid == str(jid)))
             if result.rowcount == 0:
                 raise ChannelNotFound(str(jid))
 
         await self._db.write(work)
 
     async def add_nodes(self, nodes: Sequence[Node]) -> None:
-        async def work(conn: AsyncConnection) -> None:
+        def work(conn: sa.Connection) -> None:
             for node in nodes:
                 try:
-                    async with conn.begin_nested():
-                        await conn.execute(sa.insert(nodes_table).values(_node_values(node)))
+                    with conn.begin_nested():
+                        conn.execute(sa.insert(nodes_table).values(_node_values(node)))
                 except IntegrityError as exc:
                     if _integrity_kind(exc) == "foreign-key":
                         raise ChannelNotFound(str(node.id.channel)) from None
@@ -434,8 +512,8 @@ class SqlStorage:
         await self._db.write(work)
 
     async def find_node(self, node: NodeId) -> Node | None:
-        async def work(conn: AsyncConnection) -> Node | None:
-            result = await conn.execute(
+        def work(conn: sa.Connection) -> Node | None:
+            result = conn.execute(
                 sa.select(nodes_table).where(
                     nodes_table.c.channel == str(node.channel), nodes_table.c.name == node.name
                 )
@@ -452,8 +530,8 @@ class SqlStorage:
         return found
 
     async def list_nodes(self, channel: Jid) -> list[Node]:
-        async def work(conn: AsyncConnection) -> list[Node]:
-            result = await conn.execute(
+        def work(conn: sa.Connection) -> list[Node]:
+            result = conn.execute(
                 sa.select(nodes_table)
                 .where(nodes_table.c.channel == str(channel))
                 .order_by(nodes_table.c.name)
@@ -466,8 +544,8 @@ class SqlStorage:
         values = _node_values(node)
         del values["channel"], values["name"], values["created"]
 
-        async def work(conn: AsyncConnection) -> None:
-            result = await conn.execute(
+        def work(conn: sa.Connection) -> None:
+            result = conn.execute(
                 sa.update(nodes_table)
                 .where(
                     nodes_table.c.channel == str(node.id.channel),
@@ -481,8 +559,8 @@ class SqlStorage:
         await self._db.write(work)
 
     async def delete_node(self, node: NodeId) -> None:
-        async def work(conn: AsyncConnection) -> None:
-            result = await conn.execute(
+        def work(conn: sa.Connection) -> None:
+            result = conn.execute(
                 sa.delete(nodes_table).where(
                     nodes_table.c.channel == str(node.channel), nodes_table.c.name == node.name
                 )
@@ -493,23 +571,14 @@ class SqlStorage:
         await self._db.write(work)
 
     async def get_node_context(self, node: NodeId, requester: Jid) -> NodeContext:
-        query = (
-            sa.select(*_labelled(nodes_table, "n_"), *_labelled(channels, "c_"))
-            .add_columns(*_labelled(memberships, "m_"))
-            .select_from(
-                nodes_table.join(channels, channels.c.jid == nodes_table.c.channel).outerjoin(
-                    memberships,
-                    sa.and_(
-                        memberships.c.channel == nodes_table.c.channel,
-                        memberships.c.jid == str(requester.bare),
-                    ),
-                )
-            )
-            .where(nodes_table.c.channel == str(node.channel), nodes_table.c.name == node.name)
-        )
+        params = {
+            "channel": str(node.channel),
+            "node": node.name,
+            "requester": str(requester.bare),
+        }
 
-        async def work(conn: AsyncConnection) -> NodeContext:
-            row = (await conn.execute(query)).mappings().first()
+        def work(conn: sa.Connection) -> NodeContext:
+            row = conn.execute(self._sql.node_context, params).mappings().first()
             if row is None:
                 raise NodeNotFound(str(node))
             membership = _membership(row, "m_") if row["m_jid"] is not None else None
@@ -520,8 +589,8 @@ class SqlStorage:
     # --- memberships ------------------------------------------------------------------------
 
     async def find_membership(self, channel: Jid, jid: Jid) -> Membership | None:
-        async def work(conn: AsyncConnection) -> Membership | None:
-            result = await conn.execute(
+        def work(conn: sa.Connection) -> Membership | None:
+            result = conn.execute(
                 sa.select(memberships).where(
                     memberships.c.channel == str(channel), memberships.c.jid == str(jid)
                 )
@@ -533,25 +602,18 @@ class SqlStorage:
 
     async def put_membership(self, membership: Membership) -> None:
         values = _membership_values(membership)
-        statement = self._insert(memberships).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["channel", "jid"],
-            set_={
-                name: statement.excluded[name] for name in values if name not in ("channel", "jid")
-            },
-        )
 
-        async def work(conn: AsyncConnection) -> None:
+        def work(conn: sa.Connection) -> None:
             try:
-                await conn.execute(statement)
+                conn.execute(self._sql.upsert_membership, values)
             except IntegrityError:
                 raise ChannelNotFound(str(membership.channel)) from None
 
         await self._db.write(work)
 
     async def delete_membership(self, channel: Jid, jid: Jid) -> None:
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(
+        def work(conn: sa.Connection) -> None:
+            conn.execute(
                 sa.delete(memberships).where(
                     memberships.c.channel == str(channel), memberships.c.jid == str(jid)
                 )
@@ -574,8 +636,8 @@ class SqlStorage:
             conditions.append(memberships.c.subscription.in_([state.value for state in states]))
         cursor = _cursor_text(page)
 
-        async def work(conn: AsyncConnection) -> Page[Membership]:
-            rows = await _page_rows(
+        def work(conn: sa.Connection) -> Page[Membership]:
+            rows = _page_rows(
                 conn,
                 sa.select(memberships).where(*conditions),
                 [memberships.c.jid],
@@ -583,7 +645,7 @@ class SqlStorage:
                 cursor=(cursor,) if cursor is not None else None,
                 page=page,
             )
-            total = await _count(
+            total = _count(
                 conn, sa.select(sa.func.count()).select_from(memberships).where(*conditions)
             )
             return _page([_membership(row) for row in rows], total, lambda m: str(m.jid))
@@ -591,18 +653,10 @@ class SqlStorage:
         return await self._db.read(work)
 
     async def list_audience(self, channel: Jid, roles: frozenset[Role]) -> list[Jid]:
-        query = (
-            sa.select(memberships.c.jid)
-            .where(
-                memberships.c.channel == str(channel),
-                memberships.c.subscription == _SUBSCRIBED,
-                memberships.c.role.in_([role.value for role in roles]),
-            )
-            .order_by(memberships.c.jid)
-        )
+        params = {"channel": str(channel), "roles": sorted(role.value for role in roles)}
 
-        async def work(conn: AsyncConnection) -> list[Jid]:
-            return [_jid(jid) for jid in (await conn.scalars(query))]
+        def work(conn: sa.Connection) -> list[Jid]:
+            return [_jid(jid) for jid in conn.scalars(self._sql.audience, params)]
 
         return await self._db.read(work)
 
@@ -623,8 +677,8 @@ class SqlStorage:
         )
         cursor = _cursor_text(page)
 
-        async def work(conn: AsyncConnection) -> Page[tuple[Membership, Channel]]:
-            rows = await _page_rows(
+        def work(conn: sa.Connection) -> Page[tuple[Membership, Channel]]:
+            rows = _page_rows(
                 conn,
                 query,
                 [memberships.c.channel],
@@ -632,7 +686,7 @@ class SqlStorage:
                 cursor=(cursor,) if cursor is not None else None,
                 page=page,
             )
-            total = await _count(
+            total = _count(
                 conn, sa.select(sa.func.count()).select_from(memberships).where(*conditions)
             )
             found = [(_membership(row, "m_"), _channel(row, "c_")) for row in rows]
@@ -644,16 +698,11 @@ class SqlStorage:
 
     async def put_item(self, item: Item, *, max_items: int | None = None) -> None:
         values = _item_values(item)
-        upsert = self._insert(items).values(values)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=list(_ITEM_KEY),
-            set_={name: upsert.excluded[name] for name in values if name not in _ITEM_KEY},
-        )
-        where_node = _node_condition(item.node)
+        where = {"b_channel": values["channel"], "b_node": values["node"]}
 
-        async def work(conn: AsyncConnection) -> None:
+        def work(conn: sa.Connection) -> None:
             try:
-                await conn.execute(upsert)
+                conn.execute(self._sql.upsert_item, values)
             except IntegrityError as exc:
                 kind = _integrity_kind(exc)
                 if kind == "rating":
@@ -666,35 +715,22 @@ class SqlStorage:
                     raise NodeNotFound(str(item.node)) from None
                 raise
             if item.in_reply_to is not None:
-                # ProtoXEP 6.3.2: a reply is activity on its thread, so the parent moves up.
-                await conn.execute(
-                    sa.update(items)
-                    .where(
-                        where_node,
-                        items.c.id == item.in_reply_to,
-                        items.c.updated < item.updated,
-                    )
-                    .values(updated=item.updated)
+                # ProtoXEP 6.3.2: a reply is activity on its thread, so the parent moves up
+                # (never down: a late reply does not make the thread look older).
+                conn.execute(
+                    self._sql.bump_parent,
+                    {**where, "parent": item.in_reply_to, "reply_updated": item.updated},
                 )
             if max_items is not None:
-                older = (
-                    sa.select(items.c.id)
-                    .where(where_node)
-                    .order_by(items.c.updated.desc(), items.c.id.desc())
-                    .offset(max_items)
-                )
-                if self._db.dialect == "sqlite":
-                    older = older.limit(-1)
-                await conn.execute(sa.delete(items).where(where_node, items.c.id.in_(older)))
+                conn.execute(self._sql.trim_node, {**where, "keep": max_items})
 
         await self._db.write(work)
 
     async def find_item(self, node: NodeId, item_id: str) -> Item | None:
-        async def work(conn: AsyncConnection) -> Item | None:
-            result = await conn.execute(
-                sa.select(items).where(_node_condition(node), items.c.id == item_id)
-            )
-            row = result.mappings().first()
+        params = {"channel": str(node.channel), "node": node.name, "id": item_id}
+
+        def work(conn: sa.Connection) -> Item | None:
+            row = conn.execute(self._sql.find_item, params).mappings().first()
             return _item(row) if row is not None else None
 
         return await self._db.read(work)
@@ -705,10 +741,10 @@ class SqlStorage:
             raise ItemNotFound(str(node), item_id)
         return item
 
-    async def _item_position(
-        self, conn: AsyncConnection, node: NodeId, item_id: str
+    def _item_position(
+        self, conn: sa.Connection, node: NodeId, item_id: str
     ) -> tuple[datetime, str]:
-        result = await conn.execute(
+        result = conn.execute(
             sa.select(items.c.updated, items.c.id).where(
                 _node_condition(node), items.c.id == item_id
             )
@@ -718,16 +754,16 @@ class SqlStorage:
             raise ItemNotFound(str(node), item_id)
         return row[0], row[1]
 
-    async def _item_page(
+    def _item_page(
         self,
-        conn: AsyncConnection,
+        conn: sa.Connection,
         node: NodeId,
         conditions: list[Condition],
         page: PageRequest,
     ) -> Page[Item]:
         cursor_id = _cursor_text(page)
-        cursor = await self._item_position(conn, node, cursor_id) if cursor_id else None
-        rows = await _page_rows(
+        cursor = self._item_position(conn, node, cursor_id) if cursor_id else None
+        rows = _page_rows(
             conn,
             sa.select(items).where(*conditions),
             [items.c.updated, items.c.id],
@@ -735,7 +771,7 @@ class SqlStorage:
             cursor=cursor,
             page=page,
         )
-        total = await _count(conn, sa.select(sa.func.count()).select_from(items).where(*conditions))
+        total = _count(conn, sa.select(sa.func.count()).select_from(items).where(*conditions))
         return _page([_item(row) for row in rows], total, lambda item: item.id)
 
     async def list_items(
@@ -758,28 +794,28 @@ class SqlStorage:
         if not include_deleted:
             conditions.append(items.c.deleted == sa.false())
 
-        async def work(conn: AsyncConnection) -> Page[Item]:
-            return await self._item_page(conn, node, conditions, page)
+        def work(conn: sa.Connection) -> Page[Item]:
+            return self._item_page(conn, node, conditions, page)
 
         return await self._db.read(work)
 
     async def list_replies(self, node: NodeId, parent_id: str, page: PageRequest) -> Page[Item]:
         conditions = [_node_condition(node), items.c.in_reply_to == parent_id]
 
-        async def work(conn: AsyncConnection) -> Page[Item]:
-            await self._item_position(conn, node, parent_id)
-            return await self._item_page(conn, node, conditions, page)
+        def work(conn: sa.Connection) -> Page[Item]:
+            self._item_position(conn, node, parent_id)
+            return self._item_page(conn, node, conditions, page)
 
         return await self._db.read(work)
 
     async def list_threads(self, node: NodeId, page: PageRequest) -> Page[Thread]:
         conditions = [_node_condition(node), items.c.in_reply_to.is_(None)]
 
-        async def work(conn: AsyncConnection) -> Page[Thread]:
-            parents = await self._item_page(conn, node, conditions, page)
+        def work(conn: sa.Connection) -> Page[Thread]:
+            parents = self._item_page(conn, node, conditions, page)
             replies: dict[str, list[Item]] = {parent.id: [] for parent in parents.items}
             if replies:
-                result = await conn.execute(
+                result = conn.execute(
                     sa.select(items)
                     .where(_node_condition(node), items.c.in_reply_to.in_(list(replies)))
                     .order_by(items.c.updated.desc(), items.c.id.desc())
@@ -805,18 +841,16 @@ class SqlStorage:
             sa.text("items.verb = 'rated'"),
         )
 
-        async def work(conn: AsyncConnection) -> Item | None:
-            row = (await conn.execute(query)).mappings().first()
+        def work(conn: sa.Connection) -> Item | None:
+            row = (conn.execute(query)).mappings().first()
             return _item(row) if row is not None else None
 
         return await self._db.read(work)
 
-    async def _cross_position(
-        self, conn: AsyncConnection, cursor: str
-    ) -> tuple[datetime, str, str, str]:
+    def _cross_position(self, conn: sa.Connection, cursor: str) -> tuple[datetime, str, str, str]:
         candidates = _cross_cursor_candidates(cursor)
         if candidates:
-            result = await conn.execute(
+            result = conn.execute(
                 sa.select(items.c.updated, items.c.channel, items.c.node, items.c.id).where(
                     sa.or_(
                         *(
@@ -832,16 +866,16 @@ class SqlStorage:
         node_text, _, item_id = cursor.partition(",")
         raise ItemNotFound(node_text, item_id)
 
-    async def _cross_page(
+    def _cross_page(
         self,
-        conn: AsyncConnection,
+        conn: sa.Connection,
         source: sa.Subquery,
         page: PageRequest,
     ) -> Page[Item]:
         cursor_text = _cursor_text(page)
-        cursor = await self._cross_position(conn, cursor_text) if cursor_text else None
+        cursor = self._cross_position(conn, cursor_text) if cursor_text else None
         columns = [source.c.updated, source.c.channel, source.c.node, source.c.id]
-        rows = await _page_rows(
+        rows = _page_rows(
             conn,
             sa.select(*(source.c[column.name] for column in items.columns)),
             columns,
@@ -849,7 +883,7 @@ class SqlStorage:
             cursor=cursor,
             page=page,
         )
-        total = await _count(conn, sa.select(sa.func.count()).select_from(source))
+        total = _count(conn, sa.select(sa.func.count()).select_from(source))
         return _page([_item(row) for row in rows], total, _cross_cursor)
 
     async def recent_items(
@@ -898,8 +932,8 @@ class SqlStorage:
             .subquery("recent")
         )
 
-        async def work(conn: AsyncConnection) -> Page[Item]:
-            return await self._cross_page(conn, recent, page)
+        def work(conn: sa.Connection) -> Page[Item]:
+            return self._cross_page(conn, recent, page)
 
         return await self._db.read(work)
 
@@ -938,8 +972,8 @@ class SqlStorage:
             .subquery("found")
         )
 
-        async def work(conn: AsyncConnection) -> Page[Item]:
-            return await self._cross_page(conn, found, page)
+        def work(conn: sa.Connection) -> Page[Item]:
+            return self._cross_page(conn, found, page)
 
         return await self._db.read(work)
 
@@ -958,8 +992,8 @@ class SqlStorage:
         return sa.literal_column("items.search").op("@@", is_comparison=True)(tsquery)
 
     async def count_items(self, node: NodeId) -> int:
-        async def work(conn: AsyncConnection) -> int:
-            return await _count(
+        def work(conn: sa.Connection) -> int:
+            return _count(
                 conn, sa.select(sa.func.count()).select_from(items).where(_node_condition(node))
             )
 
