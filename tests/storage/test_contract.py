@@ -503,6 +503,35 @@ async def test_item_filters_and_their_count(storage: Storage) -> None:
     assert window.count == 5
 
 
+async def test_counts_stay_exact_through_every_kind_of_write(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+
+    async def counts() -> tuple[int, int, int]:
+        everything = await storage.list_items(POSTS, PageRequest(max=1000))
+        parents = await storage.list_items(POSTS, PageRequest(max=1000), parent_only=True)
+        assert everything.count == len(everything.items)
+        assert parents.count == len(parents.items)
+        threads = await storage.list_threads(POSTS, PageRequest(max=1))
+        assert threads.count == parents.count
+        return everything.count, parents.count, await storage.count_items(POSTS)
+
+    await publish_many(storage, POSTS, 4)
+    assert await counts() == (4, 4, 4)
+    await storage.put_item(entry_item(POSTS, "r", at(9), in_reply_to="i000"))
+    assert await counts() == (5, 4, 5)
+    await storage.put_item(entry_item(POSTS, "i001", at(10), in_reply_to="i000"))  # now a reply
+    assert await counts() == (5, 3, 5)
+    await storage.put_item(entry_item(POSTS, "i001", at(11)))  # a parent again
+    assert await counts() == (5, 4, 5)
+    await storage.put_item(entry_item(POSTS, "i003", at(12)))  # replaced in place
+    assert await counts() == (5, 4, 5)
+    await storage.put_item(entry_item(POSTS, "new", at(13)), max_items=3)
+    assert await counts() == (3, 3, 3)
+    await storage.delete_node(POSTS)
+    await storage.add_nodes([node(JULIET)])
+    assert await counts() == (0, 0, 0)
+
+
 async def test_a_reply_bumps_its_thread(storage: Storage) -> None:
     await make_channel(storage, JULIET)
     await publish_many(storage, POSTS, 3)

@@ -86,6 +86,9 @@ nodes = sa.Table(
     sa.Column("payload_type", sa.Text(), nullable=False),
     sa.Column("max_items", sa.Integer(), nullable=True),
     sa.Column("created", UtcDateTime(), nullable=False),
+    # Kept by triggers (see the migration): all items, and items that are no reply.
+    sa.Column("item_count", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("parent_count", sa.BigInteger(), nullable=False, server_default="0"),
 )
 
 memberships = sa.Table(

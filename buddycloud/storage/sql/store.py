@@ -760,7 +760,9 @@ class SqlStorage:
         node: NodeId,
         conditions: list[Condition],
         page: PageRequest,
+        counter: str | None = None,
     ) -> Page[Item]:
+        """One page of a node's items; `counter` names the nodes column holding the count."""
         cursor_id = _cursor_text(page)
         cursor = self._item_position(conn, node, cursor_id) if cursor_id else None
         rows = _page_rows(
@@ -771,8 +773,19 @@ class SqlStorage:
             cursor=cursor,
             page=page,
         )
-        total = _count(conn, sa.select(sa.func.count()).select_from(items).where(*conditions))
+        if counter is not None:
+            total = self._node_counter(conn, node, counter)
+        else:
+            total = _count(conn, sa.select(sa.func.count()).select_from(items).where(*conditions))
         return _page([_item(row) for row in rows], total, lambda item: item.id)
+
+    def _node_counter(self, conn: sa.Connection, node: NodeId, counter: str) -> int:
+        return _count(
+            conn,
+            sa.select(nodes_table.c[counter]).where(
+                nodes_table.c.channel == str(node.channel), nodes_table.c.name == node.name
+            ),
+        )
 
     async def list_items(
         self,
@@ -793,9 +806,12 @@ class SqlStorage:
             conditions.append(items.c.updated <= until)
         if not include_deleted:
             conditions.append(items.c.deleted == sa.false())
+        # Without a time window or deletion filter the count is kept in the nodes table.
+        unwindowed = since is None and until is None and include_deleted
+        counter = ("parent_count" if parent_only else "item_count") if unwindowed else None
 
         def work(conn: sa.Connection) -> Page[Item]:
-            return self._item_page(conn, node, conditions, page)
+            return self._item_page(conn, node, conditions, page, counter)
 
         return await self._db.read(work)
 
@@ -812,7 +828,7 @@ class SqlStorage:
         conditions = [_node_condition(node), items.c.in_reply_to.is_(None)]
 
         def work(conn: sa.Connection) -> Page[Thread]:
-            parents = self._item_page(conn, node, conditions, page)
+            parents = self._item_page(conn, node, conditions, page, "parent_count")
             replies: dict[str, list[Item]] = {parent.id: [] for parent in parents.items}
             if replies:
                 result = conn.execute(
@@ -993,9 +1009,7 @@ class SqlStorage:
 
     async def count_items(self, node: NodeId) -> int:
         def work(conn: sa.Connection) -> int:
-            return _count(
-                conn, sa.select(sa.func.count()).select_from(items).where(_node_condition(node))
-            )
+            return self._node_counter(conn, node, "item_count")
 
         return await self._db.read(work)
 

@@ -38,6 +38,49 @@ _SQLITE_FTS = [
     "END",
 ]
 
+# Per-node counts of items and of parents (items that are no reply), kept by triggers in the
+# writing transaction, so that result set counts (XEP-0059) of large nodes cost one row read.
+_SQLITE_COUNTS = [
+    "CREATE TRIGGER items_count_insert AFTER INSERT ON items BEGIN "
+    "UPDATE nodes SET item_count = item_count + 1, "
+    "parent_count = parent_count + (new.in_reply_to IS NULL) "
+    "WHERE channel = new.channel AND name = new.node; "
+    "END",
+    "CREATE TRIGGER items_count_delete AFTER DELETE ON items BEGIN "
+    "UPDATE nodes SET item_count = item_count - 1, "
+    "parent_count = parent_count - (old.in_reply_to IS NULL) "
+    "WHERE channel = old.channel AND name = old.node; "
+    "END",
+    "CREATE TRIGGER items_count_update AFTER UPDATE OF in_reply_to ON items "
+    "WHEN (old.in_reply_to IS NULL) != (new.in_reply_to IS NULL) BEGIN "
+    "UPDATE nodes SET parent_count = parent_count + (new.in_reply_to IS NULL) "
+    "- (old.in_reply_to IS NULL) "
+    "WHERE channel = new.channel AND name = new.node; "
+    "END",
+]
+_POSTGRES_COUNTS = [
+    """CREATE FUNCTION items_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE nodes SET item_count = item_count + 1,
+            parent_count = parent_count + (NEW.in_reply_to IS NULL)::int
+        WHERE channel = NEW.channel AND name = NEW.node;
+    ELSIF TG_OP = 'DELETE' THEN
+        UPDATE nodes SET item_count = item_count - 1,
+            parent_count = parent_count - (OLD.in_reply_to IS NULL)::int
+        WHERE channel = OLD.channel AND name = OLD.node;
+    ELSIF (OLD.in_reply_to IS NULL) <> (NEW.in_reply_to IS NULL) THEN
+        UPDATE nodes SET parent_count = parent_count + (NEW.in_reply_to IS NULL)::int
+            - (OLD.in_reply_to IS NULL)::int
+        WHERE channel = NEW.channel AND name = NEW.node;
+    END IF;
+    RETURN NULL;
+END
+$$""",
+    "CREATE TRIGGER items_count AFTER INSERT OR DELETE OR UPDATE OF in_reply_to ON items "
+    "FOR EACH ROW EXECUTE FUNCTION items_count()",
+]
+
 # PostgreSQL: a generated tsvector column with a GIN index. The 'simple' configuration
 # (no stemming) matches words the way SQLite's unicode61 tokenizer does.
 _POSTGRES_FTS = [
@@ -73,6 +116,8 @@ def upgrade() -> None:
         sa.Column("payload_type", sa.Text(), nullable=False),
         sa.Column("max_items", sa.Integer(), nullable=True),
         sa.Column("created", UtcDateTime(), nullable=False),
+        sa.Column("item_count", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("parent_count", sa.BigInteger(), nullable=False, server_default="0"),
     )
     op.create_table(
         "memberships",
@@ -134,8 +179,8 @@ def upgrade() -> None:
         sqlite_where=sa.text("verb = 'rated'"),
         postgresql_where=sa.text("verb = 'rated'"),
     )
-    dialect = op.get_bind().dialect.name
-    for statement in _SQLITE_FTS if dialect == "sqlite" else _POSTGRES_FTS:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for statement in _SQLITE_FTS + _SQLITE_COUNTS if sqlite else _POSTGRES_FTS + _POSTGRES_COUNTS:
         op.execute(statement)
 
 
@@ -143,6 +188,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TABLE items_fts")
     op.drop_table("items")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION items_count()")
     op.drop_table("memberships")
     op.drop_table("nodes")
     op.drop_table("channels")
