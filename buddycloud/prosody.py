@@ -116,7 +116,19 @@ def render_config(settings: ProsodySettings) -> str:
     """
     s = settings
     s2s_ports = [s.s2s_port] if s.s2s_port is not None else []
-    modules = ["disco", "roster", "saslauth", "register", "ping", "version", "time", "uptime"]
+    # mod_offline: the channel server sends authorization prompts to a moderator's bare
+    # JID when they are offline, for the XMPP server to store until they log in.
+    modules = [
+        "disco",
+        "roster",
+        "saslauth",
+        "register",
+        "offline",
+        "ping",
+        "version",
+        "time",
+        "uptime",
+    ]
     if s.s2s_port is not None:
         modules.append("dialback")
     lines = [

@@ -520,7 +520,7 @@ def item_ids(reply: Reply, node: str | None = None) -> list[str]:
     found = []
     for items in reply.findall("pubsub:pubsub/pubsub:items"):
         if node is None or items.get("node") == node:
-            found.extend(local_id(item.get("id", "")) for item in items.findall("pubsub:item"))
+            found.extend(local_id(item.get("id", "")) for item in items.findall("pubsub:item", NS))
     return found
 
 
