@@ -205,7 +205,7 @@ class Client:
         return str(self.stream.boundjid.full)
 
     async def connect(self, *, presence: bool = True, timeout: float = TIMEOUT) -> None:
-        """Log in; with `presence`, send directed presence to the channel service.
+        """Log in; with `presence`, become available and tell the channel service.
 
         Directed presence is how the service learns which resources are online and gets
         notifications (reference section 4); one round trip afterwards makes sure the
@@ -227,6 +227,9 @@ class Client:
         self.stream.connect("127.0.0.1", self.c2s_port)
         await asyncio.wait_for(started, timeout)
         if presence:
+            # Initial presence makes the XMPP server deliver stored (offline) messages;
+            # directed presence makes the channel service count this resource as online.
+            self.stream.send_presence()
             self.stream.send_presence(pto=SERVICE)
             await self.sync()
 
