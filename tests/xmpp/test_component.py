@@ -1,0 +1,218 @@
+"""The XEP-0114 component over a real TCP stream, against a minimal component-accepting server.
+
+The server below speaks just enough XEP-0114 (stream header, handshake) to stand in for
+Prosody; end-to-end tests with a real Prosody live in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from buddycloud.domain.entries import EntryDraft
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import NodeId
+from buddycloud.services.engine import Engine
+from buddycloud.xmpp.component import ChannelComponent
+
+SERVICE = "channels.capulet.lit"
+SECRET = "s3cret"
+
+
+class ComponentServer:
+    """Accepts component streams, checks the handshake, records what the component sends."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.connections = 0
+        self.handshakes_ok = 0
+        self.received = ""
+        self.changed = asyncio.Condition()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.drop_all()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def drop_all(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+    def send(self, text: str) -> None:
+        self._writers[-1].write(text.encode())
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        async def wait() -> None:
+            async with self.changed:
+                await self.changed.wait_for(predicate)
+
+        await asyncio.wait_for(wait(), timeout)
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await self._notify()
+        buffer = b""
+        try:
+            while b"<stream:stream" not in buffer or not buffer.rstrip().endswith(b">"):
+                chunk = await reader.read(4096)
+                if not chunk:
+                    return
+                buffer += chunk
+            stream_id = f"id{self.connections}"
+            writer.write(
+                b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+                b"xmlns:stream='http://etherx.jabber.org/streams' "
+                + f"id='{stream_id}' from='{SERVICE}'>".encode()
+            )
+            buffer = b""
+            while b"</handshake>" not in buffer:
+                chunk = await reader.read(4096)
+                if not chunk:
+                    return
+                buffer += chunk
+            digest = re.search(rb"<handshake>([0-9a-f]+)</handshake>", buffer)
+            expected = hashlib.sha1((stream_id + self.secret).encode()).hexdigest()
+            if digest is None or digest.group(1).decode() != expected:
+                writer.write(
+                    b"<stream:error><not-authorized "
+                    b"xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>"
+                )
+                writer.close()
+                return
+            self.handshakes_ok += 1
+            self._writers.append(writer)
+            writer.write(b"<handshake/>")
+            await self._notify()
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return
+                self.received += chunk.decode()
+                await self._notify()
+        except ConnectionError:
+            return
+        finally:
+            writer.close()
+            await self._notify()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ComponentServer]:
+    running = ComponentServer(SECRET)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def component(engine: Engine, server: ComponentServer) -> AsyncIterator[ChannelComponent]:
+    connected = ChannelComponent(
+        engine, SERVICE, SECRET, "127.0.0.1", server.port, reconnect_min=0.05, reconnect_max=0.2
+    )
+    await connected.start()
+    yield connected
+    await connected.stop()
+
+
+async def test_the_component_handshakes_and_answers_disco(
+    component: ChannelComponent, server: ComponentServer
+) -> None:
+    await asyncio.wait_for(component.connected.wait(), 5)
+    server.send(
+        "<iq type='get' id='info1' from='juliet@capulet.lit/balcony' "
+        f"to='{SERVICE}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+    )
+    await server.wait_for(lambda: "</iq>" in server.received)
+    assert 'id="info1"' in server.received
+    assert 'type="result"' in server.received
+    assert '<identity category="pubsub" type="channels"' in server.received
+
+
+async def test_the_component_reconnects_when_the_server_drops_the_stream(
+    component: ChannelComponent, server: ComponentServer
+) -> None:
+    await asyncio.wait_for(component.connected.wait(), 5)
+    server.drop_all()
+    await server.wait_for(lambda: server.handshakes_ok >= 2)
+    await asyncio.wait_for(component.connected.wait(), 5)
+    # The new stream works.
+    server.send(
+        "<iq type='get' id='again' from='juliet@capulet.lit/balcony' "
+        f"to='{SERVICE}'><ping xmlns='urn:xmpp:ping'/></iq>"
+    )
+    await server.wait_for(lambda: 'id="again"' in server.received)
+
+
+async def test_the_component_keeps_trying_until_the_server_comes_back(engine: Engine) -> None:
+    later = ComponentServer(SECRET)
+    await later.start()
+    port = later.port
+    await later.stop()  # nothing listens on the port now
+    component = ChannelComponent(
+        engine, SERVICE, SECRET, "127.0.0.1", port, reconnect_min=0.05, reconnect_max=0.1
+    )
+    await component.start()
+    try:
+        assert not component.connected.is_set()
+        later.port = port
+        await later.start()
+        await asyncio.wait_for(component.connected.wait(), 5)
+    finally:
+        await component.stop()
+        await later.stop()
+
+
+async def test_a_wrong_secret_never_connects(engine: Engine, server: ComponentServer) -> None:
+    component = ChannelComponent(
+        engine, SERVICE, "wrong", "127.0.0.1", server.port, reconnect_min=0.05, reconnect_max=0.1
+    )
+    await component.start()
+    try:
+        await server.wait_for(lambda: server.connections >= 3)
+        assert server.handshakes_ok == 0
+        assert not component.connected.is_set()
+    finally:
+        await component.stop()
+
+
+async def test_notifications_go_out_on_the_stream(
+    component: ChannelComponent, server: ComponentServer, engine: Engine
+) -> None:
+    await asyncio.wait_for(component.connected.wait(), 5)
+    server.send(f"<presence from='romeo@capulet.lit/orchard' to='{SERVICE}'/>")
+    juliet = Jid.parse("juliet@capulet.lit")
+    await engine.register(juliet)
+    await server.wait_for(
+        lambda: component.online.is_online(Jid.parse("romeo@capulet.lit/orchard"))
+    )
+    posts = NodeId(juliet, "posts")
+    await engine.subscribe(Jid.parse("romeo@capulet.lit"), posts, Jid.parse("romeo@capulet.lit"))
+    await engine.publish(juliet, posts, EntryDraft(content="over the stream", byte_size=15))
+    await server.wait_for(lambda: "over the stream" in server.received)
+    assert 'to="romeo@capulet.lit/orchard"' in server.received
+    assert 'type="headline"' in server.received
+
+
+async def test_stop_is_idempotent(component: ChannelComponent) -> None:
+    await asyncio.wait_for(component.connected.wait(), 5)
+    await component.stop()
+    await component.stop()
+    assert not component.connected.is_set()
