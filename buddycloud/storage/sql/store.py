@@ -270,6 +270,7 @@ def _page_rows(
     descending: bool,
     cursor: Sequence[Any] | None,
     page: PageRequest,
+    params: dict[str, Any] | None = None,
 ) -> list[RowMapping]:
     """One page of `query` in its natural order (`columns`, descending or not).
 
@@ -291,7 +292,9 @@ def _page_rows(
     else:
         reverse = False
     natural = descending != reverse
-    result = conn.execute(query.order_by(*_ordered(columns, descending=natural)).limit(page.max))
+    result = conn.execute(
+        query.order_by(*_ordered(columns, descending=natural)).limit(page.max), params
+    )
     rows = list(result.mappings())
     if reverse:
         rows.reverse()
@@ -304,8 +307,8 @@ def _cursor_text(page: PageRequest) -> str | None:
     return page.after if page.after is not None else page.before
 
 
-def _count(conn: sa.Connection, query: sa.Select[Any]) -> int:
-    total = conn.scalar(query)
+def _count(conn: sa.Connection, query: sa.Select[Any], params: dict[str, Any] | None = None) -> int:
+    total = conn.scalar(query, params)
     return int(total or 0)
 
 
@@ -426,6 +429,7 @@ class SqlStorage:
     def __init__(self, database: Database) -> None:
         self._db = database
         self._sql = _Statements(database.dialect)
+        self._recent_cache: dict[tuple[bool, bool], sa.Select[Any]] = {}
 
     async def close(self) -> None:
         await self._db.close()
@@ -885,22 +889,105 @@ class SqlStorage:
     def _cross_page(
         self,
         conn: sa.Connection,
-        source: sa.Subquery,
+        base: sa.Select[Any],
         page: PageRequest,
+        params: dict[str, Any] | None = None,
     ) -> Page[Item]:
+        """A page of items from several nodes, newest first, with the size of all of `base`.
+
+        The total is a window count over `base`, computed in the same query as the page;
+        only an empty page needs a second query for it.
+        """
         cursor_text = _cursor_text(page)
         cursor = self._cross_position(conn, cursor_text) if cursor_text else None
+        source = base.add_columns(sa.func.count().over().label("total")).subquery("source")
         columns = [source.c.updated, source.c.channel, source.c.node, source.c.id]
         rows = _page_rows(
             conn,
-            sa.select(*(source.c[column.name] for column in items.columns)),
+            sa.select(source),
             columns,
             descending=True,
             cursor=cursor,
             page=page,
+            params=params,
         )
-        total = _count(conn, sa.select(sa.func.count()).select_from(source))
+        if rows:
+            total = int(rows[0]["total"])
+        else:
+            total = _count(conn, sa.select(sa.func.count()).select_from(base.subquery()), params)
         return _page([_item(row) for row in rows], total, _cross_cursor)
+
+    def _recent_query(self, *, parent_only: bool, by_name: bool) -> sa.Select[Any]:
+        """Items of a user's subscribed channels, the newest `per_node` of each node.
+
+        SQLite picks each node's newest items with a correlated LIMIT on the paging index
+        (a per-node top-k, like LATERAL); PostgreSQL ranks them with ROW_NUMBER.
+        Parameters: jid, since, per_node and, with `by_name`, names.
+        """
+        key = (parent_only, by_name)
+        cached = self._recent_cache.get(key)
+        if cached is not None:
+            return cached
+        joined = memberships.join(nodes_table, nodes_table.c.channel == memberships.c.channel)
+        conditions: list[Condition] = [
+            memberships.c.jid == sa.bindparam("jid"),
+            memberships.c.subscription == _SUBSCRIBED,
+        ]
+        if by_name:
+            conditions.append(nodes_table.c.name.in_(sa.bindparam("names", expanding=True)))
+        if self._db.dialect == "sqlite":
+            newest = items.alias("newest")
+            picked = [
+                newest.c.channel == nodes_table.c.channel,
+                newest.c.node == nodes_table.c.name,
+                newest.c.updated > sa.bindparam("since"),
+            ]
+            if parent_only:
+                picked.append(newest.c.in_reply_to.is_(None))
+            top: sa.Select[Any] = (
+                sa.select(sa.literal_column("newest.rowid"))
+                .select_from(newest)
+                .where(*picked)
+                .order_by(newest.c.updated.desc(), newest.c.id.desc())
+                .limit(sa.bindparam("per_node", type_=sa.Integer()))
+                .correlate(nodes_table)
+            )
+            query = (
+                sa.select(*items.columns)
+                .select_from(joined.join(items, sa.literal_column("items.rowid").in_(top)))
+                .where(*conditions)
+            )
+        else:
+            conditions.append(items.c.updated > sa.bindparam("since"))
+            if parent_only:
+                conditions.append(items.c.in_reply_to.is_(None))
+            rank = (
+                sa.func.row_number()
+                .over(
+                    partition_by=(items.c.channel, items.c.node),
+                    order_by=(items.c.updated.desc(), items.c.id.desc()),
+                )
+                .label("rank")
+            )
+            ranked = (
+                sa.select(*items.columns, rank)
+                .select_from(
+                    joined.join(
+                        items,
+                        sa.and_(
+                            items.c.channel == nodes_table.c.channel,
+                            items.c.node == nodes_table.c.name,
+                        ),
+                    )
+                )
+                .where(*conditions)
+                .subquery("ranked")
+            )
+            query = sa.select(*(ranked.c[column.name] for column in items.columns)).where(
+                ranked.c.rank <= sa.bindparam("per_node", type_=sa.Integer())
+            )
+        self._recent_cache[key] = query
+        return query
 
     async def recent_items(
         self,
@@ -912,44 +999,17 @@ class SqlStorage:
         node_names: frozenset[str] | None,
         page: PageRequest,
     ) -> Page[Item]:
-        conditions: list[Condition] = [
-            memberships.c.jid == str(jid.bare),
-            memberships.c.subscription == _SUBSCRIBED,
-            items.c.updated > since,
-        ]
+        query = self._recent_query(parent_only=parent_only, by_name=node_names is not None)
+        params: dict[str, Any] = {
+            "jid": str(jid.bare),
+            "since": since,
+            "per_node": max(max_per_node, 0),
+        }
         if node_names is not None:
-            conditions.append(nodes_table.c.name.in_(sorted(node_names)))
-        if parent_only:
-            conditions.append(items.c.in_reply_to.is_(None))
-        rank = (
-            sa.func.row_number()
-            .over(
-                partition_by=(items.c.channel, items.c.node),
-                order_by=(items.c.updated.desc(), items.c.id.desc()),
-            )
-            .label("rank")
-        )
-        ranked = (
-            sa.select(*items.columns, rank)
-            .select_from(
-                memberships.join(nodes_table, nodes_table.c.channel == memberships.c.channel).join(
-                    items,
-                    sa.and_(
-                        items.c.channel == nodes_table.c.channel, items.c.node == nodes_table.c.name
-                    ),
-                )
-            )
-            .where(*conditions)
-            .subquery("ranked")
-        )
-        recent = (
-            sa.select(*(ranked.c[column.name] for column in items.columns))
-            .where(ranked.c.rank <= max_per_node)
-            .subquery("recent")
-        )
+            params["names"] = sorted(node_names)
 
         def work(conn: sa.Connection) -> Page[Item]:
-            return self._cross_page(conn, recent, page)
+            return self._cross_page(conn, query, page, params)
 
         return await self._db.read(work)
 
@@ -985,7 +1045,6 @@ class SqlStorage:
                 )
             )
             .where(*conditions)
-            .subquery("found")
         )
 
         def work(conn: sa.Connection) -> Page[Item]:
