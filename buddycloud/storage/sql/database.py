@@ -56,7 +56,7 @@ _SQLITE_PRAGMAS = (
     "PRAGMA cache_size=-32000",
 )
 _MAX_BATCH = 1000
-_READERS = 4
+_READERS = 3
 
 
 def parse_url(url: str) -> URL:
@@ -120,6 +120,10 @@ class Database(Protocol):
 
     async def read(self, work: Work[T]) -> T: ...
 
+    async def lookup(self, work: Work[T]) -> T:
+        """A read of a few rows by key: may run without leaving the event loop's thread."""
+        ...
+
     async def write(self, work: Work[T]) -> T: ...
 
     async def close(self) -> None: ...
@@ -136,6 +140,9 @@ class PostgresDatabase:
     async def read(self, work: Work[T]) -> T:
         async with self.engine.connect() as conn:
             return await conn.run_sync(work)
+
+    async def lookup(self, work: Work[T]) -> T:
+        return await self.read(work)
 
     async def write(self, work: Work[T]) -> T:
         async with self.engine.begin() as conn:
@@ -171,8 +178,10 @@ class SqliteDatabase:
             self._reader_engine = None
             self._reader_threads = self._writer_thread
         else:
-            self._reader_engine = _sqlite_engine(url, begin="BEGIN", pool_size=_READERS)
+            # One more connection than threads: the event loop's own, for lookups.
+            self._reader_engine = _sqlite_engine(url, begin="BEGIN", pool_size=_READERS + 1)
             self._reader_threads = ThreadPoolExecutor(_READERS, thread_name_prefix="sqlite-read")
+        self._lookup_conn: sa.Connection | None = None
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -180,6 +189,16 @@ class SqliteDatabase:
     async def read(self, work: Work[T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader_threads, self._read_now, work)
+
+    async def lookup(self, work: Work[T]) -> T:
+        # A lookup by key takes tens of microseconds in SQLite, less than handing it to a
+        # thread and back; WAL readers never wait for the writer, so the loop is not held.
+        if self._reader_engine is None:
+            return await self.read(work)
+        if self._lookup_conn is None:
+            self._lookup_conn = self._reader_engine.connect()
+        with self._lookup_conn.begin():
+            return work(self._lookup_conn)
 
     def _read_now(self, work: Work[T]) -> T:
         if self._reader_engine is None:
@@ -207,6 +226,8 @@ class SqliteDatabase:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer_thread, self._close_writer)
         self._writer_thread.shutdown()
+        if self._lookup_conn is not None:
+            self._lookup_conn.close()
         if self._reader_engine is not None:
             self._reader_threads.shutdown()
             self._reader_engine.dispose()
@@ -244,19 +265,31 @@ class SqliteDatabase:
                         done.future.set_result(done.result)
 
     def _commit(self, batch: list[_Job]) -> None:
+        """Run a batch in one transaction; the jobs' outcomes are set once it is over.
+
+        Optimistically the whole batch runs without savepoints. If a job fails, the
+        transaction is rolled back and the batch runs again with a savepoint per job, so
+        that the failure is the failing job's alone. Jobs only touch the database, so
+        running one again after a rollback is safe.
+        """
         conn = self._writer()
         try:
             with conn.begin():
-                if len(batch) == 1:
-                    # Alone in its transaction: a failure rolls the transaction back.
-                    batch[0].result = batch[0].work(conn)
-                else:
-                    for job in batch:
-                        try:
-                            with conn.begin_nested():
-                                job.result = job.work(conn)
-                        except Exception as exc:  # the job's own failure, reported to it
-                            job.error = exc
+                for job in batch:
+                    job.result = job.work(conn)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+        try:
+            with conn.begin():
+                for job in batch:
+                    try:
+                        with conn.begin_nested():
+                            job.result = job.work(conn)
+                    except Exception as exc:  # the job's own failure, reported to it
+                        job.error = exc
         except Exception as exc:
             for job in batch:
                 if job.error is None:

@@ -458,7 +458,7 @@ class SqlStorage:
             row = result.mappings().first()
             return _channel(row) if row is not None else None
 
-        return await self._db.read(work)
+        return await self._db.lookup(work)
 
     async def get_channel(self, jid: Jid) -> Channel:
         channel = await self.find_channel(jid)
@@ -525,7 +525,7 @@ class SqlStorage:
             row = result.mappings().first()
             return _node(row) if row is not None else None
 
-        return await self._db.read(work)
+        return await self._db.lookup(work)
 
     async def get_node(self, node: NodeId) -> Node:
         found = await self.find_node(node)
@@ -588,7 +588,7 @@ class SqlStorage:
             membership = _membership(row, "m_") if row["m_jid"] is not None else None
             return NodeContext(_channel(row, "c_"), _node(row, "n_"), membership)
 
-        return await self._db.read(work)
+        return await self._db.lookup(work)
 
     # --- memberships ------------------------------------------------------------------------
 
@@ -602,7 +602,7 @@ class SqlStorage:
             row = result.mappings().first()
             return _membership(row) if row is not None else None
 
-        return await self._db.read(work)
+        return await self._db.lookup(work)
 
     async def put_membership(self, membership: Membership) -> None:
         values = _membership_values(membership)
@@ -737,7 +737,7 @@ class SqlStorage:
             row = conn.execute(self._sql.find_item, params).mappings().first()
             return _item(row) if row is not None else None
 
-        return await self._db.read(work)
+        return await self._db.lookup(work)
 
     async def get_item(self, node: NodeId, item_id: str) -> Item:
         item = await self.find_item(node, item_id)
@@ -865,7 +865,7 @@ class SqlStorage:
             row = (conn.execute(query)).mappings().first()
             return _item(row) if row is not None else None
 
-        return await self._db.read(work)
+        return await self._db.lookup(work)
 
     def _cross_position(self, conn: sa.Connection, cursor: str) -> tuple[datetime, str, str, str]:
         candidates = _cross_cursor_candidates(cursor)
