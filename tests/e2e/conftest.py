@@ -34,7 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-def _require_prosody() -> None:
+def require_prosody() -> None:
     if not is_installed():
         pytest.skip(
             "end-to-end tests need Prosody 0.12 ('prosody' and 'prosodyctl' on PATH; "
@@ -50,7 +50,7 @@ def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def prosody(e2e_dir: Path) -> Iterator[PrivateProsody]:
     """A private Prosody for capulet.lit on free ports, with every test user registered."""
-    _require_prosody()
+    require_prosody()
     settings = ProsodySettings(
         domain=DOMAIN,
         component_jid=SERVICE,

@@ -533,10 +533,20 @@ def item_ids(reply: Reply, node: str | None = None) -> list[str]:
 class ServerProcess:
     """`python -m buddycloud serve --config FILE` as a child process."""
 
-    def __init__(self, config_path: Path, workdir: Path, c2s_port: int) -> None:
+    def __init__(
+        self,
+        config_path: Path | None,
+        workdir: Path,
+        c2s_port: int,
+        *,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.config_path = config_path
         self.workdir = workdir
         self.c2s_port = c2s_port
+        self.args = args
+        self.extra_env = env or {}
         self.log_path = workdir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -549,19 +559,40 @@ class ServerProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the server and return once the component answers through Prosody."""
+    def spawn(self) -> None:
+        """Start the process without waiting for anything."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BUDDYCLOUD_")}
+        env.update(self.extra_env)
+        command = [sys.executable, "-m", "buddycloud", "serve", *self.args]
+        if self.config_path is not None:
+            command += ["--config", str(self.config_path)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "buddycloud", "serve", "--config", str(self.config_path)],
+                command,
                 cwd=self.workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and return once the component answers through Prosody."""
+        self.spawn()
         run_sync(self.wait_ready(timeout))
+
+    async def wait_for_log(self, text: str, timeout: float = 30.0) -> str:
+        """Wait until the server's output contains `text`; return the output so far."""
+        deadline = time.monotonic() + timeout
+        while True:
+            output = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+            if text in output:
+                return output
+            if not self.running:
+                raise AssertionError(f"the server exited before saying {text!r}:\n{output}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server did not say {text!r} in {timeout} s:\n{output}")
+            await asyncio.sleep(0.05)  # polling interval of a condition with a deadline
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until the component answers disco#info (so its handshake with Prosody is done)."""
