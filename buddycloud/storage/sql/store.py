@@ -447,7 +447,10 @@ class SqlStorage:
             except IntegrityError:
                 raise NodeExists(str(channel.jid)) from None
             if nodes:
-                conn.execute(sa.insert(nodes_table), [_node_values(n) for n in nodes])
+                try:
+                    conn.execute(sa.insert(nodes_table), [_node_values(n) for n in nodes])
+                except IntegrityError:  # the same node twice, or a node of another channel
+                    raise NodeExists(str(channel.jid)) from None
             conn.execute(sa.insert(memberships).values(_membership_values(owner)))
 
         await self._db.write(work)
@@ -662,7 +665,7 @@ class SqlStorage:
         def work(conn: sa.Connection) -> list[Jid]:
             return [_jid(jid) for jid in conn.scalars(self._sql.audience, params)]
 
-        return await self._db.read(work)
+        return await self._db.lookup(work)
 
     async def list_user_memberships(
         self,
