@@ -1,7 +1,8 @@
-"""End-to-end fixtures: a private Prosody, the real server as a subprocess, XMPP users.
+"""End-to-end fixtures: a private XMPP server, the real server as a subprocess, XMPP users.
 
-The whole directory is skipped, with the reason, only when Prosody is not installed
-(`.ci/run` installs it, so in CI these tests always run).
+The suite runs through Prosody 0.12 and again through ejabberd 23.01 (`xmpp_server` is
+parametrised). A variant is skipped, with the reason, only when its XMPP server is not
+installed (`.ci/run` installs both, so in CI every test runs).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from e2e.ejabberd import PrivateEjabberd
+from e2e.ejabberd import unavailable_reason as ejabberd_unavailable
 from e2e.harness import (
     DOMAIN,
     REGISTER,
@@ -26,6 +30,7 @@ from e2e.harness import (
 from buddycloud.prosody import PrivateProsody, ProsodySettings, free_port, is_installed
 
 Connect = Callable[..., Awaitable[Client]]
+XMPP_SERVERS = ["prosody", "ejabberd"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,15 +52,25 @@ def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e")
 
 
-@pytest.fixture(scope="session")
-def prosody(e2e_dir: Path) -> Iterator[PrivateProsody]:
-    """A private Prosody for capulet.lit on free ports, with every test user registered."""
+@dataclass(frozen=True)
+class XmppServer:
+    """The running XMPP server the channel server connects to, whichever it is."""
+
+    name: str
+    c2s_port: int
+    component_port: int
+    interface: str
+    component_secret: str
+    restart: Callable[[], None]
+
+
+def _prosody(base_dir: Path) -> Iterator[XmppServer]:
     require_prosody()
     settings = ProsodySettings(
         domain=DOMAIN,
         component_jid=SERVICE,
         component_secret=secrets.token_hex(16),
-        base_dir=e2e_dir / "prosody",
+        base_dir=base_dir,
         c2s_port=free_port(),
         component_port=free_port(),
     )
@@ -64,13 +79,52 @@ def prosody(e2e_dir: Path) -> Iterator[PrivateProsody]:
     try:
         for user in USERS:
             instance.register(user, password_of(user))
-        yield instance
+        yield XmppServer(
+            "prosody",
+            settings.c2s_port,
+            settings.component_port,
+            settings.interface,
+            settings.component_secret,
+            instance.restart,
+        )
     finally:
         instance.stop()
 
 
-def write_server_config(directory: Path, prosody: PrivateProsody, storage_url: str) -> Path:
-    s = prosody.settings
+def _ejabberd() -> Iterator[XmppServer]:
+    reason = ejabberd_unavailable()
+    if reason is not None:
+        pytest.skip(f"the ejabberd variant of the end-to-end tests needs ejabberd 23.01: {reason}")
+    instance = PrivateEjabberd(DOMAIN, SERVICE, secrets.token_hex(16))
+    try:
+        instance.start()
+        for user in USERS:
+            instance.register(user, password_of(user))
+        yield XmppServer(
+            "ejabberd",
+            instance.c2s_port,
+            instance.component_port,
+            instance.interface,
+            instance.component_secret,
+            instance.restart,
+        )
+    finally:
+        instance.cleanup()
+
+
+@pytest.fixture(scope="session", params=XMPP_SERVERS)
+def xmpp_server(request: pytest.FixtureRequest, e2e_dir: Path) -> Iterator[XmppServer]:
+    """A private XMPP server for capulet.lit on free ports, every test user registered.
+
+    Parametrised: the suite runs once through Prosody 0.12 and once through ejabberd 23.01.
+    """
+    if request.param == "prosody":
+        yield from _prosody(e2e_dir / "prosody")
+    else:
+        yield from _ejabberd()
+
+
+def write_server_config(directory: Path, xmpp: XmppServer, storage_url: str) -> Path:
     path = directory / "buddycloud.toml"
     path.write_text(
         "\n".join(
@@ -81,10 +135,10 @@ def write_server_config(directory: Path, prosody: PrivateProsody, storage_url: s
                 "[storage]",
                 f'url = "{storage_url}"',
                 "[xmpp]",
-                f'component_jid = "{s.component_jid}"',
-                f'secret = "{s.component_secret}"',
-                f'host = "{s.interface}"',
-                f"port = {s.component_port}",
+                f'component_jid = "{SERVICE}"',
+                f'secret = "{xmpp.component_secret}"',
+                f'host = "{xmpp.interface}"',
+                f"port = {xmpp.component_port}",
                 "",
             ]
         )
@@ -93,15 +147,15 @@ def write_server_config(directory: Path, prosody: PrivateProsody, storage_url: s
 
 
 @pytest.fixture(scope="session")
-def server(e2e_dir: Path, prosody: PrivateProsody) -> Iterator[ServerProcess]:
-    """`buddycloud serve` connected to the private Prosody, on SQLite; one per session.
+def server(e2e_dir: Path, xmpp_server: XmppServer) -> Iterator[ServerProcess]:
+    """`buddycloud serve` connected to the private XMPP server, on SQLite.
 
     Tests that kill or restart it leave it running again when they finish.
     """
-    workdir = e2e_dir / "server"
+    workdir = e2e_dir / f"server-{xmpp_server.name}"
     workdir.mkdir()
-    config = write_server_config(workdir, prosody, f"sqlite:///{workdir / 'buddycloud.db'}")
-    process = ServerProcess(config, workdir, prosody.settings.c2s_port)
+    config = write_server_config(workdir, xmpp_server, f"sqlite:///{workdir / 'buddycloud.db'}")
+    process = ServerProcess(config, workdir, xmpp_server.c2s_port)
     process.start()
     try:
         yield process
@@ -112,12 +166,12 @@ def server(e2e_dir: Path, prosody: PrivateProsody) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-async def connect(server: ServerProcess, prosody: PrivateProsody) -> AsyncIterator[Connect]:
+async def connect(server: ServerProcess, xmpp_server: XmppServer) -> AsyncIterator[Connect]:
     """`await connect("juliet")`: a logged-in user, online for the service; closed after."""
     clients: list[Client] = []
 
     async def _connect(user: str, *, presence: bool = True, resource: str = "e2e") -> Client:
-        client = Client(user, prosody.settings.c2s_port, resource=resource)
+        client = Client(user, xmpp_server.c2s_port, resource=resource)
         clients.append(client)
         await client.connect(presence=presence)
         return client

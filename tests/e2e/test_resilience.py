@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from e2e.conftest import Connect
+from e2e.conftest import Connect, XmppServer
 from e2e.harness import (
     TOPICS_DOMAIN,
     Client,
@@ -22,18 +22,16 @@ from e2e.harness import (
     published_id,
 )
 
-from buddycloud.prosody import PrivateProsody
 
-
-async def test_the_component_reconnects_after_prosody_restarts(
-    connect: Connect, prosody: PrivateProsody, server: ServerProcess, unique: str
+async def test_the_component_reconnects_after_the_xmpp_server_restarts(
+    connect: Connect, xmpp_server: XmppServer, server: ServerProcess, unique: str
 ) -> None:
     juliet = await connect("juliet")
     node = posts(juliet.bare)
     reply = await juliet.ok("set", publish(node, entry(f"before the restart {unique}")))
     before = local_id(published_id(reply))
 
-    await asyncio.to_thread(prosody.restart)
+    await asyncio.to_thread(xmpp_server.restart)
     # The probe gets an answer from the component only once it has reconnected by itself.
     await server.wait_ready(timeout=30)
 
