@@ -145,13 +145,16 @@ class PostgresDatabase:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # A lookup is one statement: autocommit spares it the BEGIN and ROLLBACK round trips.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def read(self, work: Work[T]) -> T:
         async with self.engine.connect() as conn:
             return await conn.run_sync(work)
 
     async def lookup(self, work: Work[T]) -> T:
-        return await self.read(work)
+        async with self._autocommit.connect() as conn:
+            return await conn.run_sync(work)
 
     async def write(self, work: Work[T]) -> T:
         async with self.engine.begin() as conn:
