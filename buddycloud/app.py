@@ -22,7 +22,7 @@ from typing import TextIO
 
 from buddycloud.config import Config, XmppConfig
 from buddycloud.domain.jid import Jid
-from buddycloud.prosody import PrivateProsody, ProsodySettings
+from buddycloud.prosody import PrivateProsody, ProsodySettings, ProsodyStartFailed
 from buddycloud.services.config import EngineConfig
 from buddycloud.services.engine import Engine
 from buddycloud.storage.base import Storage
@@ -235,7 +235,12 @@ async def run(
     try:
         if with_prosody:
             config, prosody = private_prosody(config, c2s_port=_c2s_port(os.environ))
-            await asyncio.to_thread(prosody.start)
+            try:
+                await asyncio.to_thread(prosody.start)
+            except ProsodyStartFailed as exc:
+                if exc.log_tail:
+                    log.error("the private Prosody failed; its log ends with:\n%s", exc.log_tail)
+                raise
         app = await build(config)
         try:
             await app.start()

@@ -24,8 +24,12 @@ PROSODYCTL = "prosodyctl"
 _POLL_INTERVAL = 0.02
 
 
-class ProsodyError(Exception):
-    """The private Prosody could not be configured, started or driven."""
+class ProsodyError(OSError):
+    """The private Prosody could not be configured, started or driven.
+
+    An OSError: like a port that cannot be bound, it is a fault of the machine's setup,
+    and the command line reports it as one line.
+    """
 
 
 class ProsodyNotInstalled(ProsodyError):
@@ -40,7 +44,15 @@ class ProsodyNotInstalled(ProsodyError):
 
 
 class ProsodyStartFailed(ProsodyError):
-    """Prosody exited, or its ports did not open in time; the message holds its log tail."""
+    """Prosody exited, or its ports did not open in time.
+
+    Attributes:
+        log_tail: the last lines of its log and console output.
+    """
+
+    def __init__(self, message: str, log_tail: str) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +290,7 @@ class PrivateProsody:
         for port in (s.c2s_port, s.component_port):
             if port_accepts(s.interface, port):
                 raise ProsodyStartFailed(
-                    f"port {s.interface}:{port} is already taken by another process"
+                    f"port {s.interface}:{port} is already taken by another process", ""
                 )
         self.write_config()
         with open(s.base_dir / "prosody.out", "ab") as output:
@@ -297,11 +309,14 @@ class PrivateProsody:
             if self._process.poll() is not None:
                 code = self._process.returncode
                 self._process = None
-                raise ProsodyStartFailed(f"prosody exited with code {code}\n{self.log_tail()}")
+                raise ProsodyStartFailed(
+                    f"prosody exited with code {code}; see {s.log_path}", self.log_tail()
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise ProsodyStartFailed(
-                    f"prosody did not open ports {pending} within {timeout} s\n{self.log_tail()}"
+                    f"prosody did not open ports {pending} within {timeout} s; see {s.log_path}",
+                    self.log_tail(),
                 )
             pending = [port for port in pending if not port_accepts(s.interface, port)]
             if not pending and not stream_ready(s.interface, s.c2s_port, s.domain):

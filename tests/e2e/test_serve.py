@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,21 @@ def test_a_missing_prosody_is_reported_clearly(
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(ProsodyNotInstalled, match="apt-get install -y prosody"):
         PrivateProsody(settings).start()
+
+
+def test_serve_with_prosody_without_prosody_installed_fails_in_one_line(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "buddycloud", "serve", "--with-prosody"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "buddycloud: error: 'prosody' is not installed or not on PATH; "
+        "install Prosody 0.12 (Debian: apt-get install -y prosody)"
+    )
+    assert "Traceback" not in result.stderr
