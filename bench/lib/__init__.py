@@ -1,0 +1,1 @@
+"""Helpers for the benchmarks: raw XMPP load generation, private server instances."""
