@@ -28,7 +28,7 @@ hop, which is what makes the throughput targets reachable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -139,7 +139,7 @@ class Database(Protocol):
 
 
 class PostgresDatabase:
-    """One pooled asyncpg connection and one transaction per unit of work."""
+    """Pooled asyncpg connections for reads; writes group-committed on one connection."""
 
     dialect = "postgresql"
 
@@ -147,9 +147,13 @@ class PostgresDatabase:
         self.engine = engine
         # A lookup is one statement: autocommit spares it the BEGIN and ROLLBACK round trips.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._writes = _GroupCommit(self._commit)
 
     async def read(self, work: Work[T]) -> T:
-        async with self.engine.connect() as conn:
+        # Reads run in autocommit: no BEGIN and ROLLBACK round trips around them. A page and
+        # its count may then come from two snapshots a moment apart, which readers of a
+        # live channel cannot tell from a write landing between two requests.
+        async with self._autocommit.connect() as conn:
             return await conn.run_sync(work)
 
     async def lookup(self, work: Work[T]) -> T:
@@ -157,10 +161,14 @@ class PostgresDatabase:
             return await conn.run_sync(work)
 
     async def write(self, work: Work[T]) -> T:
-        async with self.engine.begin() as conn:
-            return await conn.run_sync(work)
+        return await self._writes.write(work)
+
+    async def _commit(self, batch: list[_Job]) -> None:
+        async with self.engine.connect() as conn:
+            await conn.run_sync(commit_batch, batch)
 
     async def close(self) -> None:
+        await self._writes.close()
         await self.engine.dispose()
 
 
@@ -194,9 +202,7 @@ class SqliteDatabase:
             self._lookup_engine = _sqlite_engine(url, begin=None, pool_size=1)
             self._reader_threads = ThreadPoolExecutor(_READERS, thread_name_prefix="sqlite-read")
         self._lookup_conn: sa.Connection | None = None
-        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
+        self._writes = _GroupCommit(self._commit)
 
     async def read(self, work: Work[T]) -> T:
         loop = asyncio.get_running_loop()
@@ -222,21 +228,17 @@ class SqliteDatabase:
             return work(conn)
 
     async def write(self, work: Work[T]) -> T:
-        if self._closed:
-            raise RuntimeError("the storage is closed")
+        return await self._writes.write(work)
+
+    async def _commit(self, batch: list[_Job]) -> None:
         loop = asyncio.get_running_loop()
-        if self._task is None:
-            self._task = loop.create_task(self._run())
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put_nowait(_Job(work, future))
-        # The job runs even if its caller stops waiting: its outcome is in the database.
-        return await asyncio.shield(future)
+        await loop.run_in_executor(self._writer_thread, self._commit_now, batch)
+
+    def _commit_now(self, batch: list[_Job]) -> None:
+        commit_batch(self._writer(), batch)
 
     async def close(self) -> None:
-        self._closed = True
-        if self._task is not None:
-            self._queue.put_nowait(None)
-            await self._task
+        await self._writes.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._writer_thread, self._close_writer)
         self._writer_thread.shutdown()
@@ -257,8 +259,70 @@ class SqliteDatabase:
             self._writer_conn.close()
         self._writer_engine.dispose()
 
-    async def _run(self) -> None:
+
+def commit_batch(conn: sa.Connection, batch: list[_Job]) -> None:
+    """Run a batch of writes in one transaction; the jobs' outcomes are set once it is over.
+
+    Optimistically the whole batch runs without savepoints. If a job fails, the
+    transaction is rolled back and the batch runs again with a savepoint per job, so
+    that the failure is the failing job's alone. Jobs only touch the database, so
+    running one again after a rollback is safe.
+    """
+    try:
+        with conn.begin():
+            for job in batch:
+                job.result = job.work(conn)
+        return
+    except Exception as exc:
+        if len(batch) == 1:
+            batch[0].error = exc
+            return
+    try:
+        with conn.begin():
+            for job in batch:
+                try:
+                    with conn.begin_nested():
+                        job.result = job.work(conn)
+                except Exception as exc:  # the job's own failure, reported to it
+                    job.error = exc
+    except Exception as exc:
+        for job in batch:
+            if job.error is None:
+                job.error = exc
+
+
+class _GroupCommit:
+    """Queues writes and commits them in batches, one transaction per batch.
+
+    Each caller is answered only after the commit of the transaction holding its write,
+    so an acknowledged write is durable; concurrent writers share one commit (and one
+    fsync) instead of queueing for one each, and never contend for the same rows.
+    """
+
+    def __init__(self, commit: Callable[[list[_Job]], Awaitable[None]]) -> None:
+        self._commit = commit
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def write(self, work: Work[T]) -> T:
+        if self._closed:
+            raise RuntimeError("the storage is closed")
         loop = asyncio.get_running_loop()
+        if self._task is None:
+            self._task = loop.create_task(self._run())
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put_nowait(_Job(work, future))
+        # The job runs even if its caller stops waiting: its outcome is in the database.
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+
+    async def _run(self) -> None:
         stop = False
         while not stop:
             job = await self._queue.get()
@@ -270,7 +334,12 @@ class SqliteDatabase:
                 job = self._queue.get_nowait()
             stop = job is None
             if batch:
-                await loop.run_in_executor(self._writer_thread, self._commit, batch)
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # the connection itself failed
+                    for failed in batch:
+                        if failed.error is None:
+                            failed.error = exc
                 for done in batch:
                     if done.future.done():
                         continue
@@ -278,37 +347,6 @@ class SqliteDatabase:
                         done.future.set_exception(done.error)
                     else:
                         done.future.set_result(done.result)
-
-    def _commit(self, batch: list[_Job]) -> None:
-        """Run a batch in one transaction; the jobs' outcomes are set once it is over.
-
-        Optimistically the whole batch runs without savepoints. If a job fails, the
-        transaction is rolled back and the batch runs again with a savepoint per job, so
-        that the failure is the failing job's alone. Jobs only touch the database, so
-        running one again after a rollback is safe.
-        """
-        conn = self._writer()
-        try:
-            with conn.begin():
-                for job in batch:
-                    job.result = job.work(conn)
-            return
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-                return
-        try:
-            with conn.begin():
-                for job in batch:
-                    try:
-                        with conn.begin_nested():
-                            job.result = job.work(conn)
-                    except Exception as exc:  # the job's own failure, reported to it
-                        job.error = exc
-        except Exception as exc:
-            for job in batch:
-                if job.error is None:
-                    job.error = exc
 
 
 # --- schema version --------------------------------------------------------------------
@@ -392,7 +430,16 @@ async def open_database(url: str, *, migrate: bool) -> Database:
     if parsed.get_backend_name() == "sqlite":
         database = SqliteDatabase(parsed)
     else:
-        database = PostgresDatabase(create_async_engine(parsed, pool_size=10, max_overflow=10))
+        database = PostgresDatabase(
+            create_async_engine(
+                parsed,
+                pool_size=10,
+                max_overflow=10,
+                # Keyset pages compare against the cursor row: a generic plan cannot know how
+                # selective that bound is and may sort a whole node, so plan each one.
+                connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+            )
+        )
     try:
         if migrate:
             await database.write(upgrade_schema)

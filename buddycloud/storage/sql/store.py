@@ -769,21 +769,45 @@ class SqlStorage:
         page: PageRequest,
         counter: str | None = None,
     ) -> Page[Item]:
-        """One page of a node's items; `counter` names the nodes column holding the count."""
+        """One page of a node's items; `counter` names the nodes column holding the count.
+
+        One statement in the usual case: the cursor's position and the total ride along
+        as scalar subqueries. Only an empty page costs more: it tells an unknown cursor
+        (ItemNotFound) from the end of the list, and counts separately.
+        """
+        if counter is not None:
+            total_query = (
+                sa.select(nodes_table.c[counter])
+                .where(nodes_table.c.channel == str(node.channel), nodes_table.c.name == node.name)
+                .scalar_subquery()
+            )
+        else:
+            total_query = (
+                sa.select(sa.func.count()).select_from(items).where(*conditions).scalar_subquery()
+            )
         cursor_id = _cursor_text(page)
-        cursor = self._item_position(conn, node, cursor_id) if cursor_id else None
+        cursor: tuple[Any, str] | None = None
+        if cursor_id is not None:
+            position = (
+                sa.select(items.c.updated)
+                .where(_node_condition(node), items.c.id == cursor_id)
+                .scalar_subquery()
+            )
+            cursor = (position, cursor_id)
         rows = _page_rows(
             conn,
-            sa.select(items).where(*conditions),
+            sa.select(items, total_query.label("page_total")).where(*conditions),
             [items.c.updated, items.c.id],
             descending=True,
             cursor=cursor,
             page=page,
         )
-        if counter is not None:
-            total = self._node_counter(conn, node, counter)
+        if rows:
+            total = int(rows[0]["page_total"] or 0)
         else:
-            total = _count(conn, sa.select(sa.func.count()).select_from(items).where(*conditions))
+            if cursor_id is not None:
+                self._item_position(conn, node, cursor_id)  # raises ItemNotFound
+            total = _count(conn, sa.select(total_query))
         return _page([_item(row) for row in rows], total, lambda item: item.id)
 
     def _node_counter(self, conn: sa.Connection, node: NodeId, counter: str) -> int:
