@@ -295,3 +295,13 @@ async def test_closed_channels_hide_their_items(engine: Engine) -> None:
         await engine.get_item(ROMEO, posts(JULIET), item.id)
     with pytest.raises(ClosedNode):
         await engine.retract(ROMEO, posts(JULIET), "whatever")
+
+
+async def test_a_retracted_rating_can_be_given_again(engine: Engine) -> None:
+    await channel_with_followers(engine)
+    post = await engine.publish(JULIET, posts(JULIET), text("rate me"))
+    draft = EntryDraft(content="", in_reply_to=post.id, target=post.id, rating="4")
+    rating = await engine.publish(ROMEO, posts(JULIET), draft)
+    await engine.retract(ROMEO, posts(JULIET), rating.id)
+    again = await engine.publish(ROMEO, posts(JULIET), draft)
+    assert again.entry is not None and again.entry.rating == 4
