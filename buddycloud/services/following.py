@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from buddycloud.domain.errors import (
@@ -143,48 +143,31 @@ class FollowOps(ChannelOps):
         await self._emit_subscription(channel, ended, previous=current)
         return ended if role is not Role.NONE else None
 
-    async def set_subscription(
-        self, requester: Jid, node: NodeId, target: Jid, state: SubscriptionState
-    ) -> Membership:
-        """Owner interface: approve (subscribed), deny or remove (none), or invite.
-
-        Raises:
-            NodeNotFound, Forbidden, OwnSubscription, NotSubscribed, OwnerRequired, BadRequest
-        """
-        requester, target = requester.bare, target.bare
+    def _check_subscription_change(
+        self,
+        requester: Jid,
+        context: NodeContext,
+        target: Jid,
+        current: Membership | None,
+        state: SubscriptionState,
+    ) -> bool:
+        """Raise what forbids changing `target`'s subscription to `state`; False when the
+        change is already in place (nothing to write)."""
         if target == requester:
             raise OwnSubscription()
-        context = await self._context(requester, node)
-        channel, now = context.channel, self.clock.now()
-        current = await self.storage.find_membership(channel.jid, target)
+        subscribed = current is not None and current.subscription is SubscriptionState.SUBSCRIBED
         if state is SubscriptionState.INVITED:
             self._require(Operation.INVITE, requester, context)
             if role_of(current) is Role.OUTCAST:
                 raise Banned(f"{target} is banned from this channel")
-            if current is not None and current.subscription is SubscriptionState.SUBSCRIBED:
-                return current
-            invited = Membership(
-                channel.jid,
-                target,
-                role_of(current),
-                SubscriptionState.INVITED,
-                now,
-                invited_by=requester,
-            )
-            await self.storage.put_membership(invited)
-            await self._emit_subscription(channel, invited)
-            return invited
+            return not subscribed
         if state is SubscriptionState.SUBSCRIBED:
             self._require(Operation.APPROVE_PENDING, requester, context)
+            if subscribed:
+                return False
             if current is None or current.subscription is not SubscriptionState.PENDING:
-                if current is not None and current.subscription is SubscriptionState.SUBSCRIBED:
-                    return current
                 raise NotSubscribed(f"{target} has not asked to follow this channel")
-            role = max(current.role, channel.config.default_role, key=lambda r: r.rank)
-            approved = Membership(channel.jid, target, role, SubscriptionState.SUBSCRIBED, now)
-            await self.storage.put_membership(approved)
-            await self._emit_subscription(channel, approved, previous=current)
-            return approved
+            return True
         if state is SubscriptionState.NONE:
             self._require(Operation.APPROVE_PENDING, requester, context)
             if current is None or current.subscription is SubscriptionState.NONE:
@@ -193,9 +176,76 @@ class FollowOps(ChannelOps):
                 raise OwnerRequired("the owner cannot be removed from their channel")
             if role_of(context.membership) is Role.MODERATOR and current.role is Role.MODERATOR:
                 raise Forbidden("moderators cannot remove other moderators")
-            ended = await self._drop_subscription(channel, current)
-            return ended or replace(current, subscription=SubscriptionState.NONE, role=Role.NONE)
+            return True
         raise BadRequest(f"cannot set a subscription to {state.value}")
+
+    async def set_subscription(
+        self, requester: Jid, node: NodeId, target: Jid, state: SubscriptionState
+    ) -> Membership:
+        """Owner interface: approve (subscribed), deny or remove (none), or invite.
+
+        Raises:
+            NodeNotFound, Forbidden, OwnSubscription, NotSubscribed, OwnerRequired, BadRequest
+        """
+        [membership] = await self.set_subscriptions(requester, node, [(target, state)])
+        return membership
+
+    async def set_subscriptions(
+        self,
+        requester: Jid,
+        node: NodeId,
+        changes: Sequence[tuple[Jid, SubscriptionState]],
+    ) -> list[Membership]:
+        """Several owner-interface changes at once: all are checked before any is written,
+        so a refused change leaves the others undone too.
+
+        Raises:
+            BadRequest: a JID appears twice; and what `set_subscription` raises.
+        """
+        requester = requester.bare
+        targets = _distinct_targets(changes)
+        context = await self._context(requester, node)
+        channel = context.channel
+        currents = [await self.storage.find_membership(channel.jid, t) for t in targets]
+        needed = [
+            self._check_subscription_change(requester, context, target, current, state)
+            for target, current, (_, state) in zip(targets, currents, changes, strict=True)
+        ]
+        results = []
+        for target, current, (_, state), write in zip(
+            targets, currents, changes, needed, strict=True
+        ):
+            if not write:
+                assert current is not None
+                results.append(current)
+                continue
+            now = self.clock.now()
+            if state is SubscriptionState.INVITED:
+                invited = Membership(
+                    channel.jid,
+                    target,
+                    role_of(current),
+                    SubscriptionState.INVITED,
+                    now,
+                    invited_by=requester,
+                )
+                await self.storage.put_membership(invited)
+                await self._emit_subscription(channel, invited)
+                results.append(invited)
+            elif state is SubscriptionState.SUBSCRIBED:
+                assert current is not None
+                role = max(current.role, channel.config.default_role, key=lambda r: r.rank)
+                approved = Membership(channel.jid, target, role, SubscriptionState.SUBSCRIBED, now)
+                await self.storage.put_membership(approved)
+                await self._emit_subscription(channel, approved, previous=current)
+                results.append(approved)
+            else:
+                assert current is not None
+                ended = await self._drop_subscription(channel, current)
+                results.append(
+                    ended or replace(current, subscription=SubscriptionState.NONE, role=Role.NONE)
+                )
+        return results
 
     async def authorize(
         self, requester: Jid, node: NodeId, subscriber: Jid, *, allow: bool
@@ -210,17 +260,38 @@ class FollowOps(ChannelOps):
         Raises:
             NodeNotFound, Forbidden, OwnAffiliation, OwnerRequired
         """
-        requester, target = requester.bare, target.bare
+        [membership] = await self.set_roles(requester, node, [(target, role)])
+        return membership
+
+    async def set_roles(
+        self, requester: Jid, node: NodeId, changes: Sequence[tuple[Jid, Role]]
+    ) -> list[Membership]:
+        """Several role changes at once: all are checked before any is written.
+
+        Raises:
+            BadRequest: a JID appears twice; and what `set_role` raises.
+        """
+        requester = requester.bare
+        targets = _distinct_targets(changes)
         context = await self._context(requester, node)
         channel = context.channel
-        current = await self.storage.find_membership(channel.jid, target)
-        check_role_change(
-            actor=requester,
-            actor_role=role_of(context.membership),
-            target=target,
-            target_role=role_of(current),
-            new_role=role,
-        )
+        currents = [await self.storage.find_membership(channel.jid, t) for t in targets]
+        for target, current, (_, role) in zip(targets, currents, changes, strict=True):
+            check_role_change(
+                actor=requester,
+                actor_role=role_of(context.membership),
+                target=target,
+                target_role=role_of(current),
+                new_role=role,
+            )
+        return [
+            await self._apply_role(channel, target, current, role)
+            for target, current, (_, role) in zip(targets, currents, changes, strict=True)
+        ]
+
+    async def _apply_role(
+        self, channel: Channel, target: Jid, current: Membership | None, role: Role
+    ) -> Membership:
         state = current.subscription if current is not None else SubscriptionState.NONE
         if role is Role.OUTCAST:
             state = SubscriptionState.NONE
@@ -334,6 +405,13 @@ class FollowOps(ChannelOps):
             if all(_config_value(pair[1], k) == v for k, v in filters.items())
         ]
         return _page_in_memory(kept, page)
+
+
+def _distinct_targets(changes: Sequence[tuple[Jid, object]]) -> list[Jid]:
+    targets = [target.bare for target, _ in changes]
+    if len(set(targets)) != len(targets):
+        raise BadRequest("each JID may appear only once in one request")
+    return targets
 
 
 def _page_in_memory(

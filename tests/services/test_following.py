@@ -6,6 +6,7 @@ import pytest
 from engine_support import BENVOLIO, JULIET, MERCUTIO, NURSE, ROMEO, TYBALT, Recorder, posts
 
 from buddycloud.domain.errors import (
+    BadRequest,
     Banned,
     ClosedNode,
     Forbidden,
@@ -210,3 +211,32 @@ async def test_subscriptions_with_configuration_filters_by_configuration(engine:
     assert {channel.jid for _, channel in everything.items} == {JULIET, ROMEO}
     filtered = await engine.subscriptions_with_configuration(JULIET, {"title": "Romeo"}, ALL)
     assert [channel.config.title for _, channel in filtered.items] == ["Romeo"]
+
+
+async def test_several_changes_in_one_request_are_all_checked_before_any_is_written(
+    engine: Engine,
+) -> None:
+    await engine.register(JULIET)
+    for user in (ROMEO, NURSE, TYBALT):
+        await engine.subscribe(user, posts(JULIET), user)
+    await engine.set_role(JULIET, posts(JULIET), NURSE, Role.MODERATOR)
+    with pytest.raises(Forbidden):
+        # The second change is not the nurse's to make: the first must not happen either.
+        await engine.set_roles(
+            NURSE, posts(JULIET), [(ROMEO, Role.MEMBER), (TYBALT, Role.MODERATOR)]
+        )
+    romeo = await engine.storage.find_membership(JULIET, ROMEO)
+    assert romeo is not None and romeo.role is Role.PUBLISHER
+    with pytest.raises(OwnerRequired):
+        await engine.set_subscriptions(
+            NURSE,
+            posts(JULIET),
+            [(TYBALT, SubscriptionState.NONE), (JULIET, SubscriptionState.NONE)],
+        )
+    assert await engine.storage.find_membership(JULIET, TYBALT) is not None
+    with pytest.raises(BadRequest):
+        await engine.set_roles(JULIET, posts(JULIET), [(ROMEO, Role.MEMBER), (ROMEO, Role.NONE)])
+    changed = await engine.set_roles(
+        JULIET, posts(JULIET), [(ROMEO, Role.MEMBER), (TYBALT, Role.OUTCAST)]
+    )
+    assert [m.role for m in changed] == [Role.MEMBER, Role.OUTCAST]

@@ -31,13 +31,11 @@ async def handle_delete(request: IqRequest) -> None:
 
 
 async def handle_subscriptions_set(request: IqRequest) -> None:
-    """Approve, deny, kick or invite; applied in order, each committed on its own."""
+    """Approve, deny, kick or invite; every change is checked before any is applied."""
     change = parse_subscriptions_set(request.payload)
-    for target, state in change.changes:
-        await request.engine.set_subscription(request.requester, change.node, target, state)
+    await request.engine.set_subscriptions(request.requester, change.node, change.changes)
 
 
 async def handle_affiliations_set(request: IqRequest) -> None:
     change = parse_affiliations_set(request.payload)
-    for target, role in change.changes:
-        await request.engine.set_role(request.requester, change.node, target, role)
+    await request.engine.set_roles(request.requester, change.node, change.changes)
