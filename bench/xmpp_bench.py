@@ -48,7 +48,6 @@ from bench.lib.servers import (
     spawn,
     start_ejabberd,
     start_prosody,
-    wait_for_port,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,11 +180,13 @@ class Target:
     node: str
     publisher: Client
     subscribed: set[str] = field(default_factory=set)
-    sample: bytes = b""  # one notification as a follower received it
+    sample: bytes = b""  # one notification as followers[0] received it
+    sample_mark: bytes = b""  # the mark in it
+    sample_to: str = ""  # the full JID it was addressed to
     marks_per_notification: int = 1
 
     async def follow(self, client: Client) -> None:
-        """Subscribe `client`, and for the channel server announce it online."""
+        """Subscribe `client` (its full JID to the peer, its bare JID to the channel server)."""
         if client.jid in self.subscribed:
             return
         iq_id = "s" + secrets.token_hex(4)
@@ -200,10 +201,13 @@ class Target:
         )
         if not ok(reply) or not re.search(rb"subscription=['\"]subscribed", reply):
             raise XmppError(f"subscription to {self.service} {self.node} failed: {reply[:400]!r}")
-        if self.key == "ours":
-            # The channel server notifies the full JIDs it knows online from presence.
-            client.send(f"<presence to='{self.service}'/>")
         self.subscribed.add(client.jid)
+
+    def announce(self, client: Client) -> None:
+        """Tell the channel server that `client` is online: it notifies the full JIDs it
+        knows from directed presence. (Mod_pubsub peers notify the subscribed full JID.)"""
+        if self.key == "ours":
+            client.send(f"<presence to='{self.service}'/>")
 
 
 @dataclass
@@ -314,13 +318,9 @@ async def setup_bed(kind: str, scratch: Path, with_ours: bool) -> Bed:
     components = (CHANNELS, ECHO, ROUTE)
     owner_jid = f"{OWNER}@{DOMAIN}"
     start = start_prosody if kind == "prosody" else start_ejabberd
-    server = start(scratch / kind, DOMAIN, owner_jid, components)
+    server = await start(scratch / kind, DOMAIN, owner_jid, components)
     bed = Bed(server)
     try:
-        assert server.process is not None
-        await wait_for_port(server.c2s_port, 60, server.process.popen)
-        for jid in components:
-            await wait_for_port(server.port_for(jid), 60, server.process.popen)
         bed.components = spawn(
             "trivial",
             [
@@ -396,6 +396,10 @@ async def add_followers(bed: Bed, count: int) -> None:
         await gather_bounded(
             [lambda c=c, t=target: t.follow(c) for c in bed.followers], OPEN_CONCURRENCY
         )
+        # Online only once all are subscribed: every new subscription is announced to the
+        # node's online followers, which would make setup quadratic in their number.
+        for client in bed.followers:
+            target.announce(client)
         log(
             f"{bed.server.kind}: {count} followers of {target.service} "
             f"({time.perf_counter() - t0:.1f}s)"
@@ -420,7 +424,9 @@ async def barrier(bed: Bed, target: Target, followers: list[Client]) -> None:
     )
     sample = outs[0]
     sample = sample[sample.rfind(b"<message", 0, sample.find(needle)) :]
-    target.sample = sample.replace(needle, b"MARK")
+    target.sample = sample
+    target.sample_mark = needle
+    target.sample_to = followers[0].jid
     target.marks_per_notification = sample.count(needle)
 
 
@@ -502,8 +508,13 @@ async def measure_notify(
     return rate, f"n={n} publishes, notification {size} B, cpu: {cpu.text()}"
 
 
-def route_template(sample: bytes) -> str:
-    """The routing component's message: the notification's body, from the routing JID."""
+def route_template(target: Target) -> str:
+    """The routing component's message: the notification's body, from the routing JID,
+    padded with whitespace to the notification's exact size (to the same recipient).
+
+    `{to}` stands for the recipient and `MARK` for a mark as long as the sample's.
+    """
+    sample = target.sample.replace(target.sample_mark, b"MARK")
     head_end = sample.find(b">")
     head, body = sample[:head_end], sample[head_end:]
     keep = [
@@ -511,7 +522,17 @@ def route_template(sample: bytes) -> str:
         for m in re.finditer(rb"\s([\w:]+)=(['\"]).*?\2", head)
         if m.group(1) not in (b"to", b"from", b"id", b"xmlns")
     ]
-    return f"<message to='{{to}}' from='{ROUTE}'{''.join(keep)}{body.decode()}"
+    template = f"<message to='{{to}}' from='{ROUTE}'{''.join(keep)}{body.decode()}"
+    size = len(
+        template.replace("{to}", target.sample_to)
+        .replace("MARK", "x" * len(target.sample_mark))
+        .encode()
+    )
+    pad = len(target.sample) - size
+    if pad > 0:
+        cut = template.rfind("</message>")
+        template = template[:cut] + " " * pad + template[cut:]
+    return template
 
 
 async def route_once(
@@ -551,15 +572,18 @@ async def route_once(
 
 
 async def measure_route(
-    bed: Bed, followers: list[Client], sample: bytes, marks: int, duration: float
+    bed: Bed, followers: list[Client], reference: Target, duration: float
 ) -> tuple[float, str]:
-    template = route_template(sample)
+    template = route_template(reference)
+    marks = reference.marks_per_notification
     warm = max(2, 1000 // len(followers))
     rate = await route_once(bed, followers, warm, template, marks)
     per = sized(rate, len(followers), duration, 2, 50_000)
     with Cpu(bed.cpu_procs()) as cpu:
         rate = await route_once(bed, followers, per, template, marks)
-    size = len(template.replace("{to}", followers[0].jid))
+    size = len(
+        template.replace("{to}", followers[0].jid).replace("MARK", "x" * len(token())).encode()
+    )
     return rate, f"n={per * len(followers)} messages of {size} B, cpu: {cpu.text()}"
 
 
@@ -645,9 +669,7 @@ async def bench_server(
             systems: list[tuple[str, Callable[[], Awaitable[tuple[float, str]]]]] = [
                 (
                     "ceiling",
-                    lambda f=followers, ref=reference: measure_route(
-                        bed, f, ref.sample, ref.marks_per_notification, d
-                    ),
+                    lambda f=followers, ref=reference: measure_route(bed, f, ref, d),
                 )
             ]
             systems += [

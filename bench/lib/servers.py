@@ -3,11 +3,12 @@
 Each instance lives in its own scratch directory, listens on free ports picked at start,
 and is stopped (with every process it spawned) by `stop()`, which is idempotent.
 
-* `Prosody`: `prosody -F --config FILE`; its own `mod_pubsub` as `pubsub.<domain>`.
-* `Ejabberd`: `ejabberdctl foreground` run directly as the `ejabberd` user, with its own
+* Prosody: the project's own private instance (buddycloud.prosody), with extra components
+  and Prosody's own `mod_pubsub` as `pubsub.<domain>`.
+* ejabberd: `ejabberdctl foreground` run directly as the `ejabberd` user, with its own
   config dir and `ERL_DIST_PORT`, so that no epmd daemon is started or left behind;
   `mod_pubsub` (mnesia) as `pubsub.<domain>`.
-* `Process`: any subprocess in its own process group (the channel server, the trivial
+* `Process`: any other subprocess in its own process group (the channel server, the trivial
   components).
 """
 
@@ -21,8 +22,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from buddycloud.prosody import PrivateProsody, ProsodySettings
 
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -161,8 +165,9 @@ class XmppServer:
     secret: str
     base: Path
     pubsub_jid: str = ""
-    admin: str = ""
-    process: Process | None = None
+    pid: int = 0
+    stopper: Callable[[], None] | None = None
+    log: Path | None = None
     components: tuple[str, ...] = ()
     component_ports: dict[str, int] = field(default_factory=dict)
 
@@ -175,79 +180,60 @@ class XmppServer:
         return f"{self.secret}-{jid.split('.')[0]}"
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
+        """Stop the server; idempotent."""
+        stopper, self.stopper = self.stopper, None
+        if stopper is not None:
+            stopper()
 
     def cpu_seconds(self) -> float:
-        return self.process.cpu_seconds() if self.process else 0.0
+        """CPU time used so far by every process of the server (its process group)."""
+        return sum(_cpu_ticks(pid) for pid in _group_pids(self.pid)) / CLK_TCK
 
 
-PROSODY_CFG = """\
--- Private Prosody for the XMPP benchmark; started with prosody -F --config this-file
-local base = "{base}"
-run_as_root  = true
-pidfile      = base.."/prosody.pid"
-data_path    = base.."/data"
-certificates = base.."/certs"
-log = {{ {{ levels = {{ min = "warn" }}, to = "file", filename = base.."/prosody.log" }} }}
-network_settings = {{ nagle = false }}
+class _BenchProsody(PrivateProsody):
+    """The project's private Prosody, with the benchmark's extra components appended."""
 
-interfaces           = {{ "127.0.0.1" }}
-c2s_ports            = {{ {c2s_port} }}
-c2s_direct_tls_ports = {{ }}
-component_ports      = {{ {component_port} }}
-component_interfaces = {{ "127.0.0.1" }}
-s2s_ports            = {{ }}
-http_ports           = {{ }}
-https_ports          = {{ }}
--- No DNS at all: every name but those in the private hosts file is NXDOMAIN.
-unbound = {{ resolvconf = false; hoststxt = base.."/hosts";
-            options = {{ ["local-zone:"] = ". static" }} }}
+    def __init__(self, settings: ProsodySettings, extra: str) -> None:
+        super().__init__(settings)
+        self.extra = extra
 
-c2s_require_encryption       = false
-s2s_require_encryption       = false
-allow_unencrypted_plain_auth = true
-authentication               = "internal_plain"
-allow_registration           = true
-admins = {{ "{admin}" }}
-
-modules_enabled = {{ "disco"; "roster"; "saslauth"; "register"; "ping" }}
-
-VirtualHost "{domain}"
-
-Component "{pubsub}" "pubsub"
-{components}
-"""
+    def write_config(self) -> Path:
+        path = super().write_config()
+        with path.open("a") as config:
+            config.write(self.extra)
+        return path
 
 
-def start_prosody(base: Path, domain: str, admin: str, components: tuple[str, ...]) -> XmppServer:
-    """Write a config for a private Prosody with `components` as external components."""
-    base.mkdir(parents=True)
-    (base / "data").mkdir()
-    (base / "certs").mkdir()
-    (base / "hosts").write_text("127.0.0.1 localhost\n")
-    secret = "bench-secret"
+async def start_prosody(
+    base: Path, domain: str, admin: str, components: tuple[str, ...]
+) -> XmppServer:
+    """Start a private Prosody (buddycloud.prosody) with its own mod_pubsub as
+    `pubsub.<domain>` and every JID in `components` as an external component; the first
+    is the channel server's."""
     server = XmppServer(
-        "prosody", domain, free_port(), free_port(), secret, base, f"pubsub.{domain}", admin
+        "prosody", domain, free_port(), free_port(), "bench-secret", base, f"pubsub.{domain}"
     )
     server.components = components
-    cfg = base / "prosody.cfg.lua"
-    cfg.write_text(
-        PROSODY_CFG.format(
-            base=base,
-            c2s_port=server.c2s_port,
-            component_port=server.component_port,
-            admin=admin,
-            domain=domain,
-            pubsub=server.pubsub_jid,
-            components="".join(
-                f'Component "{jid}"\n  component_secret = "{server.secret_for(jid)}"\n'
-                for jid in components
-            ),
-        )
+    main, *others = components
+    settings = ProsodySettings(
+        domain=domain,
+        component_jid=main,
+        component_secret=server.secret_for(main),
+        base_dir=base,
+        c2s_port=server.c2s_port,
+        component_port=server.component_port,
+        admins=(admin,),
     )
-    server.process = spawn("prosody", ["prosody", "-F", "--config", str(cfg)], base / "stderr.log")
-    server.process.log = base / "prosody.log"
+    extra = f'Component "{server.pubsub_jid}" "pubsub"\n' + "".join(
+        f'Component "{jid}"\n  component_secret = "{server.secret_for(jid)}"\n' for jid in others
+    )
+    prosody = _BenchProsody(settings, extra)
+    await asyncio.to_thread(prosody.start, 30.0)
+    pid = prosody.pid
+    assert pid is not None
+    server.pid = pid
+    server.stopper = prosody.stop
+    server.log = settings.log_path
     return server
 
 
@@ -304,14 +290,17 @@ INETRC = """\
 """
 
 
-def start_ejabberd(base: Path, domain: str, admin: str, components: tuple[str, ...]) -> XmppServer:
-    """Write a config for a private ejabberd and start it in the foreground as `ejabberd`."""
+async def start_ejabberd(
+    base: Path, domain: str, admin: str, components: tuple[str, ...]
+) -> XmppServer:
+    """Start a private ejabberd in the foreground as the `ejabberd` user, its mod_pubsub as
+    `pubsub.<domain>` and one component listener per JID in `components`."""
     if shutil.which("ejabberdctl") is None:
         raise RuntimeError("ejabberdctl not found (apt-get install -y ejabberd)")
     base.mkdir(parents=True)
     secret = "bench-secret"
     server = XmppServer(
-        "ejabberd", domain, free_port(), free_port(), secret, base, f"pubsub.{domain}", admin
+        "ejabberd", domain, free_port(), free_port(), secret, base, f"pubsub.{domain}"
     )
     server.components = components
     server.component_ports = {jid: free_port() for jid in components}
@@ -375,6 +364,15 @@ def start_ejabberd(base: Path, domain: str, admin: str, components: tuple[str, .
         "foreground",
     ]
     run_as = None if os.geteuid() == entry.pw_uid else "ejabberd"
-    server.process = spawn("ejabberd", argv, base / "stdout.log", env=env, cwd=base, user=run_as)
-    server.process.log = base / "logs" / "ejabberd.log"
+    process = spawn("ejabberd", argv, base / "stdout.log", env=env, cwd=base, user=run_as)
+    server.pid = process.pid
+    server.stopper = process.stop
+    server.log = base / "logs" / "ejabberd.log"
+    try:
+        await wait_for_port(server.c2s_port, 60, process.popen)
+        for jid in components:
+            await wait_for_port(server.port_for(jid), 60, process.popen)
+    except BaseException:
+        process.stop()
+        raise
     return server
