@@ -34,7 +34,12 @@ def parse_datetime(raw: str) -> datetime:
             raise InvalidDate(f"not an ISO-8601 date-time: {raw[:64]!r}") from None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 or 9999-12-31T23:59:59-01:00 fall outside the years
+        # a datetime can hold once moved to UTC.
+        raise InvalidDate(f"date-time out of range: {raw[:64]!r}") from None
 
 
 def format_datetime(value: datetime) -> str:

@@ -102,6 +102,12 @@ def test_dates_in_the_protoxep_forms_parse_to_utc() -> None:
             parse_datetime(bad)
 
 
+def test_dates_that_leave_the_calendar_in_utc_are_invalid_not_a_crash() -> None:
+    for bad in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00+05:00"):
+        with pytest.raises(InvalidDate):
+            parse_datetime(bad)
+
+
 def test_whitelist_is_an_alias_of_authorize_and_roles_have_buddycloud_aliases() -> None:
     assert AccessModel.parse("whitelist") is AccessModel.AUTHORIZE
     assert Role.parse("follower+post") is Role.PUBLISHER

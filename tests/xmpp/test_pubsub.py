@@ -655,3 +655,23 @@ async def test_mam_replays_a_node_as_forwarded_messages(
     fin = reply.find("mam:fin", NS)
     assert fin is not None and fin.get("complete") == "true"
     assert fin.findtext("rsm:set/rsm:count", namespaces=NS) == "2"
+
+
+async def test_dates_out_of_range_are_bad_requests_not_internal_errors(juliet: Client) -> None:
+    """A date that overflows once moved to UTC is the client's mistake (InvalidDate)."""
+    await register(juliet)
+    out_of_range = "0001-01-01T00:00:00+01:00"
+    mam = (
+        f"<query xmlns='{NS['mam']}'><x xmlns='{NS['x']}' type='submit'>"
+        f"<field var='FORM_TYPE' type='hidden'><value>{NS['mam']}</value></field>"
+        f"<field var='start'><value>{out_of_range}</value></field></x></query>"
+    )
+    assert (await juliet.error("set", mam))[:2] == ("bad-request", "modify")
+    user_items = f"{PUBSUB}<user-items xmlns='{NS['bc']}' since='{out_of_range}'/></pubsub>"
+    assert (await juliet.error("get", user_items))[:2] == ("bad-request", "modify")
+    recent = f"{PUBSUB}<recent-items xmlns='{NS['bc']}' since='{out_of_range}' max='5'/></pubsub>"
+    assert await juliet.error("get", recent) == (
+        "bad-request",
+        "modify",
+        "invalid-since-value-provided",
+    )
