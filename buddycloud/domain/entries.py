@@ -50,7 +50,8 @@ def parse_rating(raw: str) -> int:
     if not _RATING.match(raw):
         raise RatingError("invalid-rating", f"rating {raw[:20]!r} is not a number")
     value = float(raw)
-    if value != int(value) or not 1 <= value <= 5:
+    # A long enough digit string parses to infinity, which has no integer value.
+    if not 1 <= value <= 5 or value != int(value):
         raise RatingError("rating-out-of-range", "a rating must be an integer from 1 to 5")
     return int(value)
 

@@ -165,6 +165,7 @@ async def test_ratings_and_their_four_error_cases(engine: Engine) -> None:
         ("6", "rating-out-of-range", None),
         ("2.5", "rating-out-of-range", None),
         ("0", "rating-out-of-range", None),
+        ("9" * 400, "rating-out-of-range", None),  # parses to infinity
         ("4", "invalid-rating-request", rated.id),
         ("4", "item-already-rated", None),
     ]:
