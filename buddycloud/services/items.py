@@ -59,8 +59,11 @@ class ItemOps(FollowOps):
         context = await self._context(author, node)
         self._require(Operation.PUBLISH, author, context)
         self._check_size(payload)
-        item_id = local_item_id(item_id) if item_id else new_item_id()
-        previous = await self.storage.find_item(node, item_id)
+        if item_id:
+            item_id = local_item_id(item_id)
+            previous = await self.storage.find_item(node, item_id)
+        else:
+            item_id, previous = new_item_id(), None  # a fresh id names no earlier item
         now = self.clock.now()
         if isinstance(payload, EntryDraft):
             if not context.node.is_atom:

@@ -335,6 +335,36 @@ async def test_the_audience_is_subscribed_members_with_the_given_roles(storage: 
     assert sorted(map(str, followers)) == sorted(map(str, [JULIET, ROMEO, NURSE]))
 
 
+async def test_context_and_audience_follow_every_change_after_being_read(
+    storage: Storage,
+) -> None:
+    """Answers read once must not outlive the writes that change them."""
+    await make_channel(storage, JULIET)
+    roles = frozenset({Role.OWNER, Role.PUBLISHER})
+    assert (await storage.get_node_context(POSTS, ROMEO)).membership is None
+    assert await storage.list_audience(JULIET, roles) == [JULIET]
+    await storage.put_membership(membership(JULIET, ROMEO, Role.PUBLISHER))
+    assert (await storage.get_node_context(POSTS, ROMEO)).membership == membership(
+        JULIET, ROMEO, Role.PUBLISHER
+    )
+    assert await storage.list_audience(JULIET, roles) == [JULIET, ROMEO]
+    await storage.put_membership(membership(JULIET, ROMEO, Role.OUTCAST, SubscriptionState.NONE))
+    banned = (await storage.get_node_context(POSTS, ROMEO)).membership
+    assert banned is not None and banned.role is Role.OUTCAST
+    assert await storage.list_audience(JULIET, roles) == [JULIET]
+    await storage.delete_membership(JULIET, ROMEO)
+    assert (await storage.get_node_context(POSTS, ROMEO)).membership is None
+    closed = config(JULIET, AccessModel.AUTHORIZE)
+    await storage.update_channel_config(JULIET, closed)
+    assert (await storage.get_node_context(POSTS, ROMEO)).channel.config == closed
+    await storage.update_node(node(JULIET, max_items=3))
+    assert (await storage.get_node_context(POSTS, ROMEO)).node.max_items == 3
+    await storage.delete_channel(JULIET)
+    with pytest.raises(NodeNotFound):
+        await storage.get_node_context(POSTS, ROMEO)
+    assert await storage.list_audience(JULIET, roles) == []
+
+
 async def test_a_users_memberships_come_with_their_channels(storage: Storage) -> None:
     juliet = await make_channel(storage, JULIET)
     romeo = await make_channel(storage, ROMEO)

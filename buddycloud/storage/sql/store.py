@@ -15,6 +15,7 @@ Filters: `since` is exclusive (items updated after it), `until` inclusive.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -54,7 +55,7 @@ from buddycloud.domain.model import (
     Thread,
 )
 from buddycloud.storage.base import NodeContext, SearchQuery
-from buddycloud.storage.sql.database import Database
+from buddycloud.storage.sql.database import Database, T, Work
 from buddycloud.storage.sql.schema import RATING_INDEX, channels, items, memberships
 from buddycloud.storage.sql.schema import nodes as nodes_table
 
@@ -68,8 +69,11 @@ _ITEM_KEY = ("channel", "node", "id")
 # --- rows <-> domain values --------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65536)
 def _jid(text: str) -> Jid:
-    """A JID read back from the database, where only validated JIDs are written."""
+    """A JID read back from the database, where only validated JIDs are written.
+
+    Cached: the same followers come back with every notification audience."""
     rest, _, resource = text.partition("/")
     local, _, domain = rest.rpartition("@")
     return Jid(local, domain, resource)
@@ -423,6 +427,43 @@ class _Statements:
         )
 
 
+class _ChannelCache:
+    """Answers of the hot lookups (node context, notification audience) per channel.
+
+    Only on SQLite, where one process owns the database, so every write passes through this
+    storage object and forgets the channel's answers before and after it commits. (Lookups
+    run on the event loop, so none can interleave between a commit and its forgetting.)
+    PostgreSQL may be shared by several processes and is always asked.
+    """
+
+    MAX_ENTRIES = 100_000
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._channels: dict[str, dict[Any, Any]] = {}
+        self._size = 0
+
+    def get(self, channel: str, key: Any) -> Any | None:
+        entries = self._channels.get(channel)
+        return entries.get(key) if entries is not None else None
+
+    def put(self, channel: str, key: Any, value: Any) -> None:
+        if not self.enabled:
+            return
+        if self._size >= self.MAX_ENTRIES:
+            self._channels.clear()
+            self._size = 0
+        entries = self._channels.setdefault(channel, {})
+        if key not in entries:
+            self._size += 1
+        entries[key] = value
+
+    def forget(self, channel: str) -> None:
+        entries = self._channels.pop(channel, None)
+        if entries is not None:
+            self._size -= len(entries)
+
+
 class SqlStorage:
     """The storage contract on SQLite or PostgreSQL."""
 
@@ -430,6 +471,16 @@ class SqlStorage:
         self._db = database
         self._sql = _Statements(database.dialect)
         self._recent_cache: dict[tuple[bool, bool], sa.Select[Any]] = {}
+        self._cache = _ChannelCache(enabled=database.dialect == "sqlite")
+
+    async def _write_channel(self, channel: Jid, work: Work[T]) -> T:
+        """A write that changes a channel's configuration, nodes or memberships."""
+        key = str(channel)
+        self._cache.forget(key)
+        try:
+            return await self._db.write(work)
+        finally:
+            self._cache.forget(key)
 
     async def close(self) -> None:
         await self._db.close()
@@ -453,7 +504,7 @@ class SqlStorage:
                     raise NodeExists(str(channel.jid)) from None
             conn.execute(sa.insert(memberships).values(_membership_values(owner)))
 
-        await self._db.write(work)
+        await self._write_channel(channel.jid, work)
 
     async def find_channel(self, jid: Jid) -> Channel | None:
         def work(conn: sa.Connection) -> Channel | None:
@@ -495,7 +546,7 @@ class SqlStorage:
             if result.rowcount == 0:
                 raise ChannelNotFound(str(jid))
 
-        await self._db.write(work)
+        await self._write_channel(jid, work)
 
     async def delete_channel(self, jid: Jid) -> None:
         def work(conn: sa.Connection) -> None:
@@ -503,7 +554,7 @@ class SqlStorage:
             if result.rowcount == 0:
                 raise ChannelNotFound(str(jid))
 
-        await self._db.write(work)
+        await self._write_channel(jid, work)
 
     async def add_nodes(self, nodes: Sequence[Node]) -> None:
         def work(conn: sa.Connection) -> None:
@@ -516,7 +567,12 @@ class SqlStorage:
                         raise ChannelNotFound(str(node.id.channel)) from None
                     raise NodeExists(str(node.id)) from None
 
-        await self._db.write(work)
+        channels_touched = {node.id.channel for node in nodes}
+        try:
+            await self._db.write(work)
+        finally:
+            for channel in channels_touched:
+                self._cache.forget(str(channel))
 
     async def find_node(self, node: NodeId) -> Node | None:
         def work(conn: sa.Connection) -> Node | None:
@@ -563,7 +619,7 @@ class SqlStorage:
             if result.rowcount == 0:
                 raise NodeNotFound(str(node.id))
 
-        await self._db.write(work)
+        await self._write_channel(node.id.channel, work)
 
     async def delete_node(self, node: NodeId) -> None:
         def work(conn: sa.Connection) -> None:
@@ -575,9 +631,13 @@ class SqlStorage:
             if result.rowcount == 0:
                 raise NodeNotFound(str(node))
 
-        await self._db.write(work)
+        await self._write_channel(node.channel, work)
 
     async def get_node_context(self, node: NodeId, requester: Jid) -> NodeContext:
+        cache_key = ("context", node.name, requester.bare)
+        cached: NodeContext | None = self._cache.get(str(node.channel), cache_key)
+        if cached is not None:
+            return cached
         params = {
             "channel": str(node.channel),
             "node": node.name,
@@ -591,7 +651,9 @@ class SqlStorage:
             membership = _membership(row, "m_") if row["m_jid"] is not None else None
             return NodeContext(_channel(row, "c_"), _node(row, "n_"), membership)
 
-        return await self._db.lookup(work)
+        context = await self._db.lookup(work)
+        self._cache.put(str(node.channel), cache_key, context)
+        return context
 
     # --- memberships ------------------------------------------------------------------------
 
@@ -616,7 +678,7 @@ class SqlStorage:
             except IntegrityError:
                 raise ChannelNotFound(str(membership.channel)) from None
 
-        await self._db.write(work)
+        await self._write_channel(membership.channel, work)
 
     async def delete_membership(self, channel: Jid, jid: Jid) -> None:
         def work(conn: sa.Connection) -> None:
@@ -626,7 +688,7 @@ class SqlStorage:
                 )
             )
 
-        await self._db.write(work)
+        await self._write_channel(channel, work)
 
     async def list_memberships(
         self,
@@ -660,12 +722,18 @@ class SqlStorage:
         return await self._db.read(work)
 
     async def list_audience(self, channel: Jid, roles: frozenset[Role]) -> list[Jid]:
+        cache_key = ("audience", roles)
+        cached: tuple[Jid, ...] | None = self._cache.get(str(channel), cache_key)
+        if cached is not None:
+            return list(cached)
         params = {"channel": str(channel), "roles": sorted(role.value for role in roles)}
 
-        def work(conn: sa.Connection) -> list[Jid]:
-            return [_jid(jid) for jid in conn.scalars(self._sql.audience, params)]
+        def work(conn: sa.Connection) -> tuple[Jid, ...]:
+            return tuple(_jid(jid) for jid in conn.scalars(self._sql.audience, params))
 
-        return await self._db.lookup(work)
+        audience = await self._db.lookup(work)
+        self._cache.put(str(channel), cache_key, audience)
+        return list(audience)
 
     async def list_user_memberships(
         self,
