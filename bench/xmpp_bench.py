@@ -18,6 +18,7 @@ order of the systems rotates between rounds. Results print as a table with absol
 and the ratios the targets are stated in (docs/benchmarks.md).
 
 usage: .venv/bin/python -m bench.xmpp_bench [--quick] [--servers prosody,ejabberd]
+       (or python bench/xmpp_bench.py; see bench/README.md)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +40,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+if not __package__:  # run as a script, python bench/xmpp_bench.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.lib.rawxmpp import Client, XmppError, attr
 from bench.lib.servers import (
@@ -165,7 +170,10 @@ async def gather_bounded(jobs: Sequence[Callable[[], Awaitable[object]]], limit:
         async with sem:
             await job()
 
-    await asyncio.gather(*(run(job) for job in jobs))
+    # A task group: on failure or cancellation every job is finished before this returns.
+    async with asyncio.TaskGroup() as group:
+        for job in jobs:
+            group.create_task(run(job))
 
 
 # --- the systems ---------------------------------------------------------------------------
@@ -767,6 +775,10 @@ async def main(args: argparse.Namespace) -> int:
     with_ours = not args.no_buddycloud and importlib.util.find_spec("buddycloud.app") is not None
     if not with_ours and not args.no_buddycloud:
         log("buddycloud.app is not available: measuring the XMPP servers only")
+    # SIGTERM unwinds like Ctrl-C, so that every process started is stopped.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     results = Results()
     scratch = Path(tempfile.mkdtemp(prefix="xmpp-bench-"))
     t0 = time.perf_counter()
@@ -809,4 +821,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parse_args())))
+    try:
+        sys.exit(asyncio.run(main(parse_args())))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log("interrupted; every process started was stopped")
+        sys.exit(130)
