@@ -10,9 +10,10 @@ edge's `MalformedStanza`; tests/xmpp/test_fuzz.py checks that on random input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.entries import EntryDraft
@@ -175,6 +176,9 @@ FEATURES: tuple[str, ...] = (
     f"{NS_PUBSUB}#item-ids",
     NS_BUDDYCLOUD,
 )
+
+
+_Value = TypeVar("_Value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,22 +630,29 @@ class SubscriptionsSetRequest:
     changes: tuple[tuple[Jid, SubscriptionState], ...]
 
 
-def parse_subscriptions_set(pubsub: Element) -> SubscriptionsSetRequest:
-    """`<pubsub#owner><subscriptions node><subscription jid subscription/>+` (row 25)."""
-    element = _child(pubsub, NS_PUBSUB_OWNER, "subscriptions")
+def _owner_changes(
+    pubsub: Element, name: str, parse: Callable[[str], _Value]
+) -> tuple[NodeId, tuple[tuple[Jid, _Value], ...]]:
+    """`<pubsub#owner><NAMEs node><NAME jid NAME=value/>+`: the rows of an owner change."""
+    element = _child(pubsub, NS_PUBSUB_OWNER, f"{name}s")
     node = _node(element)
-    rows = element.findall(qname(NS_PUBSUB_OWNER, "subscription"))
+    rows = element.findall(qname(NS_PUBSUB_OWNER, name))
     if not rows:
-        raise MalformedStanza("name at least one subscription to change")
+        raise MalformedStanza(f"name at least one {name} to change")
     if len(rows) > MAX_CHANGES:
-        raise MalformedStanza(f"change at most {MAX_CHANGES} subscriptions per request")
+        raise MalformedStanza(f"change at most {MAX_CHANGES} {name}s per request")
     changes = []
     for row in rows:
-        state = row.get("subscription")
-        if not state:
-            raise MalformedStanza("a subscription needs a subscription attribute")
-        changes.append((_jid(row), SubscriptionState.parse(state)))
-    return SubscriptionsSetRequest(node, tuple(changes))
+        value = row.get(name)
+        if not value:
+            raise MalformedStanza(f"each {name} needs a {name} attribute")
+        changes.append((_jid(row), parse(value)))
+    return node, tuple(changes)
+
+
+def parse_subscriptions_set(pubsub: Element) -> SubscriptionsSetRequest:
+    """`<pubsub#owner><subscriptions node><subscription jid subscription/>+` (row 25)."""
+    return SubscriptionsSetRequest(*_owner_changes(pubsub, "subscription", SubscriptionState.parse))
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,20 +663,7 @@ class AffiliationsSetRequest:
 
 def parse_affiliations_set(pubsub: Element) -> AffiliationsSetRequest:
     """`<pubsub#owner><affiliations node><affiliation jid affiliation/>+` (row 28)."""
-    element = _child(pubsub, NS_PUBSUB_OWNER, "affiliations")
-    node = _node(element)
-    rows = element.findall(qname(NS_PUBSUB_OWNER, "affiliation"))
-    if not rows:
-        raise MalformedStanza("name at least one affiliation to change")
-    if len(rows) > MAX_CHANGES:
-        raise MalformedStanza(f"change at most {MAX_CHANGES} affiliations per request")
-    changes = []
-    for row in rows:
-        role = row.get("affiliation")
-        if not role:
-            raise MalformedStanza("an affiliation needs an affiliation attribute")
-        changes.append((_jid(row), Role.parse(role)))
-    return AffiliationsSetRequest(node, tuple(changes))
+    return AffiliationsSetRequest(*_owner_changes(pubsub, "affiliation", Role.parse))
 
 
 # --- Buddycloud extensions (rows 18-22, 31) ---------------------------------------------
