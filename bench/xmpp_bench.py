@@ -414,7 +414,7 @@ async def add_followers(bed: Bed, count: int) -> None:
         )
 
 
-async def barrier(bed: Bed, target: Target, followers: list[Client]) -> None:
+async def barrier(target: Target, followers: list[Client]) -> None:
     """Publish one item and wait until every follower has its notification.
 
     Flushes whatever setup left in flight, and records the notification as received.
@@ -471,17 +471,16 @@ async def measure_publish(
     return n / dt, f"n={n} cpu: {cpu.text()}"
 
 
-async def fan_out(
-    followers: list[Client], marks_each: int, send: Callable[[], Awaitable[object]]
-) -> float:
-    """Run `send` and return the seconds until every follower counted `marks_each` marks."""
+async def fan_out(followers: list[Client], send: Callable[[], Awaitable[object]]) -> float:
+    """Run `send`; return the seconds until every follower counted all it waits for."""
     t0 = time.perf_counter()
     await send()
     await asyncio.wait_for(asyncio.gather(*(f.counted.wait() for f in followers)), 300)
     return max(f.done_at for f in followers) - t0
 
 
-async def notify_once(bed: Bed, target: Target, followers: list[Client], n: int) -> float:
+async def notify_once(target: Target, followers: list[Client], n: int) -> float:
+    """Publish n items, 50 in flight; return notifications/s until the last one arrived."""
     mark = token()
     for f in followers:
         f.start_counting(mark.encode(), n * target.marks_per_notification)
@@ -489,7 +488,6 @@ async def notify_once(bed: Bed, target: Target, followers: list[Client], n: int)
     try:
         dt = await fan_out(
             followers,
-            n,
             lambda: pipelined(
                 target.publisher,
                 lambda i: publish_stanza(target.service, target.node, run, i, mark),
@@ -506,12 +504,12 @@ async def notify_once(bed: Bed, target: Target, followers: list[Client], n: int)
 async def measure_notify(
     bed: Bed, target: Target, followers: list[Client], duration: float
 ) -> tuple[float, str]:
-    await barrier(bed, target, followers)
+    await barrier(target, followers)
     warm = max(2, 500 // len(followers))
-    rate = await notify_once(bed, target, followers, warm)
+    rate = await notify_once(target, followers, warm)
     n = sized(rate, len(followers), duration, 2, 20_000)
     with Cpu(bed.cpu_procs()) as cpu:
-        rate = await notify_once(bed, target, followers, n)
+        rate = await notify_once(target, followers, n)
     size = len(target.sample)
     return rate, f"n={n} publishes, notification {size} B, cpu: {cpu.text()}"
 
@@ -572,7 +570,7 @@ async def route_once(
             )
 
     try:
-        dt = await fan_out(followers, per, send)
+        dt = await fan_out(followers, send)
     finally:
         for f in followers:
             f.stop_counting()
@@ -672,7 +670,7 @@ async def bench_server(
             await add_followers(bed, count)
             followers = bed.followers[:count]
             for target in bed.targets.values():
-                await barrier(bed, target, followers)
+                await barrier(target, followers)
             reference = bed.targets.get("ours") or bed.targets["peer"]
             systems: list[tuple[str, Callable[[], Awaitable[tuple[float, str]]]]] = [
                 (
