@@ -56,13 +56,13 @@ def _indexes(conn: sa.Connection) -> set[str]:
 async def test_a_fresh_migration_creates_the_expected_schema(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/nested/dir/fresh.db"
     await migrate(url)
-    engine = create_async_engine(url.replace("sqlite://", "sqlite+aiosqlite://"))
+    engine = sa.create_engine(url)
     try:
-        async with engine.connect() as conn:
-            shape = await conn.run_sync(_shape)
-            indexes = await conn.run_sync(_indexes)
+        with engine.connect() as conn:
+            shape = _shape(conn)
+            indexes = _indexes(conn)
     finally:
-        await engine.dispose()
+        engine.dispose()
     assert set(shape) == EXPECTED_TABLES
     for table in metadata.sorted_tables:
         assert shape[table.name] == {column.name for column in table.columns}, table.name
@@ -103,12 +103,12 @@ async def test_an_empty_database_is_refused_without_migrate(tmp_path: Path) -> N
 async def test_an_older_or_unknown_version_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/old.db"
     await migrate(url)
-    engine = create_async_engine(url.replace("sqlite://", "sqlite+aiosqlite://"))
+    engine = sa.create_engine(url)
     try:
-        async with engine.begin() as conn:
-            await conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
     finally:
-        await engine.dispose()
+        engine.dispose()
     with pytest.raises(SchemaVersionMismatch, match="run `buddycloud migrate`"):
         await open_storage(url)
     with pytest.raises(SchemaVersionMismatch, match="does not know"):
@@ -134,12 +134,12 @@ async def test_migrating_twice_is_harmless(tmp_path: Path) -> None:
 async def test_the_head_revision_is_the_one_recorded(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/head.db"
     await migrate(url)
-    engine = create_async_engine(url.replace("sqlite://", "sqlite+aiosqlite://"))
+    engine = sa.create_engine(url)
     try:
-        async with engine.connect() as conn:
-            recorded = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+        with engine.connect() as conn:
+            recorded = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
     finally:
-        await engine.dispose()
+        engine.dispose()
     assert recorded == head_revision()
 
 
