@@ -12,7 +12,6 @@ import itertools
 import logging
 from collections.abc import Iterable
 from xml.etree.ElementTree import Element, SubElement
-from xml.sax.saxutils import quoteattr
 
 from buddycloud.domain.events import (
     AuthorizationRequested,
@@ -31,7 +30,7 @@ from buddycloud.xmpp.handlers.context import StanzaSink
 from buddycloud.xmpp.namespaces import NS_PUBSUB_EVENT, qname
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.stanzas import node_of, render_authorization_form, render_item
-from buddycloud.xmpp.xml import serialize
+from buddycloud.xmpp.xml import quote_attribute, serialize
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +49,19 @@ class Notifier:
         self.online = online
         self.sink = sink
         self._service = str(service_jid)
-        self._from = quoteattr(self._service)
+        self._from = quote_attribute(self._service)
         self._ids = itertools.count(1)
 
     async def __call__(self, event: Event) -> None:
+        # An authorization prompt must reach an offline owner or moderator: the XMPP server
+        # stores a message to a bare JID until they come online. Everything else goes to
+        # online resources only, and is not even rendered when none is online.
+        prompt = isinstance(event, AuthorizationRequested)
+        targets = self._targets(event.audience, offline_to_bare=prompt)
+        if not targets:
+            return
         for body in self.render(event):
-            if isinstance(event, AuthorizationRequested):
-                self._deliver(body, event.audience, message_type=None, offline_to_bare=True)
-            else:
-                self._deliver(body, event.audience, message_type="headline")
+            self._send(body, targets, message_type=None if prompt else "headline")
 
     def render(self, event: Event) -> list[str]:
         """The serialised children of each message this event produces."""
@@ -113,26 +116,19 @@ class Notifier:
     def _delete(self, node_id: NodeId) -> str:
         return serialize(_event(Element(qname(NS_PUBSUB_EVENT, "delete"), {"node": str(node_id)})))
 
-    def _deliver(
-        self,
-        body: str,
-        audience: Iterable[Jid],
-        *,
-        message_type: str | None,
-        offline_to_bare: bool = False,
-    ) -> None:
-        type_attribute = f" type={quoteattr(message_type)}" if message_type else ""
-        head = f"<message from={self._from}{type_attribute} id="
+    def _targets(self, audience: Iterable[Jid], *, offline_to_bare: bool) -> list[str]:
+        """The quoted `to` addresses of every online resource of the audience."""
+        targets: list[str] = []
         for member in audience:
             resources = self.online.resources(member)
-            targets: Iterable[Jid] = resources
-            if not resources:
-                if not offline_to_bare:
-                    continue
-                # An authorization prompt must reach an offline moderator: the XMPP server
-                # stores a message to a bare JID until they come online.
-                targets = (member.bare,)
-            for target in targets:
-                self.sink.send_text(
-                    f'{head}"n{next(self._ids)}" to={quoteattr(str(target))}>{body}</message>'
-                )
+            if resources:
+                targets.extend(quote_attribute(str(resource)) for resource in resources)
+            elif offline_to_bare:
+                targets.append(quote_attribute(str(member.bare)))
+        return targets
+
+    def _send(self, body: str, targets: list[str], *, message_type: str | None) -> None:
+        type_attribute = f" type={quote_attribute(message_type)}" if message_type else ""
+        head = f"<message from={self._from}{type_attribute} id="
+        for target in targets:
+            self.sink.send_text(f'{head}"n{next(self._ids)}" to={target}>{body}</message>')

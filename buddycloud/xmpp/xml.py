@@ -7,8 +7,8 @@ entity expansion and external references are refused.
 
 from __future__ import annotations
 
+import functools
 from xml.etree.ElementTree import Element, ParseError
-from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml.ElementTree import fromstring as _safe_fromstring
 
@@ -47,37 +47,74 @@ def serialize(element: Element, *, parent_namespace: str = "") -> str:
     return "".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)
+def _split(tag: str) -> tuple[str, str]:
+    # The same few dozen tags make up every stanza; split each once.
+    return split_tag(tag)
+
+
+def _escape(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "\n": "&#10;",
+        "\r": "&#13;",
+        "\t": "&#9;",
+    }
+)
+_ATTRIBUTE_SPECIALS = frozenset('&<>"\n\r\t')
+
+
+def quote_attribute(value: str) -> str:
+    """`value` as a double-quoted XML attribute value."""
+    if _ATTRIBUTE_SPECIALS.isdisjoint(value):
+        return f'"{value}"'
+    return f'"{value.translate(_ATTRIBUTE_ESCAPES)}"'
+
+
 def _write(element: Element, parent_namespace: str, out: list[str]) -> None:
-    namespace, name = split_tag(element.tag)
+    namespace, name = _split(element.tag)
     out.append("<" + name)
     if namespace != parent_namespace:
-        out.append(" xmlns=" + quoteattr(namespace))
+        out.append(" xmlns=" + quote_attribute(namespace))
     prefixes: dict[str, str] = {}
     for key, value in element.attrib.items():
-        attr_ns, attr_name = split_tag(key)
+        attr_ns, attr_name = _split(key)
         if not attr_ns:
-            out.append(f" {attr_name}={quoteattr(value)}")
+            out.append(f" {attr_name}={quote_attribute(value)}")
         elif attr_ns == NS_XML:
-            out.append(f" xml:{attr_name}={quoteattr(value)}")
+            out.append(f" xml:{attr_name}={quote_attribute(value)}")
         else:
             prefix = prefixes.get(attr_ns)
             if prefix is None:
                 prefix = f"ns{len(prefixes)}"
                 prefixes[attr_ns] = prefix
-                out.append(f" xmlns:{prefix}={quoteattr(attr_ns)}")
-            out.append(f" {prefix}:{attr_name}={quoteattr(value)}")
-    children = list(element)
-    if not children and not element.text:
+                out.append(f" xmlns:{prefix}={quote_attribute(attr_ns)}")
+            out.append(f" {prefix}:{attr_name}={quote_attribute(value)}")
+    text = element.text
+    if not text and not len(element):
         out.append("/>")
-    else:
-        out.append(">")
-        if element.text:
-            out.append(escape(element.text))
-        for child in children:
-            _write(child, namespace, out)
-            if child.tail:
-                out.append(escape(child.tail))
-        out.append(f"</{name}>")
+        return
+    out.append(">")
+    if text:
+        out.append(_escape(text))
+    for child in element:
+        _write(child, namespace, out)
+        if child.tail:
+            out.append(_escape(child.tail))
+    out.append(f"</{name}>")
 
 
 def byte_size(element: Element) -> int:
