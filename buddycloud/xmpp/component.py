@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -91,6 +92,8 @@ class ChannelComponent:
         self._stopping = False
         self._listening = False
         self.dropped = 0
+        self._outgoing: list[str] = []
+        self._flush_scheduled = False
 
     # --- StanzaSink -----------------------------------------------------------------------
 
@@ -98,13 +101,33 @@ class ChannelComponent:
         self.send_text(serialize(stanza))
 
     def send_text(self, text: str) -> None:
+        self.send_many((text,))
+
+    def send_many(self, texts: Sequence[str]) -> None:
         stream = self._stream
         if stream is None or not self.connected.is_set() or stream.transport is None:
             # Nothing queues while disconnected: followers catch up with MAM or
             # recent-items (reference section 4).
-            self.dropped += 1
+            self.dropped += len(texts)
             return
-        stream.send_raw(text)
+        # Everything sent during one turn of the event loop leaves in one write at its end:
+        # under load, a whole batch of replies and notifications becomes one TCP write that
+        # the XMPP server reads in one go, instead of a small segment per stanza.
+        self._outgoing.extend(texts)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        texts, self._outgoing = self._outgoing, []
+        stream = self._stream
+        if not texts:
+            return
+        if stream is None or not self.connected.is_set() or stream.transport is None:
+            self.dropped += len(texts)
+            return
+        stream.send_raw("".join(texts))
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -121,6 +144,7 @@ class ChannelComponent:
     async def stop(self) -> None:
         """Close the stream and stop reconnecting. Safe to call twice."""
         self._stopping = True
+        self._flush()  # what was answered before the stop still leaves
         supervisor, self._supervisor = self._supervisor, None
         stream = self._stream
         if stream is not None:

@@ -130,5 +130,7 @@ class Notifier:
     def _send(self, body: str, targets: list[str], *, message_type: str | None) -> None:
         type_attribute = f" type={quote_attribute(message_type)}" if message_type else ""
         head = f"<message from={self._from}{type_attribute} id="
-        for target in targets:
-            self.sink.send_text(f'{head}"n{next(self._ids)}" to={target}>{body}</message>')
+        ids = self._ids
+        self.sink.send_many(
+            [f'{head}"n{next(ids)}" to={target}>{body}</message>' for target in targets]
+        )

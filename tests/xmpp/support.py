@@ -7,6 +7,7 @@ component sent, parsed (STYLE principle 12).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from xml.etree.ElementTree import Element
 
 from buddycloud.domain.jid import Jid
@@ -51,6 +52,9 @@ class FakeStream:
 
     def send_text(self, text: str) -> None:
         self.wire.append(text)
+
+    def send_many(self, texts: Sequence[str]) -> None:
+        self.wire.extend(texts)
 
     def take(self) -> list[Element]:
         """The stanzas sent since the last call, parsed back from the wire text."""

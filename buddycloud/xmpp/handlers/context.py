@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from xml.etree.ElementTree import Element
@@ -19,6 +19,9 @@ class StanzaSink(Protocol):
 
     def send_text(self, text: str) -> None:
         """Send one stanza already serialised (notifications are serialised once)."""
+
+    def send_many(self, texts: Sequence[str]) -> None:
+        """Send serialised stanzas together: one write for a whole notification fan-out."""
 
 
 @dataclass(frozen=True, slots=True)
