@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 from buddycloud.domain.entries import EntryDraft, ThreadContext, complete_entry, tombstone
 from buddycloud.domain.errors import (
@@ -59,18 +60,14 @@ class ItemOps(FollowOps):
         context = await self._context(author, node)
         self._require(Operation.PUBLISH, author, context)
         self._check_size(payload)
-        if item_id:
-            item_id = local_item_id(item_id)
-            previous = await self.storage.find_item(node, item_id)
-        else:
-            item_id, previous = new_item_id(), None  # a fresh id names no earlier item
         now = self.clock.now()
+        build: Callable[[str, Item | None], Item]
         if isinstance(payload, EntryDraft):
             if not context.node.is_atom:
                 raise InvalidPayload(
                     f"node {node} holds {context.node.payload_type} payloads, not Atom entries"
                 )
-            item = await self._entry_item(author, context, payload, item_id, previous, now)
+            build = await self._entry_builder(author, context, payload, now)
         else:
             if context.node.is_atom:
                 raise InvalidPayload(
@@ -81,17 +78,18 @@ class ItemOps(FollowOps):
                     f"node {node} holds {context.node.payload_type} payloads, "
                     f"not {payload.namespace[:100]}"
                 )
-            if previous is not None and previous.author != author:
-                raise Forbidden("only the author of an item may update it")
-            item = Item(
-                node,
-                item_id,
-                author,
-                previous.published if previous else now,
-                now,
-                payload,
+            build = partial(_raw_item, node, author, payload, now)
+        max_items = context.node.max_items
+        if item_id:
+            # The id may name an earlier version: it is read, checked and replaced in one
+            # transaction, so that no other write slips in between.
+            named = local_item_id(item_id)
+            item, previous = await self.storage.put_item_after(
+                node, named, partial(build, named), max_items=max_items
             )
-        await self.storage.put_item(item, max_items=context.node.max_items)
+        else:
+            item, previous = build(new_item_id(), None), None  # a fresh id names nothing older
+            await self.storage.put_item(item, max_items=max_items)
         audience = await self._audience(context.channel, Operation.READ_ITEMS)
         await self._emit(
             ItemPublished(context.node, item, audience, is_update=previous is not None)
@@ -103,15 +101,11 @@ class ItemOps(FollowOps):
         if size > self.config.max_payload_bytes:
             raise PayloadTooLarge(size, self.config.max_payload_bytes)
 
-    async def _entry_item(
-        self,
-        author: Jid,
-        context: NodeContext,
-        draft: EntryDraft,
-        item_id: str,
-        previous: Item | None,
-        now: datetime,
-    ) -> Item:
+    async def _entry_builder(
+        self, author: Jid, context: NodeContext, draft: EntryDraft, now: datetime
+    ) -> Callable[[str, Item | None], Item]:
+        """Load what an entry refers to; return the pure step that completes it, given its
+        id and the version it replaces (ProtoXEP 6.3)."""
         node = context.node.id
         in_reply_to = local_item_id(draft.in_reply_to) if draft.in_reply_to else None
         target = local_item_id(draft.target) if draft.target else None
@@ -121,16 +115,20 @@ class ItemOps(FollowOps):
         if draft.rating is not None and target is not None:
             existing = await self.storage.find_rating(node, target, author)
             already_rated = existing is not None and not existing.deleted
-        entry = complete_entry(
-            draft,
-            item_id=item_id,
-            author=author,
-            now=now,
-            in_reply_to=in_reply_to,
-            target=target,
-            context=ThreadContext(parent, referenced, previous, already_rated),
-        )
-        return Item(node, item_id, author, entry.published, now, entry, in_reply_to)
+
+        def build(item_id: str, previous: Item | None) -> Item:
+            entry = complete_entry(
+                draft,
+                item_id=item_id,
+                author=author,
+                now=now,
+                in_reply_to=in_reply_to,
+                target=target,
+                context=ThreadContext(parent, referenced, previous, already_rated),
+            )
+            return Item(node, item_id, author, entry.published, now, entry, in_reply_to)
+
+        return build
 
     async def retract(
         self, requester: Jid, node: NodeId, item_id: str, *, notify: bool = True
@@ -298,6 +296,22 @@ class ItemOps(FollowOps):
         return await self.storage.search_items(
             SearchQuery(cleaned, author.bare if author else None, scope), page
         )
+
+
+def _raw_item(
+    node: NodeId,
+    author: Jid,
+    payload: RawPayload,
+    now: datetime,
+    item_id: str,
+    previous: Item | None,
+) -> Item:
+    """A payload the engine does not interpret, replacing `previous` (its author's only)."""
+    if previous is None:
+        return Item(node, item_id, author, now, now, payload)
+    if previous.author != author:
+        raise Forbidden("only the author of an item may update it")
+    return Item(node, item_id, author, previous.published, now, payload)
 
 
 def _with_item_cursors(page: PageRequest) -> PageRequest:

@@ -9,7 +9,7 @@ Rules for every method:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -147,6 +147,23 @@ class Storage(Protocol):
         Raises:
             NodeNotFound: the node does not exist.
             RatingError("item-already-rated"): this author already rated that target.
+        """
+
+    async def put_item_after(
+        self,
+        node: NodeId,
+        item_id: str,
+        build: Callable[[Item | None], Item],
+        *,
+        max_items: int | None = None,
+    ) -> tuple[Item, Item | None]:
+        """Read the item `item_id` (None when absent), make its replacement with `build`
+        and store it as `put_item` does, all in one transaction: no other write can slip
+        between the check and the write. `build` is pure and may raise a domain error, and
+        then nothing is written. Returns the stored item and the version it replaced.
+
+        Raises:
+            what `build` raises, and what `put_item` raises.
         """
 
     async def find_item(self, node: NodeId, item_id: str) -> Item | None: ...

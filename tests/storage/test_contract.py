@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from buddycloud.domain.errors import (
     ChannelNotFound,
+    Forbidden,
     ItemNotFound,
     NodeExists,
     NodeNotFound,
@@ -456,6 +458,40 @@ async def test_an_item_is_replaced_in_place(storage: Storage) -> None:
     edited = entry_item(POSTS, "a", at(2), content="second")
     await storage.put_item(edited)
     assert await storage.get_item(POSTS, "a") == edited
+    assert await storage.count_items(POSTS) == 1
+
+
+async def test_an_item_is_checked_against_its_earlier_version_and_written_at_once(
+    storage: Storage,
+) -> None:
+    await make_channel(storage, JULIET)
+    seen: list[Item | None] = []
+
+    def build(content: str) -> Callable[[Item | None], Item]:
+        def make(previous: Item | None) -> Item:
+            seen.append(previous)
+            return entry_item(POSTS, "a", at(len(seen)), content=content)
+
+        return make
+
+    first, before = await storage.put_item_after(POSTS, "a", build("first"))
+    assert before is None and first.entry is not None and first.entry.content == "first"
+    second, replaced = await storage.put_item_after(POSTS, "a", build("second"))
+    assert replaced == first
+    assert await storage.get_item(POSTS, "a") == second
+
+    def refuse(previous: Item | None) -> Item:
+        raise Forbidden("only the author of an item may update it")
+
+    with pytest.raises(Forbidden):
+        await storage.put_item_after(POSTS, "a", refuse)
+    assert await storage.get_item(POSTS, "a") == second
+    # Concurrent replacements each see the version the one before them wrote.
+    seen.clear()
+    await asyncio.gather(*(storage.put_item_after(POSTS, "a", build(f"v{n}")) for n in range(5)))
+    assert all(previous is not None for previous in seen)
+    contents = [p.entry.content for p in seen if p is not None and p.entry is not None]
+    assert len(set(contents)) == 5
     assert await storage.count_items(POSTS) == 1
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -772,34 +772,55 @@ class SqlStorage:
     # --- items ------------------------------------------------------------------------------
 
     async def put_item(self, item: Item, *, max_items: int | None = None) -> None:
-        values = _item_values(item)
-        where = {"b_channel": values["channel"], "b_node": values["node"]}
-
         def work(conn: sa.Connection) -> None:
-            try:
-                conn.execute(self._sql.upsert_item, values)
-            except IntegrityError as exc:
-                kind = _integrity_kind(exc)
-                if kind == "rating":
-                    entry = item.entry
-                    raise RatingError(
-                        "item-already-rated",
-                        f"{item.author} already rated {entry.target if entry else 'this item'}",
-                    ) from None
-                if kind == "foreign-key":
-                    raise NodeNotFound(str(item.node)) from None
-                raise
-            if item.in_reply_to is not None:
-                # ProtoXEP 6.3.2: a reply is activity on its thread, so the parent moves up
-                # (never down: a late reply does not make the thread look older).
-                conn.execute(
-                    self._sql.bump_parent,
-                    {**where, "parent": item.in_reply_to, "reply_updated": item.updated},
-                )
-            if max_items is not None:
-                conn.execute(self._sql.trim_node, {**where, "keep": max_items})
+            self._write_item(conn, item, max_items)
 
         await self._db.write(work)
+
+    async def put_item_after(
+        self,
+        node: NodeId,
+        item_id: str,
+        build: Callable[[Item | None], Item],
+        *,
+        max_items: int | None = None,
+    ) -> tuple[Item, Item | None]:
+        params = {"channel": str(node.channel), "node": node.name, "id": item_id}
+
+        def work(conn: sa.Connection) -> tuple[Item, Item | None]:
+            row = conn.execute(self._sql.find_item, params).mappings().first()
+            previous = _item(row) if row is not None else None
+            item = build(previous)
+            self._write_item(conn, item, max_items)
+            return item, previous
+
+        return await self._db.write(work)
+
+    def _write_item(self, conn: sa.Connection, item: Item, max_items: int | None) -> None:
+        values = _item_values(item)
+        where = {"b_channel": values["channel"], "b_node": values["node"]}
+        try:
+            conn.execute(self._sql.upsert_item, values)
+        except IntegrityError as exc:
+            kind = _integrity_kind(exc)
+            if kind == "rating":
+                entry = item.entry
+                raise RatingError(
+                    "item-already-rated",
+                    f"{item.author} already rated {entry.target if entry else 'this item'}",
+                ) from None
+            if kind == "foreign-key":
+                raise NodeNotFound(str(item.node)) from None
+            raise
+        if item.in_reply_to is not None:
+            # ProtoXEP 6.3.2: a reply is activity on its thread, so the parent moves up
+            # (never down: a late reply does not make the thread look older).
+            conn.execute(
+                self._sql.bump_parent,
+                {**where, "parent": item.in_reply_to, "reply_updated": item.updated},
+            )
+        if max_items is not None:
+            conn.execute(self._sql.trim_node, {**where, "keep": max_items})
 
     async def find_item(self, node: NodeId, item_id: str) -> Item | None:
         params = {"channel": str(node.channel), "node": node.name, "id": item_id}
