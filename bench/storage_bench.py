@@ -122,7 +122,9 @@ async def bench_publish(engine: Engine, publishers: int, total: int) -> float:
     return rate
 
 
-async def bench_pages(engine: Engine, storage: Storage, size: int) -> dict[str, float]:
+async def bench_pages(
+    engine: Engine, storage: Storage, size: int, settle: Settle
+) -> dict[str, float]:
     owner = user(90000)
     await seed_channel(storage, owner)
     node = NodeId(owner, "posts")
@@ -134,6 +136,7 @@ async def bench_pages(engine: Engine, storage: Storage, size: int) -> dict[str, 
                 for n in range(start, min(size, start + batch))
             )
         )
+    await settle()
     reader = user(90001)
     middle = f"item{size // 2:07d}"
     medians: dict[str, float] = {}
@@ -151,7 +154,7 @@ async def bench_pages(engine: Engine, storage: Storage, size: int) -> dict[str, 
     return medians
 
 
-async def bench_recent(engine: Engine, storage: Storage, channels: int) -> float:
+async def bench_recent(engine: Engine, storage: Storage, channels: int, settle: Settle) -> float:
     follower = user(80000)
     await seed_channel(storage, follower)
     base = 10000
@@ -169,6 +172,7 @@ async def bench_recent(engine: Engine, storage: Storage, channels: int) -> float
     ]
     for start in range(0, len(node_items), 1000):
         await asyncio.gather(*(storage.put_item(item) for item in node_items[start : start + 1000]))
+    await settle()
     since = (T0 + timedelta(days=7)).isoformat()
     median, _ = await timed(
         f"recent items, {channels} channels followed",
@@ -180,6 +184,9 @@ async def bench_recent(engine: Engine, storage: Storage, channels: int) -> float
     return median
 
 
+Settle = Callable[[], Awaitable[None]]
+
+
 @dataclass
 class Result:
     sequential: float
@@ -189,14 +196,20 @@ class Result:
 
 
 async def run_backend(url: str, args: argparse.Namespace) -> Result:
+    async def settle() -> None:
+        # The data was loaded in bulk just now; a server that has held it for a while has
+        # run autovacuum's ANALYZE over it, so plans are made with real statistics.
+        if url.startswith("postgresql"):
+            await _postgres_execute(url, "ANALYZE")
+
     storage = await open_storage(url, migrate=True)
     engine = Engine(storage, SystemClock(), EngineConfig(DOMAIN, Jid.parse(f"channels.{DOMAIN}")))
     try:
         print(f"storage: {url}")
         sequential = await bench_publish(engine, 1, max(1, args.publishes // 5))
         concurrent = await bench_publish(engine, args.publishers, args.publishes)
-        pages = await bench_pages(engine, storage, args.node_items)
-        recent = await bench_recent(engine, storage, args.channels)
+        pages = await bench_pages(engine, storage, args.node_items, settle)
+        recent = await bench_recent(engine, storage, args.channels, settle)
     finally:
         await storage.close()
     return Result(sequential, concurrent, pages, recent)

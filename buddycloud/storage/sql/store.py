@@ -471,6 +471,7 @@ class SqlStorage:
         self._db = database
         self._sql = _Statements(database.dialect)
         self._recent_cache: dict[tuple[bool, bool], sa.Select[Any]] = {}
+        self._page_statements: dict[tuple[Any, ...], sa.Select[Any]] = {}
         self._cache = _ChannelCache(enabled=database.dialect == "sqlite")
 
     async def _write_channel(self, channel: Jid, work: Work[T]) -> T:
@@ -917,23 +918,111 @@ class SqlStorage:
         until: datetime | None = None,
         include_deleted: bool = True,
     ) -> Page[Item]:
-        conditions: list[Condition] = [_node_condition(node)]
-        if parent_only:
-            conditions.append(items.c.in_reply_to.is_(None))
-        if since is not None:
-            conditions.append(items.c.updated > since)
-        if until is not None:
-            conditions.append(items.c.updated <= until)
-        if not include_deleted:
-            conditions.append(items.c.deleted == sa.false())
         # Without a time window or deletion filter the count is kept in the nodes table.
         unwindowed = since is None and until is None and include_deleted
         counter = ("parent_count" if parent_only else "item_count") if unwindowed else None
+        cursor_id = _cursor_text(page)
+        mode = (
+            "last"
+            if page.last_page
+            else "before"
+            if page.before is not None
+            else ("after" if page.after is not None else "first")
+        )
+        statement = self._node_page_statement(
+            parent_only=parent_only,
+            since=since is not None,
+            until=until is not None,
+            include_deleted=include_deleted,
+            counter=counter,
+            mode=mode,
+        )
+        params: dict[str, Any] = {
+            "p_channel": str(node.channel),
+            "p_node": node.name,
+            "p_since": since,
+            "p_until": until,
+            "p_cursor": cursor_id,
+            "p_limit": page.max,
+        }
 
         def work(conn: sa.Connection) -> Page[Item]:
-            return self._item_page(conn, node, conditions, page, counter)
+            rows = list(conn.execute(statement, params).mappings()) if page.max else []
+            if mode in ("before", "last"):
+                rows.reverse()
+            if rows:
+                total = int(rows[0]["page_total"] or 0)
+            else:
+                if cursor_id is not None:
+                    self._item_position(conn, node, cursor_id)  # raises ItemNotFound
+                total = _count(conn, sa.select(statement.selected_columns.page_total), params)
+            return _page([_item(row) for row in rows], total, lambda item: item.id)
 
         return await self._db.read(work)
+
+    def _node_page_statement(
+        self,
+        *,
+        parent_only: bool,
+        since: bool,
+        until: bool,
+        include_deleted: bool,
+        counter: str | None,
+        mode: str,
+    ) -> sa.Select[Any]:
+        """One page of a node's items as one statement, built once per shape.
+
+        The cursor's position and the total ride along as scalar subqueries; parameters
+        are p_channel, p_node, p_since, p_until, p_cursor and p_limit. Modes: first, after
+        and (reversed by the caller) before and last.
+        """
+        key = (parent_only, since, until, include_deleted, counter, mode)
+        cached = self._page_statements.get(key)
+        if cached is not None:
+            return cached
+        in_node = [
+            items.c.channel == sa.bindparam("p_channel"),
+            items.c.node == sa.bindparam("p_node"),
+        ]
+        conditions = list(in_node)
+        if parent_only:
+            conditions.append(items.c.in_reply_to.is_(None))
+        if since:
+            conditions.append(items.c.updated > sa.bindparam("p_since"))
+        if until:
+            conditions.append(items.c.updated <= sa.bindparam("p_until"))
+        if not include_deleted:
+            conditions.append(items.c.deleted == sa.false())
+        if counter is not None:
+            total = (
+                sa.select(nodes_table.c[counter])
+                .where(
+                    nodes_table.c.channel == sa.bindparam("p_channel"),
+                    nodes_table.c.name == sa.bindparam("p_node"),
+                )
+                .scalar_subquery()
+            )
+        else:
+            total = (
+                sa.select(sa.func.count()).select_from(items).where(*conditions).scalar_subquery()
+            )
+        statement = sa.select(items, total.label("page_total")).where(*conditions)
+        order = [items.c.updated, items.c.id]
+        if mode in ("after", "before"):
+            position = (
+                sa.select(items.c.updated)
+                .where(*in_node, items.c.id == sa.bindparam("p_cursor"))
+                .scalar_subquery()
+            )
+            statement = statement.where(
+                _beyond(order, (position, sa.bindparam("p_cursor")), less=mode == "after")
+            )
+        newest_first = mode in ("first", "after")
+        statement = statement.order_by(*_ordered(order, descending=newest_first)).limit(
+            sa.bindparam("p_limit", type_=sa.Integer())
+        )
+        self._page_statements[key] = statement
+        return statement
 
     async def list_replies(self, node: NodeId, parent_id: str, page: PageRequest) -> Page[Item]:
         conditions = [_node_condition(node), items.c.in_reply_to == parent_id]
@@ -1037,7 +1126,7 @@ class SqlStorage:
         """Items of a user's subscribed channels, the newest `per_node` of each node.
 
         SQLite picks each node's newest items with a correlated LIMIT on the paging index
-        (a per-node top-k, like LATERAL); PostgreSQL ranks them with ROW_NUMBER.
+        (a per-node top-k); PostgreSQL does the same with LATERAL.
         Parameters: jid, since, per_node and, with `by_name`, names.
         """
         key = (parent_only, by_name)
@@ -1074,33 +1163,26 @@ class SqlStorage:
                 .where(*conditions)
             )
         else:
-            conditions.append(items.c.updated > sa.bindparam("since"))
+            # One index probe per followed node (LATERAL ... LIMIT): the cost follows the
+            # number of nodes and of items returned, never the size of the nodes.
+            picked = [
+                items.c.channel == nodes_table.c.channel,
+                items.c.node == nodes_table.c.name,
+                items.c.updated > sa.bindparam("since"),
+            ]
             if parent_only:
-                conditions.append(items.c.in_reply_to.is_(None))
-            rank = (
-                sa.func.row_number()
-                .over(
-                    partition_by=(items.c.channel, items.c.node),
-                    order_by=(items.c.updated.desc(), items.c.id.desc()),
-                )
-                .label("rank")
+                picked.append(items.c.in_reply_to.is_(None))
+            top_items = (
+                sa.select(*items.columns)
+                .where(*picked)
+                .order_by(items.c.updated.desc(), items.c.id.desc())
+                .limit(sa.bindparam("per_node", type_=sa.Integer()))
+                .lateral("top_items")
             )
-            ranked = (
-                sa.select(*items.columns, rank)
-                .select_from(
-                    joined.join(
-                        items,
-                        sa.and_(
-                            items.c.channel == nodes_table.c.channel,
-                            items.c.node == nodes_table.c.name,
-                        ),
-                    )
-                )
+            query = (
+                sa.select(*(top_items.c[column.name] for column in items.columns))
+                .select_from(joined.join(top_items, sa.true()))
                 .where(*conditions)
-                .subquery("ranked")
-            )
-            query = sa.select(*(ranked.c[column.name] for column in items.columns)).where(
-                ranked.c.rank <= sa.bindparam("per_node", type_=sa.Integer())
             )
         self._recent_cache[key] = query
         return query
