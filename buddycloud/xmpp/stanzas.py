@@ -534,20 +534,26 @@ def parse_unsubscribe(pubsub: Element) -> UnsubscribeRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class SubscriptionsRequest:
+class MembershipListRequest:
+    """A list of subscriptions or affiliations: a node's (with `node`) or the requester's."""
+
     namespace: str
     node: NodeId | None
     page: PageRequest
 
 
-def parse_subscriptions(pubsub: Element) -> SubscriptionsRequest:
-    """`<subscriptions [node]/>` in the pubsub or pubsub#owner namespace, with RSM."""
+def _parse_membership_list(pubsub: Element, name: str) -> MembershipListRequest:
     namespace = _namespace_of(pubsub)
-    element = _child(pubsub, namespace, "subscriptions")
+    element = _child(pubsub, namespace, name)
     node = _optional_node(element)
     if node is None and namespace == NS_PUBSUB_OWNER:
         raise NodeIdRequired()
-    return SubscriptionsRequest(namespace, node, parse_rsm(pubsub))
+    return MembershipListRequest(namespace, node, parse_rsm(pubsub))
+
+
+def parse_subscriptions(pubsub: Element) -> MembershipListRequest:
+    """`<subscriptions [node]/>` in the pubsub or pubsub#owner namespace, with RSM."""
+    return _parse_membership_list(pubsub, "subscriptions")
 
 
 def _namespace_of(pubsub: Element) -> str:
@@ -581,21 +587,9 @@ def render_user_subscriptions(page: Page[tuple[Membership, Channel]]) -> Element
     return pubsub
 
 
-@dataclass(frozen=True, slots=True)
-class AffiliationsRequest:
-    namespace: str
-    node: NodeId | None
-    page: PageRequest
-
-
-def parse_affiliations(pubsub: Element) -> AffiliationsRequest:
+def parse_affiliations(pubsub: Element) -> MembershipListRequest:
     """`<affiliations [node]/>` in the pubsub or pubsub#owner namespace, with RSM."""
-    namespace = _namespace_of(pubsub)
-    element = _child(pubsub, namespace, "affiliations")
-    node = _optional_node(element)
-    if node is None and namespace == NS_PUBSUB_OWNER:
-        raise NodeIdRequired()
-    return AffiliationsRequest(namespace, node, parse_rsm(pubsub))
+    return _parse_membership_list(pubsub, "affiliations")
 
 
 def render_node_affiliations(namespace: str, node: NodeId, page: Page[Membership]) -> Element:
