@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -41,6 +42,13 @@ class Jid:
         Raises:
             InvalidJid: the string is not a valid JID.
         """
+        if cls is Jid and isinstance(raw, str):
+            # Every stanza names the same few senders and services: validate each once.
+            return _parse_cached(raw)
+        return cls._parse(raw)
+
+    @classmethod
+    def _parse(cls, raw: str) -> Jid:
         if not isinstance(raw, str) or not raw:
             raise InvalidJid(str(raw), "empty JID")
         rest, slash, resource = raw.partition("/")
@@ -71,3 +79,8 @@ class Jid:
     def __str__(self) -> str:
         text = f"{self.local}@{self.domain}" if self.local else self.domain
         return f"{text}/{self.resource}" if self.resource else text
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse_cached(raw: str) -> Jid:
+    return Jid._parse(raw)
