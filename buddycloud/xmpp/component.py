@@ -2,8 +2,8 @@
 
 This is the only module that imports slixmpp. slixmpp parses the stream and performs the
 handshake; every stanza addressed to the component is handed, as its ElementTree element,
-to `Router.handle` (slixmpp's plugin layers, roster and default presence/message handlers
-are removed, so XEP-0030 and everything else are answered by this project's own code).
+straight to `Router.handle`, without slixmpp's stanza objects, handler matching or plugin
+layers (XEP-0030 and everything else are answered by this project's own code).
 Outgoing stanzas are serialised once by the edge and written with `send_raw`.
 
 When the stream goes away, the component reconnects with exponential backoff and jitter.
@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from xml.etree.ElementTree import Element
 
 from slixmpp import ComponentXMPP
-from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher.base import MatcherBase
 
 from buddycloud.domain.jid import Jid
 from buddycloud.services.engine import Engine
@@ -36,14 +34,22 @@ log = logging.getLogger(__name__)
 _STANZA_TAGS = frozenset(qname(NS_COMPONENT, name) for name in ("iq", "message", "presence"))
 
 
-class _EveryStanza(MatcherBase):
-    """Matches every iq, message and presence of the component stream."""
+class _ChannelStream(ComponentXMPP):
+    """The component stream. slixmpp reads the socket, parses the XML and performs the
+    handshake; every iq, message and presence then goes straight to `deliver` as its
+    ElementTree element, without slixmpp's stanza objects and handler matching."""
 
-    def __init__(self) -> None:
-        super().__init__(None)
+    def __init__(
+        self, jid: str, secret: str, host: str, port: int, deliver: Callable[[Element], None]
+    ) -> None:
+        super().__init__(jid, secret, host, port)  # type: ignore[no-untyped-call]
+        self._deliver = deliver
 
-    def match(self, xml: Any) -> bool:
-        return getattr(xml, "xml", None) is not None and xml.xml.tag in _STANZA_TAGS
+    def _spawn_event(self, xml: Element) -> None:
+        if xml.tag in _STANZA_TAGS:
+            self._deliver(xml)
+        else:  # the handshake and stream-level elements stay slixmpp's
+            super()._spawn_event(xml)
 
 
 class ChannelComponent:
@@ -208,13 +214,12 @@ class ChannelComponent:
         return session["started"]
 
     def _make_stream(self) -> ComponentXMPP:
-        stream = ComponentXMPP(str(self.jid), self._secret, self.host, self.port)  # type: ignore[no-untyped-call]
+        stream = _ChannelStream(str(self.jid), self._secret, self.host, self.port, self._on_stanza)
         for name in ("IM", "IMError", "Presence"):
             stream.remove_handler(name)
-        stream.register_handler(Callback("channel router", _EveryStanza(), self._on_stanza))
         return stream
 
-    def _on_stanza(self, stanza: Any) -> None:
-        task = asyncio.create_task(self.router.handle(stanza.xml))
+    def _on_stanza(self, stanza: Element) -> None:
+        task = asyncio.create_task(self.router.handle(stanza))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
