@@ -44,5 +44,10 @@ def parse_datetime(raw: str) -> datetime:
 
 def format_datetime(value: datetime) -> str:
     """`2014-01-01T00:00:00.000Z`: UTC with milliseconds, as in ProtoXEP example 13."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}."
+        f"{value.microsecond // 1000:03d}Z"
+    )

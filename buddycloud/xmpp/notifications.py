@@ -119,10 +119,11 @@ class Notifier:
     def _targets(self, audience: Iterable[Jid], *, offline_to_bare: bool) -> list[str]:
         """The quoted `to` addresses of every online resource of the audience."""
         targets: list[str] = []
+        addresses = self.online.addresses
         for member in audience:
-            resources = self.online.resources(member)
-            if resources:
-                targets.extend(quote_attribute(str(resource)) for resource in resources)
+            online = addresses(member)
+            if online:
+                targets.extend(online)
             elif offline_to_bare:
                 targets.append(quote_attribute(str(member.bare)))
         return targets

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -97,6 +97,15 @@ def test_dates_in_the_protoxep_forms_parse_to_utc() -> None:
     )
     assert parse_datetime("2011-04-21T20:11:00-05:00") == datetime(2011, 4, 22, 1, 11, tzinfo=UTC)
     assert format_datetime(datetime(2014, 1, 1, tzinfo=UTC)) == "2014-01-01T00:00:00.000Z"
+    # Other offsets are moved to UTC; milliseconds are truncated; years keep four digits.
+    eastern = timezone(timedelta(hours=-5))
+    assert (
+        format_datetime(datetime(2011, 4, 21, 20, 11, 5, 123999, tzinfo=eastern))
+        == "2011-04-22T01:11:05.123Z"
+    )
+    assert format_datetime(datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC)) == (
+        "0999-12-31T23:59:59.000Z"
+    )
     for bad in ("", "yesterday", "2014-13-01T00:00:00Z", "x" * 100):
         with pytest.raises(InvalidDate):
             parse_datetime(bad)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +56,7 @@ from buddycloud.domain.model import (
 )
 from buddycloud.storage.base import NodeContext, SearchQuery
 from buddycloud.storage.sql.database import Database, T, Work
+from buddycloud.storage.sql.prepared import Prepared
 from buddycloud.storage.sql.schema import RATING_INDEX, channels, items, memberships
 from buddycloud.storage.sql.schema import nodes as nodes_table
 
@@ -150,7 +151,7 @@ def _membership_values(membership: Membership) -> dict[str, Any]:
     }
 
 
-def _item(row: RowMapping) -> Item:
+def _item(row: Mapping[Any, Any]) -> Item:
     kind = row["kind"]
     payload: Payload | None
     if kind == "entry":
@@ -364,13 +365,16 @@ class _Statements:
     def __init__(self, dialect: str) -> None:
         insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
         upsert = insert(items)
-        self.upsert_item = upsert.on_conflict_do_update(
-            index_elements=list(_ITEM_KEY),
-            set_={
-                column.name: upsert.excluded[column.name]
-                for column in items.columns
-                if column.name not in _ITEM_KEY
-            },
+        self.upsert_item = Prepared(
+            upsert.on_conflict_do_update(
+                index_elements=list(_ITEM_KEY),
+                set_={
+                    column.name: upsert.excluded[column.name]
+                    for column in items.columns
+                    if column.name not in _ITEM_KEY
+                },
+            ),
+            column_keys=[column.name for column in items.columns],
         )
         upsert_membership = insert(memberships)
         self.upsert_membership = upsert_membership.on_conflict_do_update(
@@ -380,7 +384,7 @@ class _Statements:
                 for name in ("role", "subscription", "invited_by", "updated")
             },
         )
-        self.bump_parent = (
+        self.bump_parent = Prepared(
             sa.update(items)
             .where(
                 _bound_node("b_"),
@@ -398,7 +402,9 @@ class _Statements:
         if dialect == "sqlite":
             older = older.limit(-1)  # SQLite accepts OFFSET only after a LIMIT
         self.trim_node = sa.delete(items).where(_bound_node("b_"), items.c.id.in_(older))
-        self.find_item = sa.select(items).where(_bound_node(), items.c.id == sa.bindparam("id"))
+        self.find_item = Prepared(
+            sa.select(items).where(_bound_node(), items.c.id == sa.bindparam("id"))
+        )
         self.node_context = (
             sa.select(*_labelled(nodes_table, "n_"), *_labelled(channels, "c_"))
             .add_columns(*_labelled(memberships, "m_"))
@@ -789,7 +795,7 @@ class SqlStorage:
         params = {"channel": str(node.channel), "node": node.name, "id": item_id}
 
         def work(conn: sa.Connection) -> tuple[Item, Item | None]:
-            row = conn.execute(self._sql.find_item, params).mappings().first()
+            row = self._sql.find_item.first(conn, params)
             previous = _item(row) if row is not None else None
             item = build(previous)
             self._write_item(conn, item, max_items)
@@ -801,7 +807,7 @@ class SqlStorage:
         values = _item_values(item)
         where = {"b_channel": values["channel"], "b_node": values["node"]}
         try:
-            conn.execute(self._sql.upsert_item, values)
+            self._sql.upsert_item.run(conn, values)
         except IntegrityError as exc:
             kind = _integrity_kind(exc)
             if kind == "rating":
@@ -816,9 +822,8 @@ class SqlStorage:
         if item.in_reply_to is not None:
             # ProtoXEP 6.3.2: a reply is activity on its thread, so the parent moves up
             # (never down: a late reply does not make the thread look older).
-            conn.execute(
-                self._sql.bump_parent,
-                {**where, "parent": item.in_reply_to, "reply_updated": item.updated},
+            self._sql.bump_parent.run(
+                conn, {**where, "parent": item.in_reply_to, "reply_updated": item.updated}
             )
         if max_items is not None:
             conn.execute(self._sql.trim_node, {**where, "keep": max_items})
@@ -827,7 +832,7 @@ class SqlStorage:
         params = {"channel": str(node.channel), "node": node.name, "id": item_id}
 
         def work(conn: sa.Connection) -> Item | None:
-            row = conn.execute(self._sql.find_item, params).mappings().first()
+            row = self._sql.find_item.first(conn, params)
             return _item(row) if row is not None else None
 
         return await self._db.lookup(work)
