@@ -60,6 +60,11 @@ class App:
     async def start(self) -> None:
         """Start the edges (the XMPP component starts connecting and returns at once)."""
         if self.component is not None:
+            # Nobody is online for a component that has just started: temporary
+            # subscriptions left over from the last run end now.
+            ended = await self.engine.forget_temporary_subscriptions()
+            if ended:
+                log.info("ended %d temporary subscriptions left from the last run", ended)
             await self.component.start()
 
     async def close(self) -> None:

@@ -200,6 +200,9 @@ class Membership:
     subscription: SubscriptionState
     updated: datetime
     invited_by: Jid | None = None
+    # A temporary subscription (`pubsub#expire=presence`): it lasts while the user is online
+    # and changes no role.
+    temporary: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,3 +194,13 @@ def read_scope(requester: Jid, *, requester_is_local: bool) -> ReadScope:
         for model in AccessModel
     }
     return ReadScope(requester.bare, roles_by_model)
+
+
+def public_models(*, requester_is_local: bool) -> frozenset[AccessModel]:
+    """The access models whose channels anyone may read without following them (table 5
+    with role `none`): what the firehose shows a requester."""
+    return frozenset(
+        model
+        for model in AccessModel
+        if may(Operation.READ_ITEMS, Role.NONE, model, requester_is_local=requester_is_local)
+    )

@@ -32,6 +32,9 @@ def state_of(membership: Membership | None) -> SubscriptionState:
     return membership.subscription if membership is not None else SubscriptionState.NONE
 
 
+READ_BATCH = 500  # rows read at a time when an operation walks a long list
+
+
 class EngineBase:
     """Holds the engine's collaborators; see `buddycloud.services.engine.Engine`."""
 

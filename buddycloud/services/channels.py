@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal
 
 from buddycloud.domain.errors import (
     Forbidden,
@@ -29,9 +30,11 @@ from buddycloud.domain.model import (
     Role,
     SubscriptionState,
 )
-from buddycloud.domain.permissions import Operation
+from buddycloud.domain.permissions import Operation, public_models
 from buddycloud.services.base import EngineBase
 from buddycloud.services.config import ConfigUpdate, NodeView
+
+TOP_WINDOW = timedelta(days=7)  # how far back the top channels are counted
 
 MAX_TITLE = 128
 MAX_DESCRIPTION = 1024
@@ -201,6 +204,17 @@ class ChannelOps(EngineBase):
         """Every channel of this server; names, titles and descriptions are public."""
         return await self.storage.list_channels(page)
 
+    async def top_channels(
+        self, requester: Jid, *, by: Literal["followers", "posts"], limit: int = 10
+    ) -> list[Channel]:
+        """The channels with most new followers, or most new posts, in the last seven days,
+        among those the requester may read without following (reference op 6:
+        `/top-followed-nodes`, `/top-published-nodes`)."""
+        models = public_models(requester_is_local=self.is_local_user(requester.bare))
+        since = self.clock.now() - TOP_WINDOW
+        ranked = await self.storage.top_channels(by=by, since=since, models=models, limit=limit)
+        return [channel for channel, _ in ranked]
+
     async def list_nodes(self, requester: Jid, channel: Jid) -> list[Node]:
         """Raises ChannelNotFound."""
         await self.storage.get_channel(channel)
@@ -279,15 +293,15 @@ class ChannelOps(EngineBase):
         for deleted in nodes:
             await self._emit(NodeDeleted(deleted, audience))
 
-    async def _delete_channel_quietly(self, channel: Channel) -> None:
-        """Remove an ephemeral channel whose last follower left."""
+    async def _delete_channel(self, channel: Channel, audience: tuple[Jid, ...]) -> None:
+        """Remove a whole channel and tell `audience` of each node; gone already is fine."""
         nodes = [n.id for n in await self.storage.list_nodes(channel.jid)]
         try:
             await self.storage.delete_channel(channel.jid)
         except NodeNotFound:
             return
         for deleted in nodes:
-            await self._emit(NodeDeleted(deleted, ()))
+            await self._emit(NodeDeleted(deleted, audience))
 
 
 def _apply_shared(config: ChannelConfig, update: ConfigUpdate) -> ChannelConfig:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from buddycloud.domain.errors import (
     BadRequest,
     Banned,
+    ClosedNode,
     Forbidden,
     NotSubscribed,
     OwnerRequired,
@@ -27,7 +28,7 @@ from buddycloud.domain.model import (
     SubscriptionState,
 )
 from buddycloud.domain.permissions import Operation, check_role_change
-from buddycloud.services.base import role_of
+from buddycloud.services.base import READ_BATCH, role_of
 from buddycloud.services.channels import ChannelOps
 from buddycloud.storage.base import NodeContext
 
@@ -52,15 +53,22 @@ def _config_value(channel: Channel, field: str) -> str:
 
 
 class FollowOps(ChannelOps):
-    async def subscribe(self, requester: Jid, node: NodeId, subscriber: Jid) -> Membership:
+    async def subscribe(
+        self, requester: Jid, node: NodeId, subscriber: Jid, *, temporary: bool = False
+    ) -> Membership:
         """Follow a channel (all its nodes, ProtoXEP 5.4).
 
         Open channels (and `local` ones for their home domain) accept at once with the
         channel's default role; closed ones leave the request pending and ask the owner and
         moderators. Following again is harmless.
 
+        A `temporary` subscription (reference row 29, `pubsub#expire=presence`) lasts while
+        the user is online (`end_temporary_subscriptions`) and gives no role; only channels
+        the user may read without following take one. Following for good replaces it.
+
         Raises:
-            NodeNotFound, Forbidden (subscriber is not the requester), Banned
+            NodeNotFound, Forbidden (subscriber is not the requester), Banned,
+            ClosedNode (a temporary subscription to a channel closed to the user)
         """
         requester = requester.bare
         if subscriber.bare != requester:
@@ -74,8 +82,18 @@ class FollowOps(ChannelOps):
             SubscriptionState.SUBSCRIBED,
             SubscriptionState.PENDING,
         ):
-            return current
+            if temporary or not current.temporary:
+                return current
         now = self.clock.now()
+        if temporary:
+            if not self._may(Operation.READ_ITEMS, requester, replace(context, membership=None)):
+                raise ClosedNode("temporary subscriptions are for channels open to you")
+            visit = Membership(
+                channel.jid, requester, role, SubscriptionState.SUBSCRIBED, now, temporary=True
+            )
+            await self.storage.put_membership(visit)
+            await self._emit_subscription(channel, visit)
+            return visit
         if await self._accepts_at_once(requester, context):
             new_role = max(role, channel.config.default_role, key=lambda r: r.rank)
             membership = Membership(
@@ -123,13 +141,41 @@ class FollowOps(ChannelOps):
             raise NotSubscribed("you do not follow this channel")
         if current.role is Role.OWNER and not channel.config.ephemeral:
             raise OwnerRequired("the owner cannot unsubscribe from their own channel")
+        return await self._leave(channel, current)
+
+    async def end_temporary_subscriptions(self, user: Jid) -> None:
+        """The user went offline: their temporary subscriptions end, as if unsubscribed."""
+        for membership, channel in await self._all_memberships(user.bare, temporary_only=True):
+            await self._leave(channel, membership)
+
+    async def _all_memberships(
+        self, user: Jid, *, temporary_only: bool = False
+    ) -> list[tuple[Membership, Channel]]:
+        """Every membership of one user (or only the temporary ones), read in batches."""
+        found: list[tuple[Membership, Channel]] = []
+        after: str | None = None
+        while True:
+            page = await self.storage.list_user_memberships(
+                user, PageRequest(max=READ_BATCH, after=after), temporary_only=temporary_only
+            )
+            found.extend(page.items)
+            if len(page.items) < READ_BATCH or page.last is None:
+                return found
+            after = page.last
+
+    async def forget_temporary_subscriptions(self) -> int:
+        """At start nobody is online: every temporary subscription left over ends, quietly."""
+        return await self.storage.delete_temporary_memberships()
+
+    async def _leave(self, channel: Channel, current: Membership) -> Membership | None:
+        """End a subscription; an ephemeral channel goes with its last follower."""
         result = await self._drop_subscription(channel, current)
         if channel.config.ephemeral:
             remaining = await self.storage.list_memberships(
                 channel.jid, PageRequest(max=0), states=frozenset({SubscriptionState.SUBSCRIBED})
             )
             if remaining.count == 0:
-                await self._delete_channel_quietly(channel)
+                await self._delete_channel(channel, ())
         return result
 
     async def _drop_subscription(self, channel: Channel, current: Membership) -> Membership | None:
@@ -203,10 +249,8 @@ class FollowOps(ChannelOps):
             BadRequest: a JID appears twice; and what `set_subscription` raises.
         """
         requester = requester.bare
-        targets = _distinct_targets(changes)
-        context = await self._context(requester, node)
+        context, targets, currents = await self._load_targets(requester, node, changes)
         channel = context.channel
-        currents = [await self.storage.find_membership(channel.jid, t) for t in targets]
         needed = [
             self._check_subscription_change(requester, context, target, current, state)
             for target, current, (_, state) in zip(targets, currents, changes, strict=True)
@@ -272,10 +316,8 @@ class FollowOps(ChannelOps):
             BadRequest: a JID appears twice; and what `set_role` raises.
         """
         requester = requester.bare
-        targets = _distinct_targets(changes)
-        context = await self._context(requester, node)
+        context, targets, currents = await self._load_targets(requester, node, changes)
         channel = context.channel
-        currents = [await self.storage.find_membership(channel.jid, t) for t in targets]
         for target, current, (_, role) in zip(targets, currents, changes, strict=True):
             check_role_change(
                 actor=requester,
@@ -288,6 +330,20 @@ class FollowOps(ChannelOps):
             await self._apply_role(channel, target, current, role)
             for target, current, (_, role) in zip(targets, currents, changes, strict=True)
         ]
+
+    async def _load_targets(
+        self, requester: Jid, node: NodeId, changes: Sequence[tuple[Jid, object]]
+    ) -> tuple[NodeContext, list[Jid], list[Membership | None]]:
+        """The requester's context and each distinct target with its current membership.
+
+        Raises:
+            BadRequest: a JID appears twice.
+        """
+        targets = _distinct_targets(changes)
+        context = await self._context(requester, node)
+        channel = context.channel.jid
+        currents = [await self.storage.find_membership(channel, target) for target in targets]
+        return context, targets, currents
 
     async def _apply_role(
         self, channel: Channel, target: Jid, current: Membership | None, role: Role

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
@@ -28,7 +29,7 @@ from buddycloud.domain.model import (
     RawPayload,
     Thread,
 )
-from buddycloud.domain.permissions import Operation, read_scope
+from buddycloud.domain.permissions import Operation, public_models, read_scope
 from buddycloud.domain.times import parse_datetime
 from buddycloud.services.following import FollowOps
 from buddycloud.storage.base import NodeContext, SearchQuery
@@ -150,6 +151,12 @@ class ItemOps(FollowOps):
             raise ItemNotFound(str(node), item_id)
         own = item.author == author
         self._require(Operation.RETRACT_OWN if own else Operation.RETRACT_ANY, author, context)
+        return await self._replace_with_tombstone(context, item, notify=notify)
+
+    async def _replace_with_tombstone(
+        self, context: NodeContext, item: Item, *, notify: bool
+    ) -> Item:
+        """Store the item's tombstone and announce it to the node's readers."""
         dead = tombstone(item, self.clock.now())
         await self.storage.put_item(dead)
         audience = await self._audience(context.channel, Operation.READ_ITEMS)
@@ -215,6 +222,21 @@ class ItemOps(FollowOps):
         """A node's threads, most recently active first."""
         await self._readable(requester, node)
         return await self.storage.list_threads(node, _with_item_cursors(page))
+
+    async def firehose(
+        self, requester: Jid, page: PageRequest, *, parent_only: bool = False
+    ) -> Page[Item]:
+        """The newest items of every channel the requester may read without following it:
+        open channels, and `local` ones for users of this domain (reference op 17,
+        `/firehose`). Newest `updated` first; cursors are "<node>,<item id>".
+
+        Raises:
+            ItemNotFound: an unknown cursor.
+        """
+        models = public_models(requester_is_local=self.is_local_user(requester.bare))
+        return await self.storage.list_public_items(
+            models, _with_global_cursors(page), parent_only=parent_only
+        )
 
     async def recent_items(
         self,
@@ -314,13 +336,25 @@ def _raw_item(
     return Item(node, item_id, author, previous.published, now, payload)
 
 
-def _with_item_cursors(page: PageRequest) -> PageRequest:
-    """Cursors may name items by their global id too."""
+def _with_cursors(page: PageRequest, convert: Callable[[str], str]) -> PageRequest:
+    """`page` with its `after` or `before` cursor rewritten by `convert`."""
     if page.after is None and page.before is None:
         return page
-    return PageRequest(
-        max=page.max,
-        after=local_item_id(page.after) if page.after else None,
-        before=local_item_id(page.before) if page.before else None,
-        last_page=page.last_page,
+    return replace(
+        page,
+        after=convert(page.after) if page.after else None,
+        before=convert(page.before) if page.before else None,
+    )
+
+
+def _with_item_cursors(page: PageRequest) -> PageRequest:
+    """Cursors within a node may name items by their global id too."""
+    return _with_cursors(page, local_item_id)
+
+
+def _with_global_cursors(page: PageRequest) -> PageRequest:
+    """Cursors across nodes are "<node>,<item id>"; a global `tag:<service>,<node>,<id>`
+    names the same item."""
+    return _with_cursors(
+        page, lambda cursor: cursor.partition(",")[2] if cursor.startswith("tag:") else cursor
     )

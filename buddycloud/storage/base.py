@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
+    AccessModel,
     Channel,
     ChannelConfig,
     Item,
@@ -75,6 +76,20 @@ class Storage(Protocol):
     async def list_channels(self, page: PageRequest) -> Page[Channel]:
         """All channels, ordered by JID; cursors are channel JIDs."""
 
+    async def top_channels(
+        self,
+        *,
+        by: Literal["followers", "posts"],
+        since: datetime,
+        models: frozenset[AccessModel],
+        limit: int,
+    ) -> list[tuple[Channel, int]]:
+        """Channels with an access model in `models`, ranked by what happened since `since`:
+        follows that became `subscribed` (by the time the membership last changed; owners
+        are not counted), or items
+        published in their `posts` node. Most first, ties by JID; channels with none left
+        out."""
+
     async def update_channel_config(self, jid: Jid, config: ChannelConfig) -> None:
         """Raises ChannelNotFound."""
 
@@ -115,6 +130,9 @@ class Storage(Protocol):
     async def delete_membership(self, channel: Jid, jid: Jid) -> None:
         """Remove it; no error when it does not exist."""
 
+    async def delete_temporary_memberships(self) -> int:
+        """Remove every temporary subscription (nobody is online after a start); how many."""
+
     async def list_memberships(
         self,
         channel: Jid,
@@ -134,8 +152,10 @@ class Storage(Protocol):
         page: PageRequest,
         *,
         states: frozenset[SubscriptionState] | None = None,
+        temporary_only: bool = False,
     ) -> Page[tuple[Membership, Channel]]:
-        """One user's memberships with their channels, ordered by channel JID."""
+        """One user's memberships with their channels, ordered by channel JID; with
+        `temporary_only`, only their temporary subscriptions."""
 
     # --- items ----------------------------------------------------------------------------
 
@@ -186,6 +206,19 @@ class Storage(Protocol):
         `count` is the size of the whole filtered set. Raises ItemNotFound for an unknown
         cursor.
         """
+
+    async def list_items_by_author(
+        self, author: Jid, *, after: tuple[NodeId, str] | None = None, limit: int = 500
+    ) -> list[Item]:
+        """Up to `limit` live items (no tombstones) written by `author`, in any node, ordered
+        by node and item id, starting after the (node, item id) `after`."""
+
+    async def list_public_items(
+        self, models: frozenset[AccessModel], page: PageRequest, *, parent_only: bool = False
+    ) -> Page[Item]:
+        """Live items (no tombstones) of every channel whose access model is in `models`,
+        newest `updated` first, ties by node and id; cursors are "<node>,<item id>" as in
+        recent items. Raises ItemNotFound for an unknown cursor."""
 
     async def list_replies(self, node: NodeId, parent_id: str, page: PageRequest) -> Page[Item]:
         """Replies to one item, newest first. Raises ItemNotFound if the parent is missing."""

@@ -185,9 +185,6 @@ class Router:
     ) -> None:
         self.edge = Edge(engine, service_jid, sink, max_payload_bytes)
         self.online = online
-        # Bare JIDs whose personal channel was checked since start: presence is frequent,
-        # registration is idempotent but costs a transaction.
-        self._registered: set[Jid] = set()
 
     @property
     def engine(self) -> Engine:
@@ -268,6 +265,9 @@ class Router:
             await self._register_once(sender)
         elif type_ in ("unavailable", "error"):
             self.online.remove(sender)
+            if not self.online.is_online(sender.bare):
+                # Temporary subscriptions last while the user is online (reference row 29).
+                await self.engine.end_temporary_subscriptions(sender.bare)
         elif type_ == "probe":
             self._send_presence(sender, None)
         elif type_ == "subscribe":
@@ -280,14 +280,15 @@ class Router:
     async def _register_once(self, sender: Jid) -> None:
         """A local user coming online gets their personal channel (channel-api-2010 seed)."""
         bare = sender.bare
-        if bare in self._registered or not self.engine.is_local_user(bare):
+        checked = self.edge.channel_checked
+        if bare in checked or not self.engine.is_local_user(bare):
             return
         try:
             await self.engine.register(bare)
         except Exception:
             log.exception("could not register the channel of %s", bare)
             return
-        self._registered.add(bare)
+        checked.add(bare)
 
     def _send_presence(self, to: Jid, type_: str | None) -> None:
         attributes = {"from": str(self.edge.service_jid), "to": str(to)}

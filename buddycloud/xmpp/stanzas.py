@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Literal, TypeVar
 from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.entries import EntryDraft
@@ -220,15 +220,35 @@ class DiscoItemsRequest:
     page: PageRequest
 
 
-def parse_disco_items(query: Element) -> DiscoItemsRequest:
-    """`<query xmlns=disco#items [node]>` with RSM (reference rows 4-5)."""
+TOP_NODES: dict[str, Literal["followers", "posts"]] = {
+    "/top-followed-nodes": "followers",
+    "/top-published-nodes": "posts",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TopNodesRequest:
+    """disco#items on `/top-followed-nodes` or `/top-published-nodes` (reference row 6)."""
+
+    node: str
+    by: Literal["followers", "posts"]
+    limit: int
+
+
+def parse_disco_items(query: Element) -> DiscoItemsRequest | TopNodesRequest:
+    """`<query xmlns=disco#items [node]>` with RSM (reference rows 4-6)."""
+    raw = query.get("node")
+    if raw in TOP_NODES:
+        return TopNodesRequest(raw, TOP_NODES[raw], parse_rsm(query, default_max=10).max)
     return DiscoItemsRequest(_optional_node(query), parse_rsm(query))
 
 
-def render_disco_channels(service: Jid, page: Page[Channel]) -> Element:
-    """The channels of this service, one `<item>` per channel's posts node."""
-    query = Element(qname(NS_DISCO_ITEMS, "query"))
-    for channel in page.items:
+def render_disco_channels(
+    service: Jid, channels: Page[Channel] | Sequence[Channel], *, node: str | None = None
+) -> Element:
+    """Channels, one `<item>` per channel's posts node; a page carries its RSM."""
+    query = Element(qname(NS_DISCO_ITEMS, "query"), {"node": node} if node else {})
+    for channel in channels.items if isinstance(channels, Page) else channels:
         SubElement(
             query,
             qname(NS_DISCO_ITEMS, "item"),
@@ -238,7 +258,8 @@ def render_disco_channels(service: Jid, page: Page[Channel]) -> Element:
                 "name": channel.config.title,
             },
         )
-    query.append(render_rsm(page))
+    if isinstance(channels, Page):
+        query.append(render_rsm(channels))
     return query
 
 
@@ -430,22 +451,38 @@ class ItemsRequest:
     parent_only: bool
 
 
-def parse_items(pubsub: Element) -> ItemsRequest:
-    """`<items node [max_items] [parent-only]><item id/>*</items>` + RSM (row 16).
+FIREHOSE = "/firehose"
+
+
+@dataclass(frozen=True, slots=True)
+class FirehoseRequest:
+    page: PageRequest
+    parent_only: bool
+
+
+def parse_items(pubsub: Element) -> ItemsRequest | FirehoseRequest:
+    """`<items node [max_items] [parent-only]><item id/>*</items>` + RSM (row 16);
+    node `/firehose` reads the newest public items of every channel (row 17).
 
     `max_items` sets the page size unless RSM gives `max`.
     """
     items = _child(pubsub, NS_PUBSUB, "items")
+    if items.get("node") == FIREHOSE:
+        if items.find(qname(NS_PUBSUB, "item")) is not None:
+            raise MalformedStanza("items of the firehose are fetched from their own nodes")
+        return FirehoseRequest(_items_page(pubsub, items), _flag(items, "parent-only"))
     node = _node(items)
     requested = items.findall(qname(NS_PUBSUB, "item"))
     if len(requested) > MAX_ITEM_IDS:
         raise MalformedStanza(f"ask for at most {MAX_ITEM_IDS} items by id")
     ids = tuple(_item_id(item.get("id")) for item in requested)
+    return ItemsRequest(node, ids, _items_page(pubsub, items), _flag(items, "parent-only"))
+
+
+def _items_page(pubsub: Element, items: Element) -> PageRequest:
     max_items = items.get("max_items")
     default_max = parse_int(max_items, "max_items", maximum=MAX_PAGE) if max_items else 50
-    return ItemsRequest(
-        node, ids, parse_rsm(pubsub, default_max=default_max), _flag(items, "parent-only")
-    )
+    return parse_rsm(pubsub, default_max=default_max)
 
 
 def render_item(item: Item, *, service: str, namespace: str = NS_PUBSUB) -> Element:
@@ -490,17 +527,22 @@ def render_grouped_items(page: Page[Item], *, service: str) -> Element:
 class SubscribeRequest:
     node: NodeId
     subscriber: Jid
+    temporary: bool = False
 
 
 def parse_subscribe(pubsub: Element) -> SubscribeRequest:
-    """`<subscribe node jid/>` (row 29). Subscription options are ignored."""
+    """`<subscribe node jid/>` (row 29), with `<options>`: `pubsub#expire=presence` asks for
+    a temporary subscription; other options are ignored."""
     subscribe = _child(pubsub, NS_PUBSUB, "subscribe")
     node = _node(subscribe)
     try:
         subscriber = _jid(subscribe)
     except InvalidJid as exc:
         raise MalformedStanza(exc.message, condition="invalid-jid") from None
-    return SubscribeRequest(node, subscriber)
+    options = pubsub.find(qname(NS_PUBSUB, "options"))
+    form = find_form(options) if options is not None else None
+    expire = form.get("pubsub#expire") if form is not None else None
+    return SubscribeRequest(node, subscriber, temporary=expire == "presence")
 
 
 def render_subscription(membership: Membership, node: NodeId | None = None) -> Element:
@@ -566,6 +608,8 @@ def _subscription(namespace: str, membership: Membership, *, node: NodeId | None
         attributes = {"node": str(node), **attributes}
     if membership.invited_by is not None:
         attributes["invited-by"] = str(membership.invited_by)
+    if membership.temporary:
+        attributes["temporary"] = "1"
     return Element(qname(namespace, "subscription"), attributes)
 
 

@@ -19,6 +19,7 @@ from buddycloud.domain.permissions import (
     Operation,
     check_role_change,
     may,
+    public_models,
     read_scope,
     require,
 )
@@ -139,3 +140,9 @@ def test_the_read_scope_follows_table_5() -> None:
     assert Role.NONE in local.roles_by_model[AccessModel.LOCAL]
     assert Role.OUTCAST not in local.roles_by_model[AccessModel.LOCAL]
     assert Role.NONE not in local.roles_by_model[AccessModel.AUTHORIZE]
+
+
+def test_the_public_stream_is_what_a_non_follower_may_read() -> None:
+    """The firehose's channels: table 5's item reads for role `none`."""
+    assert public_models(requester_is_local=False) == {AccessModel.OPEN}
+    assert public_models(requester_is_local=True) == {AccessModel.OPEN, AccessModel.LOCAL}

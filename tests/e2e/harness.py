@@ -95,6 +95,7 @@ USERS = (
     "laurence",
     "balthasar",
     "probe",
+    "rosaline",  # unregisters
 )
 
 

@@ -278,3 +278,35 @@ async def test_an_offline_owner_finds_the_authorization_prompt_on_login(
 
     juliet_again = await connect("juliet", resource="later")
     await juliet_again.wait_for(authorization_form(node, romeo.bare))
+
+
+async def test_a_temporary_subscription_lasts_while_the_follower_is_online(
+    connect: Connect, juliet: Client, unique: str
+) -> None:
+    """Reference row 29 (`pubsub#expire=presence`) through a real XMPP server."""
+    node = topic(f"visit-{unique}")
+    await juliet.ok("set", create(node))
+    visitor = await connect("laurence", resource=f"visit-{unique}")
+    options = (
+        "<options><x xmlns='jabber:x:data' type='submit'>"
+        "<field var='FORM_TYPE' type='hidden'>"
+        "<value>http://jabber.org/protocol/pubsub#subscribe_options</value></field>"
+        "<field var='pubsub#expire'><value>presence</value></field></x></options>"
+    )
+    reply = await visitor.ok(
+        "set", subscribe(node, visitor.bare).replace("</pubsub>", options + "</pubsub>")
+    )
+    subscription = reply.find("pubsub:pubsub/pubsub:subscription")
+    assert subscription is not None and subscription.get("temporary") == "1", reply
+    published = await juliet.ok("set", publish(node, entry(f"while here {unique}")))
+    await visitor.wait_for(has_item(node, local_id(published_id(published))))
+
+    await visitor.disconnect()  # the XMPP server tells the service he is unavailable
+    # The owner is told the follow ended; the XMPP server handles the visitor's
+    # disconnection on its own schedule, so wait for that rather than for a round trip.
+    await juliet.wait_for(subscription_event(node, visitor.bare, "none"))
+    followers = await juliet.ok(
+        "get", f"<pubsub xmlns='{NS_OWNER}'><subscriptions node='{node}'/></pubsub>"
+    )
+    jids = {s.get("jid") for s in followers.findall("owner:pubsub/owner:subscriptions/*")}
+    assert visitor.bare not in jids and juliet.bare in jids

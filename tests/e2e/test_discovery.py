@@ -6,11 +6,14 @@ from e2e.harness import (
     DOMAIN,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    NS_RSM,
     REGISTER,
     SERVICE,
     Client,
+    entry,
     form_values,
     posts,
+    publish,
 )
 
 
@@ -48,6 +51,20 @@ async def test_node_meta_data_describes_the_registered_channel(juliet: Client) -
 async def test_disco_items_of_the_service_lists_registered_channels(juliet: Client) -> None:
     reply = await juliet.ok("get", f"<query xmlns='{NS_DISCO_ITEMS}'/>")
     nodes = {item.get("node") for item in reply.findall("items:query/items:item")}
+    assert posts(juliet.bare) in nodes
+
+
+async def test_a_busy_open_channel_is_among_the_top_published(juliet: Client) -> None:
+    """Reference row 6. The session's server holds other tests' posts too: Juliet posts
+    more than anyone else does in one test, and asks for every ranked channel."""
+    for n in range(30):
+        await juliet.ok("set", publish(posts(juliet.bare), entry(f"busy {n}")))
+    reply = await juliet.ok(
+        "get",
+        f"<query xmlns='{NS_DISCO_ITEMS}' node='/top-published-nodes'>"
+        f"<set xmlns='{NS_RSM}'><max>1000</max></set></query>",
+    )
+    nodes = [item.get("node") for item in reply.findall("items:query/items:item")]
     assert posts(juliet.bare) in nodes
 
 

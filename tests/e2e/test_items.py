@@ -213,3 +213,15 @@ async def test_search_finds_readable_posts_only(
 
     by_author = await tybalt.ok("set", search_form(word, author=romeo.bare))
     assert by_author.findall("search:query/data:x/data:item") == []
+
+
+async def test_the_firehose_shows_new_public_posts_to_anyone(
+    juliet: Client, benvolio: Client, unique: str
+) -> None:
+    """Reference row 17: Benvolio follows nobody and still sees Juliet's public post."""
+    reply = await juliet.ok("set", publish(posts(juliet.bare), entry(f"for all {unique}")))
+    item_id = local_id(published_id(reply))
+    firehose = await benvolio.ok("get", items_request("/firehose", max_items=20))
+    blocks = firehose.findall("pubsub:pubsub/pubsub:items")
+    newest = {(block.get("node"), item.get("id")) for block in blocks for item in block}
+    assert (posts(juliet.bare), item_id) in newest

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from engine_support import BENVOLIO, JULIET, NURSE, ROMEO, Recorder, posts, text
+from engine_support import (
+    BENVOLIO,
+    JULIET,
+    NURSE,
+    ROMEO,
+    TYBALT,
+    FakeClock,
+    Recorder,
+    posts,
+    text,
+)
 
 from buddycloud.domain.errors import (
     ChannelNotFound,
@@ -207,3 +217,28 @@ async def test_the_owner_deletes_a_node_and_deleting_posts_deletes_the_channel(
     deleted = recorder.of(NodeDeleted)
     assert len(deleted) == 6
     assert ROMEO in deleted[-1].audience  # type: ignore[union-attr]
+
+
+async def test_top_channels_count_the_last_seven_days_of_open_channels(
+    engine: Engine, clock: FakeClock
+) -> None:
+    for user in (JULIET, ROMEO, NURSE, TYBALT):
+        await engine.register(user)
+    await engine.subscribe(TYBALT, posts(NURSE), TYBALT)  # a week and more ago
+    await engine.publish(NURSE, posts(NURSE), text("old news"))
+    await engine.publish(NURSE, posts(NURSE), text("older news"))
+    clock.advance(days=8)
+    await engine.subscribe(NURSE, posts(JULIET), NURSE)
+    await engine.subscribe(TYBALT, posts(JULIET), TYBALT)
+    await engine.subscribe(NURSE, posts(ROMEO), NURSE)
+    await engine.publish(ROMEO, posts(ROMEO), text("new"))
+    await engine.configure(TYBALT, posts(TYBALT), ConfigUpdate(access_model=AccessModel.AUTHORIZE))
+    for n in range(3):
+        await engine.publish(TYBALT, posts(TYBALT), text(f"closed {n}"))
+
+    followed = await engine.top_channels(ROMEO, by="followers")
+    assert [c.jid for c in followed] == [JULIET, ROMEO]
+    published = await engine.top_channels(ROMEO, by="posts", limit=5)
+    # Tybalt's channel is closed: it stays out, however busy.
+    assert [c.jid for c in published] == [ROMEO]
+    assert [c.jid for c in await engine.top_channels(ROMEO, by="followers", limit=1)] == [JULIET]

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from engine_support import BENVOLIO, JULIET, MERCUTIO, NURSE, ROMEO, TYBALT, Recorder, posts
+from engine_support import (
+    BENVOLIO,
+    JULIET,
+    MERCUTIO,
+    NURSE,
+    ROMEO,
+    TYBALT,
+    Recorder,
+    posts,
+    text,
+)
 
 from buddycloud.domain.errors import (
     BadRequest,
@@ -16,7 +26,13 @@ from buddycloud.domain.errors import (
     OwnSubscription,
     SubscriptionPending,
 )
-from buddycloud.domain.events import AuthorizationRequested, RoleChanged, SubscriptionChanged
+from buddycloud.domain.events import (
+    AuthorizationRequested,
+    ItemPublished,
+    RoleChanged,
+    SubscriptionChanged,
+)
+from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import AccessModel, NodeId, PageRequest, Role, SubscriptionState
 from buddycloud.services.config import ConfigUpdate
 from buddycloud.services.engine import Engine
@@ -240,3 +256,62 @@ async def test_several_changes_in_one_request_are_all_checked_before_any_is_writ
         JULIET, posts(JULIET), [(ROMEO, Role.MEMBER), (TYBALT, Role.OUTCAST)]
     )
     assert [m.role for m in changed] == [Role.MEMBER, Role.OUTCAST]
+
+
+async def test_a_temporary_subscription_follows_without_a_role_until_the_user_leaves(
+    engine: Engine, recorder: Recorder
+) -> None:
+    await engine.register(JULIET)
+    visit = await engine.subscribe(ROMEO, posts(JULIET), ROMEO, temporary=True)
+    assert visit.temporary and visit.role is Role.NONE
+    assert visit.subscription is SubscriptionState.SUBSCRIBED
+    # Notifications reach him like any follower.
+    recorder.clear()
+    await engine.publish(JULIET, posts(JULIET), text("while you are here"))
+    (published,) = recorder.of(ItemPublished)
+    assert ROMEO in published.audience
+    # Asking again is harmless; he cannot post with it.
+    assert await engine.subscribe(ROMEO, posts(JULIET), ROMEO, temporary=True) == visit
+    with pytest.raises(Forbidden):
+        await engine.publish(ROMEO, posts(JULIET), text("may I?"))
+
+    recorder.clear()
+    await engine.end_temporary_subscriptions(Jid.parse("romeo@capulet.lit/orchard"))
+    assert await engine.storage.find_membership(JULIET, ROMEO) is None
+    (ended,) = recorder.of(SubscriptionChanged)
+    assert ended.membership.subscription is SubscriptionState.NONE
+
+
+async def test_following_for_good_replaces_a_temporary_subscription(engine: Engine) -> None:
+    await engine.register(JULIET)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO, temporary=True)
+    follow = await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    assert not follow.temporary and follow.role is Role.PUBLISHER
+    await engine.end_temporary_subscriptions(ROMEO)
+    assert await engine.storage.find_membership(JULIET, ROMEO) == follow
+    # A temporary request leaves a real follow alone.
+    assert await engine.subscribe(ROMEO, posts(JULIET), ROMEO, temporary=True) == follow
+
+
+async def test_temporary_subscriptions_are_for_channels_open_to_the_user(engine: Engine) -> None:
+    await closed_channel(engine)
+    with pytest.raises(ClosedNode):
+        await engine.subscribe(ROMEO, posts(JULIET), ROMEO, temporary=True)
+    assert await engine.storage.find_membership(JULIET, ROMEO) is None
+    await engine.register(NURSE)
+    await engine.configure(NURSE, posts(NURSE), ConfigUpdate(access_model=AccessModel.LOCAL))
+    await engine.subscribe(ROMEO, posts(NURSE), ROMEO, temporary=True)  # same domain
+    with pytest.raises(ClosedNode):
+        await engine.subscribe(BENVOLIO, posts(NURSE), BENVOLIO, temporary=True)
+    await engine.set_role(JULIET, posts(JULIET), TYBALT, Role.OUTCAST)
+    with pytest.raises(Banned):
+        await engine.subscribe(TYBALT, posts(JULIET), TYBALT, temporary=True)
+
+
+async def test_leftover_temporary_subscriptions_go_at_start(engine: Engine) -> None:
+    await engine.register(JULIET)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO, temporary=True)
+    await engine.subscribe(NURSE, posts(JULIET), NURSE)
+    assert await engine.forget_temporary_subscriptions() == 1
+    assert await engine.storage.find_membership(JULIET, ROMEO) is None
+    assert await engine.storage.find_membership(JULIET, NURSE) is not None

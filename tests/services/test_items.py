@@ -19,7 +19,14 @@ from buddycloud.domain.errors import (
 )
 from buddycloud.domain.events import ItemPublished, ItemRetracted
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import AccessModel, NodeId, PageRequest, RawPayload, Role
+from buddycloud.domain.model import (
+    AccessModel,
+    NodeId,
+    PageRequest,
+    RawPayload,
+    Role,
+    SubscriptionState,
+)
 from buddycloud.services.config import ConfigUpdate
 from buddycloud.services.engine import Engine
 
@@ -226,6 +233,47 @@ async def test_replies_thread_and_threads(engine: Engine) -> None:
     assert [i.id for i in threads.items[0].items][0] == a.id
     with pytest.raises(ItemNotFound):
         await engine.get_replies(TYBALT, posts(JULIET), "missing", ALL)
+
+
+async def test_the_firehose_shows_what_anyone_may_read_without_following(
+    engine: Engine, clock: FakeClock
+) -> None:
+    for user in (JULIET, ROMEO, NURSE):
+        await engine.register(user)
+    await engine.configure(NURSE, posts(NURSE), ConfigUpdate(access_model=AccessModel.LOCAL))
+    await engine.configure(ROMEO, posts(ROMEO), ConfigUpdate(access_model=AccessModel.AUTHORIZE))
+    await engine.subscribe(JULIET, posts(ROMEO), JULIET)
+    await engine.set_subscription(ROMEO, posts(ROMEO), JULIET, SubscriptionState.SUBSCRIBED)
+    # The reply below moves its parent up to its own time: ids decide the tie (newest first).
+    public = await engine.publish(JULIET, posts(JULIET), text("for everyone"), "p1")
+    clock.advance(seconds=1)
+    local = await engine.publish(NURSE, posts(NURSE), text("for the household"))
+    clock.advance(seconds=1)
+    await engine.publish(ROMEO, posts(ROMEO), text("for followers"))
+    clock.advance(seconds=1)
+    await engine.subscribe(NURSE, posts(JULIET), NURSE)
+    reply = await engine.publish(NURSE, posts(JULIET), text("a reply", in_reply_to=public.id), "r1")
+    clock.advance(seconds=1)
+    retracted = await engine.publish(JULIET, posts(JULIET), text("gone soon"))
+    await engine.retract(JULIET, posts(JULIET), retracted.id)
+
+    # A closed channel stays out even for its followers: the firehose is the public stream.
+    seen = await engine.firehose(JULIET, ALL)
+    assert [i.id for i in seen.items] == [reply.id, public.id, local.id]
+    # `local` channels are for users of this domain only.
+    remote = await engine.firehose(BENVOLIO, ALL)
+    assert [i.id for i in remote.items] == [reply.id, public.id]
+    parents = await engine.firehose(JULIET, ALL, parent_only=True)
+    assert [i.id for i in parents.items] == [public.id, local.id]
+    # Cursors name items by "<node>,<id>" or by their global tag id.
+    first = await engine.firehose(JULIET, PageRequest(max=1))
+    assert first.last == f"{posts(JULIET)},{reply.id}" and first.count == 3
+    tag = f"tag:channels.capulet.lit,{posts(JULIET)},{reply.id}"
+    for cursor in (first.last, tag):
+        rest = await engine.firehose(JULIET, PageRequest(max=5, after=cursor))
+        assert [i.id for i in rest.items] == [public.id, local.id]
+    with pytest.raises(ItemNotFound):
+        await engine.firehose(JULIET, PageRequest(after=f"{posts(JULIET)},missing"))
 
 
 async def test_recent_items_across_followed_channels_and_their_errors(

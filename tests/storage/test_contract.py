@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -302,6 +303,35 @@ async def test_a_membership_is_replaced_and_deleted(storage: Storage) -> None:
     await storage.delete_membership(JULIET, ROMEO)  # no error the second time
 
 
+async def test_temporary_subscriptions_round_trip_and_all_go_at_once(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await make_channel(storage, ROMEO)
+    await make_channel(storage, TYBALT)
+    visitor = Membership(
+        JULIET, NURSE, Role.NONE, SubscriptionState.SUBSCRIBED, at(1), temporary=True
+    )
+    await storage.put_membership(visitor)
+    await storage.put_membership(replace(visitor, channel=ROMEO))
+    follower = membership(JULIET, TYBALT)
+    await storage.put_membership(follower)
+    await storage.put_membership(membership(TYBALT, NURSE))
+    assert await storage.find_membership(JULIET, NURSE) == visitor
+    visits = await storage.list_user_memberships(NURSE, PageRequest(), temporary_only=True)
+    assert [(m.channel, m.temporary) for m, _ in visits.items] == [(JULIET, True), (ROMEO, True)]
+    assert visits.count == 2
+    # The audience of a channel holds its temporary subscribers like any other follower.
+    assert NURSE in await storage.list_audience(JULIET, frozenset({Role.NONE}))
+    assert await storage.delete_temporary_memberships() == 2
+    assert await storage.find_membership(JULIET, NURSE) is None
+    assert await storage.find_membership(ROMEO, NURSE) is None
+    assert NURSE not in await storage.list_audience(JULIET, frozenset({Role.NONE}))
+    assert await storage.find_membership(JULIET, TYBALT) == follower
+    # Made permanent, a subscription stays.
+    await storage.put_membership(visitor)
+    await storage.put_membership(replace(visitor, role=Role.MEMBER, temporary=False))
+    assert await storage.delete_temporary_memberships() == 0
+
+
 async def test_members_are_filtered_and_paged_by_jid(storage: Storage) -> None:
     await make_channel(storage, JULIET)
     await storage.put_membership(membership(JULIET, ROMEO, Role.PUBLISHER))
@@ -526,6 +556,124 @@ async def test_items_are_paged_newest_first_in_both_directions(storage: Storage)
     assert ids(last.items) == newest[7:]
     counted = await storage.list_items(POSTS, PageRequest(max=0))
     assert (counted.items, counted.count) == ([], 10)
+
+
+async def test_items_by_author_span_nodes_skip_tombstones_and_page_by_key(
+    storage: Storage,
+) -> None:
+    await make_channel(storage, JULIET)
+    await make_channel(storage, ROMEO)
+    romeo_posts = NodeId(ROMEO, "posts")
+    juliet_status = NodeId(JULIET, "status")
+    for where, item_id in [(POSTS, "b"), (POSTS, "a"), (juliet_status, "s"), (romeo_posts, "r")]:
+        await storage.put_item(entry_item(where, item_id, at(1)))
+    await storage.put_item(entry_item(romeo_posts, "other", at(2), author=ROMEO))
+    gone = entry_item(romeo_posts, "gone", at(3))
+    await storage.put_item(replace(gone, payload=None, deleted=True))
+
+    everything = await storage.list_items_by_author(JULIET)
+    expected = [(POSTS, "a"), (POSTS, "b"), (juliet_status, "s"), (romeo_posts, "r")]
+    assert [(item.node, item.id) for item in everything] == expected
+    # Any resource of the author finds the same items.
+    assert await storage.list_items_by_author(Jid.parse("juliet@capulet.lit/balcony")) == (
+        everything
+    )
+    pages, after = [], None
+    while True:
+        batch = await storage.list_items_by_author(JULIET, after=after, limit=3)
+        pages.append([(item.node, item.id) for item in batch])
+        if len(batch) < 3:
+            break
+        after = (batch[-1].node, batch[-1].id)
+    assert pages == [expected[:3], expected[3:]]
+    assert await storage.list_items_by_author(TYBALT) == []
+
+
+async def test_public_items_come_from_the_given_access_models_newest_first(
+    storage: Storage,
+) -> None:
+    await make_channel(storage, JULIET)  # open
+    await make_channel(storage, ROMEO, access=AccessModel.AUTHORIZE)
+    await make_channel(storage, NURSE, access=AccessModel.LOCAL)
+    romeo_posts, nurse_posts = NodeId(ROMEO, "posts"), NodeId(NURSE, "posts")
+    await storage.put_item(entry_item(POSTS, "j1", at(1)))
+    await storage.put_item(entry_item(romeo_posts, "r1", at(2), author=ROMEO))
+    await storage.put_item(entry_item(nurse_posts, "n1", at(3), author=NURSE))
+    await storage.put_item(entry_item(POSTS, "j2", at(4), in_reply_to="j1"))
+    await storage.put_item(entry_item(NodeId(JULIET, "status"), "s1", at(5)))
+    dead = entry_item(POSTS, "gone", at(6))
+    await storage.put_item(replace(dead, payload=None, deleted=True))
+
+    open_only = await storage.list_public_items(frozenset({AccessModel.OPEN}), PageRequest())
+    assert ids(open_only.items) == ["s1", "j2", "j1"] and open_only.count == 3
+    both = frozenset({AccessModel.OPEN, AccessModel.LOCAL})
+    everything = await storage.list_public_items(both, PageRequest())
+    # The reply moved its parent j1 up to its own time; ties go by node, then id.
+    assert ids(everything.items) == ["s1", "j2", "j1", "n1"]
+    parents = await storage.list_public_items(both, PageRequest(), parent_only=True)
+    assert ids(parents.items) == ["s1", "j1", "n1"] and parents.count == 3
+
+    first = await storage.list_public_items(both, PageRequest(max=2))
+    assert ids(first.items) == ["s1", "j2"] and first.count == 4
+    assert first.last == f"{POSTS},j2"
+    second = await storage.list_public_items(both, PageRequest(max=2, after=first.last))
+    assert ids(second.items) == ["j1", "n1"]
+    back = await storage.list_public_items(both, PageRequest(max=2, before=second.first))
+    assert ids(back.items) == ["s1", "j2"]
+    with pytest.raises(ItemNotFound):
+        await storage.list_public_items(both, PageRequest(after=f"{POSTS},nothing"))
+    assert (await storage.list_public_items(frozenset(), PageRequest())).count == 0
+
+
+async def test_top_channels_by_recent_followers_and_posts(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await make_channel(storage, ROMEO)
+    await make_channel(storage, NURSE, access=AccessModel.AUTHORIZE)
+    await make_channel(storage, TYBALT)
+    since = at(10)
+    follows = [
+        (JULIET, ROMEO, at(11), SubscriptionState.SUBSCRIBED),
+        (JULIET, NURSE, at(12), SubscriptionState.SUBSCRIBED),
+        (JULIET, TYBALT, at(13), SubscriptionState.PENDING),  # not a follow yet
+        (ROMEO, JULIET, at(11), SubscriptionState.SUBSCRIBED),
+        (NURSE, JULIET, at(11), SubscriptionState.SUBSCRIBED),
+        (NURSE, ROMEO, at(11), SubscriptionState.SUBSCRIBED),
+        (NURSE, TYBALT, at(11), SubscriptionState.SUBSCRIBED),
+        (TYBALT, JULIET, at(5), SubscriptionState.SUBSCRIBED),  # before the window
+    ]
+    for channel, jid, when, state in follows:
+        await storage.put_membership(Membership(channel, jid, Role.MEMBER, state, when))
+    followed = await storage.top_channels(
+        by="followers", since=since, models=frozenset({AccessModel.OPEN}), limit=10
+    )
+    assert [(c.jid, n) for c, n in followed] == [(JULIET, 2), (ROMEO, 1)]
+    # An owner is no follower, however new the channel.
+    await storage.put_membership(
+        Membership(TYBALT, TYBALT, Role.OWNER, SubscriptionState.SUBSCRIBED, at(20))
+    )
+    again = await storage.top_channels(
+        by="followers", since=since, models=frozenset({AccessModel.OPEN}), limit=10
+    )
+    assert again == followed
+    with_closed = await storage.top_channels(
+        by="followers", since=since, models=frozenset(AccessModel), limit=1
+    )
+    assert [(c.jid, n) for c, n in with_closed] == [(NURSE, 3)]
+
+    romeo_posts = NodeId(ROMEO, "posts")
+    for item in [
+        entry_item(POSTS, "old", at(5)),
+        entry_item(POSTS, "j1", at(11)),
+        entry_item(NodeId(JULIET, "status"), "s1", at(11)),  # not a post
+        entry_item(romeo_posts, "r1", at(11), author=ROMEO),
+        entry_item(romeo_posts, "r2", at(12), author=ROMEO),
+        replace(entry_item(romeo_posts, "r3", at(13), author=ROMEO), payload=None, deleted=True),
+    ]:
+        await storage.put_item(item)
+    published = await storage.top_channels(
+        by="posts", since=since, models=frozenset({AccessModel.OPEN}), limit=10
+    )
+    assert [(c.jid, n) for c, n in published] == [(ROMEO, 2), (JULIET, 1)]
 
 
 async def test_items_with_the_same_time_are_ordered_by_id(storage: Storage) -> None:

@@ -66,13 +66,10 @@ async def test_a_fresh_migration_creates_the_expected_schema(tmp_path: Path) -> 
     assert set(shape) == EXPECTED_TABLES
     for table in metadata.sorted_tables:
         assert shape[table.name] == {column.name for column in table.columns}, table.name
-    assert {
-        "ix_memberships_user",
-        "ix_memberships_audience",
-        "ix_items_updated",
-        "ix_items_replies",
-        "ux_items_rating",
-    } <= indexes
+    # Every index the table declarations name is created by the migrations.
+    declared = {index.name for table in metadata.sorted_tables for index in table.indexes}
+    assert {"ix_items_author", "ix_items_recent", "ux_items_rating"} <= declared
+    assert declared <= indexes
 
 
 async def test_the_postgres_migration_matches_the_tables(postgres_url: str) -> None:
@@ -88,7 +85,8 @@ async def test_the_postgres_migration_matches_the_tables(postgres_url: str) -> N
         # PostgreSQL adds the generated full-text column to items.
         extra = {"search"} if table.name == "items" else set()
         assert shape[table.name] == {column.name for column in table.columns} | extra
-    assert {"ix_items_updated", "ux_items_rating", "ix_items_search"} <= indexes
+    declared = {index.name for table in metadata.sorted_tables for index in table.indexes}
+    assert declared | {"ix_items_search"} <= indexes
 
 
 async def test_an_empty_database_is_refused_without_migrate(tmp_path: Path) -> None:
@@ -155,5 +153,52 @@ async def test_an_in_memory_database_works_for_tests() -> None:
     try:
         await storage.create_channel(CHANNEL, [], OWNER)
         assert await storage.find_channel(JULIET) == CHANNEL
+    finally:
+        await storage.close()
+
+
+async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path) -> None:
+    """A follow stored at revision 0001 is still there, permanent, at head."""
+    from alembic import command
+
+    from buddycloud.storage.sql.database import _alembic_config
+    from buddycloud.storage.sql.schema import channels, memberships
+
+    url = f"sqlite:///{tmp_path}/older.db"
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            config = _alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+            conn.execute(
+                sa.insert(channels).values(
+                    jid=str(JULIET),
+                    title="title",
+                    description="",
+                    access_model="open",
+                    default_role="member",
+                    creator=str(JULIET),
+                    channel_type="personal",
+                    created=T0,
+                    updated=T0,
+                    ephemeral=False,
+                )
+            )
+            conn.execute(
+                sa.insert(memberships).values(
+                    channel=str(JULIET),
+                    jid=str(JULIET),
+                    role="owner",
+                    subscription="subscribed",
+                    updated=T0,
+                )
+            )
+    finally:
+        engine.dispose()
+    storage = await open_storage(url, migrate=True)
+    try:
+        assert await storage.find_membership(JULIET, JULIET) == OWNER
+        assert await storage.delete_temporary_memberships() == 0
     finally:
         await storage.close()

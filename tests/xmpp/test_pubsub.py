@@ -518,6 +518,89 @@ async def test_recent_items_are_grouped_by_node(juliet: Client, romeo: Client) -
     assert bad_since == ("bad-request", "modify", "invalid-since-value-provided")
 
 
+async def test_the_firehose_lists_public_items_grouped_by_node(
+    juliet: Client, romeo: Client
+) -> None:
+    """Reference row 17: `/firehose`, newest first, with RSM."""
+    await register(juliet)
+    await register(romeo)
+    await juliet.ok("set", publish_xml(JULIET_POSTS, "one", item_id="j1"))
+    await romeo.ok("set", publish_xml("/user/romeo@capulet.lit/posts", "two", item_id="r1"))
+    await juliet.ok("set", publish_xml(JULIET_POSTS, "three", item_id="j2"))
+    reply = await romeo.ok(
+        "get",
+        f"{PUBSUB}<items node='/firehose'/><set xmlns='{NS['rsm']}'><max>2</max></set></pubsub>",
+    )
+    blocks = reply.findall("pubsub:pubsub/pubsub:items", NS)
+    assert [(b.get("node"), [i.get("id") for i in b]) for b in blocks] == [
+        (JULIET_POSTS, ["j2"]),
+        ("/user/romeo@capulet.lit/posts", ["r1"]),
+    ]
+    assert reply.findtext("pubsub:pubsub/rsm:set/rsm:count", namespaces=NS) == "3"
+    last = reply.findtext("pubsub:pubsub/rsm:set/rsm:last", namespaces=NS)
+    rest = await romeo.ok(
+        "get",
+        f"{PUBSUB}<items node='/firehose'/><set xmlns='{NS['rsm']}'><after>{last}</after>"
+        "</set></pubsub>",
+    )
+    ids = [i.get("id") for i in rest.iterfind("pubsub:pubsub/pubsub:items/pubsub:item", NS)]
+    assert ids == ["j1"]
+    single = await romeo.error(
+        "get", f"{PUBSUB}<items node='/firehose'><item id='j1'/></items></pubsub>"
+    )
+    assert single[:2] == ("bad-request", "modify")
+    unknown = await romeo.error(
+        "get",
+        f"{PUBSUB}<items node='/firehose'/><set xmlns='{NS['rsm']}'><after>nothing,here</after>"
+        "</set></pubsub>",
+    )
+    assert unknown[0] == "item-not-found"
+
+
+TEMPORARY = (
+    "<options><x xmlns='jabber:x:data' type='submit'>"
+    "<field var='FORM_TYPE' type='hidden'>"
+    "<value>http://jabber.org/protocol/pubsub#subscribe_options</value></field>"
+    "<field var='pubsub#expire'><value>presence</value></field></x></options>"
+)
+
+
+async def test_a_temporary_subscription_ends_when_the_user_goes_offline(
+    harness: Harness, juliet: Client, romeo: Client
+) -> None:
+    """Reference row 29: `pubsub#expire=presence`."""
+    await register(juliet)
+    await romeo.presence()
+    reply = await romeo.ok(
+        "set",
+        f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/>{TEMPORARY}</pubsub>",
+    )
+    subscription = reply.find("pubsub:pubsub/pubsub:subscription", NS)
+    assert subscription is not None
+    assert (subscription.get("subscription"), subscription.get("temporary")) == ("subscribed", "1")
+    affiliation = reply.find("pubsub:pubsub/pubsub:affiliation", NS)
+    assert affiliation is not None and affiliation.get("affiliation") == "none"
+    sent = await harness.feed(
+        f"<iq xmlns='jabber:component:accept' type='set' id='p1' from='{juliet.jid}' "
+        f"to='{SERVICE}'>{publish_xml(JULIET_POSTS, 'hello visitor')}</iq>"
+    )
+    assert any(s.tag == "message" and s.get("to") == romeo.jid for s in sent)
+
+    await romeo.presence("unavailable")
+    followers = await juliet.ok("get", f"{PUBSUB}<subscriptions node='{JULIET_POSTS}'/></pubsub>")
+    jids = {s.get("jid") for s in followers.iterfind("pubsub:pubsub/pubsub:subscriptions/*", NS)}
+    assert "romeo@capulet.lit" not in jids
+    # A permanent follow is left alone by going offline.
+    await romeo.ok(
+        "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>"
+    )
+    await romeo.presence()
+    await romeo.presence("unavailable")
+    followers = await juliet.ok("get", f"{PUBSUB}<subscriptions node='{JULIET_POSTS}'/></pubsub>")
+    jids = {s.get("jid") for s in followers.iterfind("pubsub:pubsub/pubsub:subscriptions/*", NS)}
+    assert "romeo@capulet.lit" in jids
+
+
 async def test_rsm_pages_through_items(juliet: Client) -> None:
     await register(juliet)
     for n in range(5):

@@ -40,15 +40,86 @@ async def test_disco_items_lists_channels_with_rsm(juliet: Client, romeo: Client
     assert reply.findtext("items:query/rsm:set/rsm:count", namespaces=NS) == "2"
 
 
+async def test_top_published_and_followed_nodes(juliet: Client, romeo: Client) -> None:
+    """Reference row 6: disco#items on the two pseudo-nodes."""
+    await juliet.ok("set", f"<query xmlns='{NS['register']}'/>")
+    await romeo.ok("set", f"<query xmlns='{NS['register']}'/>")
+    for content in ("one", "two"):
+        await romeo.ok(
+            "set",
+            f"{PUBSUB}<publish node='/user/romeo@capulet.lit/posts'><item>"
+            f"<entry xmlns='{NS['atom']}'><content>{content}</content></entry>"
+            "</item></publish></pubsub>",
+        )
+    await juliet.ok(
+        "set",
+        f"{PUBSUB}<publish node='/user/juliet@capulet.lit/posts'><item>"
+        f"<entry xmlns='{NS['atom']}'><content>three</content></entry></item></publish></pubsub>",
+    )
+    await romeo.ok(
+        "set",
+        f"{PUBSUB}<subscribe node='/user/juliet@capulet.lit/posts' jid='romeo@capulet.lit'/>"
+        "</pubsub>",
+    )
+    published = await juliet.ok(
+        "get", f"<query xmlns='{NS['items']}' node='/top-published-nodes'/>"
+    )
+    query = published.find("items:query", NS)
+    assert query is not None and query.get("node") == "/top-published-nodes"
+    assert [(i.get("jid"), i.get("node")) for i in query.iterfind("items:item", NS)] == [
+        (SERVICE, "/user/romeo@capulet.lit/posts"),
+        (SERVICE, "/user/juliet@capulet.lit/posts"),
+    ]
+    followed = await juliet.ok(
+        "get",
+        f"<query xmlns='{NS['items']}' node='/top-followed-nodes'>"
+        f"<set xmlns='{NS['rsm']}'><max>5</max></set></query>",
+    )
+    nodes = [i.get("node") for i in followed.iterfind("items:query/items:item", NS)]
+    assert nodes == ["/user/juliet@capulet.lit/posts"]
+
+
 async def test_registering_from_another_domain_is_not_allowed(harness: Harness) -> None:
     benvolio = harness.client("benvolio@montague.lit/home")
     condition = await benvolio.error("set", f"<query xmlns='{NS['register']}'/>")
     assert condition[:2] == ("not-allowed", "cancel")
 
 
-async def test_unregistering_is_not_implemented(juliet: Client) -> None:
-    condition = await juliet.error("set", f"<query xmlns='{NS['register']}'><remove/></query>")
-    assert condition == ("feature-not-implemented", "cancel", "unsupported")
+async def test_unregistering_deletes_the_channel_and_tells_online_followers(
+    harness: Harness, juliet: Client, romeo: Client
+) -> None:
+    await juliet.presence()  # online: her channel is made, and she is remembered as checked
+    await romeo.ok("set", f"<query xmlns='{NS['register']}'/>")
+    await romeo.ok(
+        "set",
+        f"{PUBSUB}<subscribe node='/user/juliet@capulet.lit/posts' jid='romeo@capulet.lit'/>"
+        "</pubsub>",
+    )
+    await romeo.presence()
+    reply = await juliet.ok("set", f"<query xmlns='{NS['register']}'><remove/></query>")
+    assert len(reply) == 0  # an empty result
+    deleted = {
+        delete.get("node")
+        for message in harness.extra
+        if message.tag == "message" and message.get("to") == romeo.jid
+        for delete in message.iterfind("event:event/event:delete", NS)
+    }
+    assert "/user/juliet@capulet.lit/posts" in deleted
+    condition = await romeo.error(
+        "get", f"{PUBSUB}<items node='/user/juliet@capulet.lit/posts'/></pubsub>"
+    )
+    assert condition[0] == "item-not-found"
+    # Unregistering again is harmless; a user of another domain may not.
+    await juliet.ok("set", f"<query xmlns='{NS['register']}'><remove/></query>")
+    # Coming online again, like any local user without a channel, makes a new empty one.
+    await juliet.presence()
+    fresh = await romeo.ok(
+        "get", f"{PUBSUB}<items node='/user/juliet@capulet.lit/posts'/></pubsub>"
+    )
+    assert fresh.findall("pubsub:pubsub/pubsub:items/pubsub:item", NS) == []
+    benvolio = harness.client("benvolio@montague.lit/home")
+    condition = await benvolio.error("set", f"<query xmlns='{NS['register']}'><remove/></query>")
+    assert condition[:2] == ("not-allowed", "cancel")
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,7 @@ memberships = sa.Table(
     sa.Column("subscription", sa.Text(), nullable=False),
     sa.Column("invited_by", sa.Text(), nullable=True),
     sa.Column("updated", UtcDateTime(), nullable=False),
+    sa.Column("temporary", sa.Boolean(), nullable=False, server_default=sa.false()),
     # A user's memberships (recent items, their subscription list).
     sa.Index("ix_memberships_user", "jid", "channel"),
     # Who gets notified: the subscribed members of a channel with some roles.
@@ -154,6 +155,10 @@ items = sa.Table(
     ),
     # Replies of one parent, newest first.
     sa.Index("ix_items_replies", "channel", "node", "in_reply_to", "updated"),
+    # What one user wrote, in any node (unregistering).
+    sa.Index("ix_items_author", "author", "channel", "node", "id"),
+    # The newest items across every node (the firehose, top channels by posts).
+    sa.Index("ix_items_recent", "updated", "channel", "node", "id"),
     # ProtoXEP 6.3.4: one rating per author and target.
     sa.Index(
         "ux_items_rating",

@@ -19,7 +19,7 @@ import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -137,6 +137,7 @@ def _membership(row: RowMapping, prefix: str = "") -> Membership:
         subscription=SubscriptionState(row[prefix + "subscription"]),
         updated=row[prefix + "updated"],
         invited_by=_jid(invited_by) if invited_by is not None else None,
+        temporary=bool(row[prefix + "temporary"]),
     )
 
 
@@ -148,6 +149,7 @@ def _membership_values(membership: Membership) -> dict[str, Any]:
         "subscription": membership.subscription.value,
         "invited_by": str(membership.invited_by) if membership.invited_by else None,
         "updated": membership.updated,
+        "temporary": membership.temporary,
     }
 
 
@@ -381,7 +383,7 @@ class _Statements:
             index_elements=["channel", "jid"],
             set_={
                 name: upsert_membership.excluded[name]
-                for name in ("role", "subscription", "invited_by", "updated")
+                for name in ("role", "subscription", "invited_by", "updated", "temporary")
             },
         )
         self.bump_parent = Prepared(
@@ -469,6 +471,10 @@ class _ChannelCache:
         if entries is not None:
             self._size -= len(entries)
 
+    def clear(self) -> None:
+        self._channels.clear()
+        self._size = 0
+
 
 class SqlStorage:
     """The storage contract on SQLite or PostgreSQL."""
@@ -542,6 +548,51 @@ class SqlStorage:
             total = _count(conn, sa.select(sa.func.count()).select_from(channels))
             found = [_channel(row) for row in rows]
             return _page(found, total, lambda c: str(c.jid))
+
+        return await self._db.read(work)
+
+    async def top_channels(
+        self,
+        *,
+        by: Literal["followers", "posts"],
+        since: datetime,
+        models: frozenset[AccessModel],
+        limit: int,
+    ) -> list[tuple[Channel, int]]:
+        if by == "followers":
+            counted = (
+                sa.select(memberships.c.channel.label("jid"), sa.func.count().label("n"))
+                .where(
+                    memberships.c.subscription == _SUBSCRIBED,
+                    memberships.c.role != Role.OWNER.value,
+                    memberships.c.updated >= since,
+                )
+                .group_by(memberships.c.channel)
+            )
+        else:
+            # A post's `updated` is never older than its `published`: the first condition
+            # lets the time index narrow the scan to recent items.
+            counted = (
+                sa.select(items.c.channel.label("jid"), sa.func.count().label("n"))
+                .where(
+                    items.c.updated >= since,
+                    items.c.published >= since,
+                    items.c.node == "posts",
+                    items.c.deleted == sa.false(),
+                )
+                .group_by(items.c.channel)
+            )
+        ranked = counted.subquery("ranked")
+        query = (
+            sa.select(channels, ranked.c.n)
+            .join(ranked, ranked.c.jid == channels.c.jid)
+            .where(channels.c.access_model.in_(sorted(model.value for model in models)))
+            .order_by(ranked.c.n.desc(), channels.c.jid)
+            .limit(limit)
+        )
+
+        def work(conn: sa.Connection) -> list[tuple[Channel, int]]:
+            return [(_channel(row), int(row["n"])) for row in conn.execute(query).mappings()]
 
         return await self._db.read(work)
 
@@ -697,6 +748,17 @@ class SqlStorage:
 
         await self._write_channel(channel, work)
 
+    async def delete_temporary_memberships(self) -> int:
+        def work(conn: sa.Connection) -> int:
+            result = conn.execute(sa.delete(memberships).where(memberships.c.temporary))
+            return int(result.rowcount)
+
+        self._cache.clear()
+        try:
+            return await self._db.write(work)
+        finally:
+            self._cache.clear()
+
     async def list_memberships(
         self,
         channel: Jid,
@@ -748,10 +810,13 @@ class SqlStorage:
         page: PageRequest,
         *,
         states: frozenset[SubscriptionState] | None = None,
+        temporary_only: bool = False,
     ) -> Page[tuple[Membership, Channel]]:
         conditions: list[Condition] = [memberships.c.jid == str(jid)]
         if states is not None:
             conditions.append(memberships.c.subscription.in_([state.value for state in states]))
+        if temporary_only:
+            conditions.append(memberships.c.temporary)
         query = (
             sa.select(*_labelled(memberships, "m_"), *_labelled(channels, "c_"))
             .select_from(memberships.join(channels, channels.c.jid == memberships.c.channel))
@@ -912,6 +977,23 @@ class SqlStorage:
                 nodes_table.c.channel == str(node.channel), nodes_table.c.name == node.name
             ),
         )
+
+    async def list_items_by_author(
+        self, author: Jid, *, after: tuple[NodeId, str] | None = None, limit: int = 500
+    ) -> list[Item]:
+        key = sa.tuple_(items.c.channel, items.c.node, items.c.id)
+        query = sa.select(items).where(
+            items.c.author == str(author.bare), items.c.deleted == sa.false()
+        )
+        if after is not None:
+            node, item_id = after
+            query = query.where(key > sa.tuple_(str(node.channel), node.name, item_id))
+        query = query.order_by(items.c.channel, items.c.node, items.c.id).limit(limit)
+
+        def work(conn: sa.Connection) -> list[Item]:
+            return [_item(row) for row in conn.execute(query).mappings()]
+
+        return await self._db.read(work)
 
     async def list_items(
         self,
@@ -1126,6 +1208,36 @@ class SqlStorage:
         else:
             total = _count(conn, sa.select(sa.func.count()).select_from(base.subquery()), params)
         return _page([_item(row) for row in rows], total, _cross_cursor)
+
+    async def list_public_items(
+        self, models: frozenset[AccessModel], page: PageRequest, *, parent_only: bool = False
+    ) -> Page[Item]:
+        conditions: list[Condition] = [
+            channels.c.access_model.in_(sorted(model.value for model in models)),
+            items.c.deleted == sa.false(),
+        ]
+        if parent_only:
+            conditions.append(items.c.in_reply_to.is_(None))
+        base = (
+            sa.select(*items.columns)
+            .select_from(items.join(channels, channels.c.jid == items.c.channel))
+            .where(*conditions)
+        )
+        # Walks the newest items on ix_items_recent and keeps those of readable channels;
+        # the count is a separate statement rather than a window over every public item.
+        source = base.subquery("public")
+        columns = [source.c.updated, source.c.channel, source.c.node, source.c.id]
+        cursor_text = _cursor_text(page)
+
+        def work(conn: sa.Connection) -> Page[Item]:
+            cursor = self._cross_position(conn, cursor_text) if cursor_text else None
+            rows = _page_rows(
+                conn, sa.select(source), columns, descending=True, cursor=cursor, page=page
+            )
+            total = _count(conn, sa.select(sa.func.count()).select_from(source))
+            return _page([_item(row) for row in rows], total, _cross_cursor)
+
+        return await self._db.read(work)
 
     def _recent_query(self, *, parent_only: bool, by_name: bool) -> sa.Select[Any]:
         """Items of a user's subscribed channels, the newest `per_node` of each node.

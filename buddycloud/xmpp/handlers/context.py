@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
@@ -32,6 +32,9 @@ class Edge:
     service_jid: Jid
     sink: StanzaSink
     max_payload_bytes: int
+    # Bare JIDs whose personal channel was checked since start (available presence creates
+    # a local user's channel; presence is frequent, registration costs a transaction).
+    channel_checked: set[Jid] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)

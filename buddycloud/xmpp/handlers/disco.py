@@ -1,4 +1,4 @@
-"""XEP-0030 service discovery, answered by the component itself (reference rows 2-5)."""
+"""XEP-0030 service discovery, answered by the component itself (reference rows 2-6)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from xml.etree.ElementTree import Element
 
 from buddycloud.xmpp.handlers.context import IqRequest
 from buddycloud.xmpp.stanzas import (
+    TopNodesRequest,
     parse_disco_info,
     parse_disco_items,
     render_disco_channels,
@@ -24,8 +25,11 @@ async def handle_disco_info(request: IqRequest) -> Element:
 
 
 async def handle_disco_items(request: IqRequest) -> Element:
-    """The channels of this service (RSM), or the item ids of one node."""
+    """The channels of this service (RSM), the item ids of one node, or the top channels."""
     query = parse_disco_items(request.payload)
+    if isinstance(query, TopNodesRequest):
+        top = await request.engine.top_channels(request.requester, by=query.by, limit=query.limit)
+        return render_disco_channels(request.edge.service_jid, top, node=query.node)
     if query.node is None:
         channels = await request.engine.list_channels(request.requester, query.page)
         return render_disco_channels(request.edge.service_jid, channels)

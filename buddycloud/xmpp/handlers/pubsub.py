@@ -1,4 +1,4 @@
-"""XEP-0060 user operations (reference rows 10, 14-16, 23-24, 26-27, 29-30)."""
+"""XEP-0060 user operations (reference rows 10, 14-17, 23-24, 26-27, 29-30)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from xml.etree.ElementTree import Element
 
 from buddycloud.xmpp.handlers.context import IqRequest
 from buddycloud.xmpp.stanzas import (
+    FirehoseRequest,
     parse_affiliations,
     parse_create,
     parse_items,
@@ -14,6 +15,7 @@ from buddycloud.xmpp.stanzas import (
     parse_subscribe,
     parse_subscriptions,
     parse_unsubscribe,
+    render_grouped_items,
     render_items,
     render_node_affiliations,
     render_node_subscriptions,
@@ -46,6 +48,11 @@ async def handle_retract(request: IqRequest) -> None:
 
 async def handle_items(request: IqRequest) -> Element:
     query = parse_items(request.payload)
+    if isinstance(query, FirehoseRequest):
+        public = await request.engine.firehose(
+            request.requester, query.page, parent_only=query.parent_only
+        )
+        return render_grouped_items(public, service=request.service)
     if query.item_ids:
         items = [
             await request.engine.get_item(request.requester, query.node, item_id)
@@ -61,7 +68,7 @@ async def handle_items(request: IqRequest) -> Element:
 async def handle_subscribe(request: IqRequest) -> Element:
     subscribe = parse_subscribe(request.payload)
     membership = await request.engine.subscribe(
-        request.requester, subscribe.node, subscribe.subscriber
+        request.requester, subscribe.node, subscribe.subscriber, temporary=subscribe.temporary
     )
     return render_subscription(membership, subscribe.node)
 
