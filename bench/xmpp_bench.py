@@ -66,7 +66,13 @@ NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 OPEN_CONCURRENCY = 50
 WINDOWS = (1, 50)
 FOLLOWER_COUNTS = (10, 1000)
-LABELS = {"ceiling": "trivial component", "peer": "mod_pubsub", "ours": "buddycloud"}
+LABELS = {
+    "ceiling": "trivial component",
+    "ideal": "ideal component",
+    "peer": "mod_pubsub",
+    "ours": "buddycloud",
+}
+MARK_PATTERN = r"tk[0-9a-f]{10}"  # what token() makes
 
 
 def log(message: str) -> None:
@@ -191,6 +197,7 @@ class Target:
     sample: bytes = b""  # one notification as followers[0] received it
     sample_mark: bytes = b""  # the mark in it
     sample_to: str = ""  # the full JID it was addressed to
+    sample_reply: bytes = b""  # the publish reply as the publisher received it
     marks_per_notification: int = 1
 
     async def follow(self, client: Client) -> None:
@@ -432,7 +439,11 @@ async def barrier(target: Target, followers: list[Client]) -> None:
     )
     sample = outs[0]
     sample = sample[sample.rfind(b"<message", 0, sample.find(needle)) :]
+    if not target.sample:
+        log(f"{target.service}: publish reply {len(reply)} B: {reply.decode(errors='replace')}")
+        log(f"{target.service}: notification {len(sample)} B: {sample.decode(errors='replace')}")
     target.sample = sample
+    target.sample_reply = reply
     target.sample_mark = needle
     target.sample_to = followers[0].jid
     target.marks_per_notification = sample.count(needle)
@@ -514,8 +525,17 @@ async def measure_notify(
     return rate, f"n={n} publishes, notification {size} B, cpu: {cpu.text()}"
 
 
-def route_template(target: Target) -> str:
-    """The routing component's message: the notification's body, from the routing JID,
+def _other_attributes(head: bytes) -> str:
+    """The attributes of an opening tag but for to, from, id and xmlns."""
+    return "".join(
+        m.group(0).decode()
+        for m in re.finditer(rb"\s([\w:]+)=(['\"]).*?\2", head)
+        if m.group(1) not in (b"to", b"from", b"id", b"xmlns")
+    )
+
+
+def route_template(target: Target, sender: str = ROUTE) -> str:
+    """The routing component's message: the notification's body, from `sender`,
     padded with whitespace to the notification's exact size (to the same recipient).
 
     `{to}` stands for the recipient and `MARK` for a mark as long as the sample's.
@@ -523,12 +543,8 @@ def route_template(target: Target) -> str:
     sample = target.sample.replace(target.sample_mark, b"MARK")
     head_end = sample.find(b">")
     head, body = sample[:head_end], sample[head_end:]
-    keep = [
-        m.group(0).decode()
-        for m in re.finditer(rb"\s([\w:]+)=(['\"]).*?\2", head)
-        if m.group(1) not in (b"to", b"from", b"id", b"xmlns")
-    ]
-    template = f"<message to='{{to}}' from='{ROUTE}'{''.join(keep)}{body.decode()}"
+    keep = _other_attributes(head)
+    template = f"<message to='{{to}}' from='{sender}'{keep}{body.decode()}"
     size = len(
         template.replace("{to}", target.sample_to)
         .replace("MARK", "x" * len(target.sample_mark))
@@ -575,6 +591,41 @@ async def route_once(
         for f in followers:
             f.stop_counting()
     return per * len(followers) / dt
+
+
+def reply_template(target: Target, sender: str) -> str:
+    """The publish reply `target` sent, from `sender`; `{to}` and `{id}` are placeholders."""
+    reply = target.sample_reply
+    head_end = reply.find(b">")
+    head, body = reply[:head_end], reply[head_end:]
+    keep = _other_attributes(head)
+    return f"<iq to='{{to}}' from='{sender}' id='{{id}}'{keep}{body.decode()}"
+
+
+async def start_ideal(bed: Bed, followers: list[Client], reference: Target) -> Target:
+    """Make the echo component an ideal publish-subscribe service: each publish to it is
+    answered with `reference`'s reply and followed by its notification to `followers`,
+    the same bytes, at no cost and with no delay. Returns it as a target."""
+    assert bed.components is not None
+    proc = bed.components.popen
+    assert proc.stdin is not None and proc.stdout is not None
+    command = {
+        "ideal": {
+            "targets": [f.jid for f in followers],
+            "reply": reply_template(reference, ECHO),
+            "notification": route_template(reference, ECHO),
+            "mark": MARK_PATTERN,
+        }
+    }
+    stdin, stdout = proc.stdin, proc.stdout
+    stdin.write(json.dumps(command).encode() + b"\n")
+    stdin.flush()
+    line = await asyncio.get_running_loop().run_in_executor(None, stdout.readline)
+    if not line.startswith(b"IDEAL"):
+        raise RuntimeError(f"echo component: {line!r} {bed.components.tail()}")
+    ideal = Target("ideal", ECHO, reference.node, reference.publisher)
+    await barrier(ideal, followers)
+    return ideal
 
 
 async def measure_route(
@@ -653,12 +704,12 @@ async def bench_server(
     d = args.duration
     try:
         log(f"{kind}: up (c2s port {bed.server.c2s_port})")
-        for w in WINDOWS:
+        for w in WINDOWS if args.publishes else ():
             await rounds(
                 results, kind, f"IQ round trips/s, {w} in flight",
                 [("ceiling", lambda w=w: measure_echo(bed, w, d))], args.rounds,
             )  # fmt: skip
-        for w in WINDOWS:
+        for w in WINDOWS if args.publishes else ():
             await rounds(
                 results, kind, f"publishes/s, {w} in flight",
                 [(key, lambda t=t, w=w: measure_publish(bed, t, w, d))
@@ -666,7 +717,7 @@ async def bench_server(
                 args.rounds,
             )  # fmt: skip
         # Many sessions slow Prosody down for good: the 1,000-follower case runs last.
-        for count in FOLLOWER_COUNTS:
+        for count in args.followers:
             await add_followers(bed, count)
             followers = bed.followers[:count]
             for target in bed.targets.values():
@@ -678,6 +729,9 @@ async def bench_server(
                     lambda f=followers, ref=reference: measure_route(bed, f, ref, d),
                 )
             ]
+            if "ours" in bed.targets:
+                ideal = await start_ideal(bed, followers, reference)
+                systems.append(("ideal", lambda t=ideal, f=followers: measure_notify(bed, t, f, d)))
             systems += [
                 (key, lambda t=t, f=followers: measure_notify(bed, t, f, d))
                 for key, t in bed.targets.items()
@@ -704,20 +758,23 @@ def ratio(a: float | None, b: float | None) -> str:
 def report(results: Results, servers: list[str], args: argparse.Namespace, elapsed: float) -> str:
     metrics = [f"IQ round trips/s, {w} in flight" for w in WINDOWS]
     metrics += [f"publishes/s, {w} in flight" for w in WINDOWS]
-    metrics += [f"notifications/s, {c:,} followers" for c in FOLLOWER_COUNTS]
+    metrics += [f"notifications/s, {c:,} followers" for c in args.followers]
     lines = [
-        "| XMPP server | measurement | trivial component (ceiling) | server's mod_pubsub "
-        "| buddycloud | buddycloud / mod_pubsub | buddycloud / ceiling |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| XMPP server | measurement | trivial component (ceiling) | ideal component "
+        "| server's mod_pubsub | buddycloud | buddycloud / mod_pubsub | buddycloud / ceiling "
+        "| ideal / ceiling | buddycloud / ideal |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for server in servers:
         for metric in metrics:
-            c, p, o = (results.get(server, metric, s) for s in ("ceiling", "peer", "ours"))
-            if c is None and p is None and o is None:
+            c, i, p, o = (
+                results.get(server, metric, s) for s in ("ceiling", "ideal", "peer", "ours")
+            )
+            if c is None and i is None and p is None and o is None:
                 continue
             lines.append(
-                f"| {server} | {metric} | {fmt(c)} | {fmt(p)} | {fmt(o)} "
-                f"| {ratio(o, p)} | {ratio(o, c)} |"
+                f"| {server} | {metric} | {fmt(c)} | {fmt(i)} | {fmt(p)} | {fmt(o)} "
+                f"| {ratio(o, p)} | {ratio(o, c)} | {ratio(i, c)} | {ratio(o, i)} |"
             )
     lines.append("")
     lines.append("Targets:")
@@ -739,16 +796,23 @@ def report(results: Results, servers: list[str], args: argparse.Namespace, elaps
                 f"({ratio(ours, pr_peer)}x)"
             )
     for server in servers:
-        for count in FOLLOWER_COUNTS:
+        for count in args.followers:
             metric = f"notifications/s, {count:,} followers"
             ours = results.get(server, metric, "ours")
             ceiling = results.get(server, metric, "ceiling")
             if ours is None or ceiling is None:
                 continue
-            lines.append(
+            line = (
                 f"- {metric} on {server}: buddycloud ({fmt(ours)}) >= 90% of the routing ceiling "
                 f"({fmt(ceiling)}): {verdict(ours >= 0.9 * ceiling)} ({100 * ours / ceiling:.0f}%)"
             )
+            ideal = results.get(server, metric, "ideal")
+            if ideal is not None:
+                line += (
+                    f"; the ideal component reaches {100 * ideal / ceiling:.0f}% of the ceiling, "
+                    f"buddycloud {100 * ours / ideal:.0f}% of the ideal"
+                )
+            lines.append(line)
     lines.append("")
     lines.append(
         f"Median of {args.rounds} round(s), about {args.duration:g} s per measurement; "
@@ -810,7 +874,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--no-buddycloud", action="store_true", help="measure only the XMPP servers"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--followers",
+        default=",".join(str(c) for c in FOLLOWER_COUNTS),
+        help="comma-separated follower counts, ascending (default 10,1000)",
+    )
+    parser.add_argument(
+        "--no-publishes",
+        dest="publishes",
+        action="store_false",
+        help="skip the IQ round trip and publish measurements",
+    )
     args = parser.parse_args(argv)
+    try:
+        args.followers = sorted({int(c) for c in args.followers.split(",") if c})
+    except ValueError:
+        parser.error(f"--followers: not a list of numbers: {args.followers!r}")
+    if any(c < 1 for c in args.followers):
+        parser.error("--followers: counts must be at least 1")
     if args.rounds is None:
         args.rounds = 1 if args.quick else 3
     if args.duration is None:
