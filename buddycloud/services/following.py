@@ -418,22 +418,26 @@ class FollowOps(ChannelOps):
         return await self.storage.list_memberships(node.channel, page, roles=frozenset(roles))
 
     async def user_subscriptions(
-        self, requester: Jid, page: PageRequest
+        self, requester: Jid, page: PageRequest, *, ephemeral: bool = False
     ) -> Page[tuple[Membership, Channel]]:
-        """The requester's own follows, including pending requests and invitations."""
+        """The requester's own follows, including pending requests and invitations: those
+        of lasting channels, or with `ephemeral` only those of ephemeral channels (as the
+        original server listed them, reference row 23)."""
         return await self.storage.list_user_memberships(
             requester.bare,
             page,
             states=frozenset(
                 {SubscriptionState.SUBSCRIBED, SubscriptionState.PENDING, SubscriptionState.INVITED}
             ),
+            ephemeral=ephemeral,
         )
 
     async def user_affiliations(
-        self, requester: Jid, page: PageRequest
+        self, requester: Jid, page: PageRequest, *, ephemeral: bool = False
     ) -> Page[tuple[Membership, Channel]]:
-        """The requester's roles in every channel where they have one."""
-        return await self.storage.list_user_memberships(requester.bare, page)
+        """The requester's roles in every lasting channel where they have one, or with
+        `ephemeral` in every ephemeral one (reference row 26)."""
+        return await self.storage.list_user_memberships(requester.bare, page, ephemeral=ephemeral)
 
     async def subscriptions_with_configuration(
         self, requester: Jid, filters: Mapping[str, str], page: PageRequest

@@ -153,9 +153,11 @@ class Storage(Protocol):
         *,
         states: frozenset[SubscriptionState] | None = None,
         temporary_only: bool = False,
+        ephemeral: bool | None = None,
     ) -> Page[tuple[Membership, Channel]]:
         """One user's memberships with their channels, ordered by channel JID; with
-        `temporary_only`, only their temporary subscriptions."""
+        `temporary_only`, only their temporary subscriptions; with `ephemeral`, only those in
+        ephemeral channels (True) or only those in lasting ones (False)."""
 
     # --- items ----------------------------------------------------------------------------
 

@@ -577,11 +577,16 @@ def parse_unsubscribe(pubsub: Element) -> UnsubscribeRequest:
 
 @dataclass(frozen=True, slots=True)
 class MembershipListRequest:
-    """A list of subscriptions or affiliations: a node's (with `node`) or the requester's."""
+    """A list of subscriptions or affiliations: a node's (with `node`) or the requester's;
+    the requester's own list holds either lasting or (`ephemeral`) ephemeral channels."""
 
     namespace: str
     node: NodeId | None
     page: PageRequest
+    ephemeral: bool = False
+
+
+EPHEMERAL_ATTRIBUTE = qname(NS_BUDDYCLOUD, "ephemeral")
 
 
 def _parse_membership_list(pubsub: Element, name: str) -> MembershipListRequest:
@@ -590,7 +595,14 @@ def _parse_membership_list(pubsub: Element, name: str) -> MembershipListRequest:
     node = _optional_node(element)
     if node is None and namespace == NS_PUBSUB_OWNER:
         raise NodeIdRequired()
-    return MembershipListRequest(namespace, node, parse_rsm(pubsub))
+    raw = element.get(EPHEMERAL_ATTRIBUTE)
+    if raw is None or raw in ("false", "0"):
+        ephemeral = False
+    elif raw in ("true", "1"):
+        ephemeral = True
+    else:
+        raise MalformedStanza(f"bc:ephemeral must be true or false, not {raw[:20]!r}")
+    return MembershipListRequest(namespace, node, parse_rsm(pubsub), ephemeral)
 
 
 def parse_subscriptions(pubsub: Element) -> MembershipListRequest:

@@ -29,7 +29,7 @@ from slixmpp import ClientXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza import Iq
 from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath
+from slixmpp.xmlstream.matcher import MatcherId, MatchXPath
 
 T = TypeVar("T")
 
@@ -262,6 +262,29 @@ class Client:
         except IqTimeout:
             raise AssertionError(f"no reply within {timeout} s to {payload[:300]}") from None
         return Reply(reply.xml)
+
+    async def raw_iq(
+        self, type_: str, payload: str, *, to: str = SERVICE, timeout: float = TIMEOUT
+    ) -> Reply:
+        """Like `iq`, with `payload` sent byte for byte: slixmpp's serialiser drops
+        namespaced attributes (such as `bc:ephemeral`), which other clients send."""
+        iq_id = f"e2e-{self.user}-raw-{next(self._ids)}"
+        arrived: asyncio.Future[ET.Element] = asyncio.get_running_loop().create_future()
+
+        def on_reply(stanza: Any) -> None:
+            if stanza["type"] in ("result", "error") and not arrived.done():
+                arrived.set_result(stanza.xml)
+
+        self.stream.register_handler(Callback(iq_id, MatcherId(iq_id), on_reply, once=True))
+        self.stream.send_raw(
+            f"<iq type={quoteattr(type_)} to={quoteattr(to)} id={quoteattr(iq_id)}>{payload}</iq>"
+        )
+        try:
+            return Reply(await asyncio.wait_for(arrived, timeout))
+        except TimeoutError:
+            raise AssertionError(f"no reply within {timeout} s to {payload[:300]}") from None
+        finally:
+            self.stream.remove_handler(iq_id)
 
     async def ok(self, type_: str, payload: str, *, to: str = SERVICE) -> Reply:
         """Like `iq`, and fail the test unless the reply is a result."""

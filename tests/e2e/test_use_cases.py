@@ -257,6 +257,27 @@ async def test_user_level_subscriptions_and_affiliations(
     assert roles[posts(romeo.bare)] == "owner"
 
 
+async def test_own_lists_of_ephemeral_channels(juliet: Client, romeo: Client, unique: str) -> None:
+    """Reference rows 23 and 26: `bc:ephemeral='true'` lists only ephemeral channels, the
+    plain lists leave them out."""
+    lasting = topic(f"lasting-{unique}")
+    room = topic(f"room-{unique}")
+    await juliet.ok("set", create(lasting))
+    await juliet.ok("set", create(room, {"buddycloud#ephemeral": "true"}))
+    await romeo.ok("set", subscribe(lasting, romeo.bare))
+    await romeo.ok("set", subscribe(room, romeo.bare))
+    bc = f"xmlns:bc='{NS_BC}' bc:ephemeral='true'"
+    for name in ("subscription", "affiliation"):
+        plain = await romeo.ok("get", f"<pubsub xmlns='{NS_PUBSUB}'><{name}s/></pubsub>")
+        nodes = {e.get("node") for e in plain.findall(f"pubsub:pubsub/pubsub:{name}s/*")}
+        assert lasting in nodes and room not in nodes, plain
+        rooms = await romeo.raw_iq("get", f"<pubsub xmlns='{NS_PUBSUB}'><{name}s {bc}/></pubsub>")
+        assert rooms.ok, rooms
+        assert [e.get("node") for e in rooms.findall(f"pubsub:pubsub/pubsub:{name}s/*")] == [
+            room
+        ], rooms
+
+
 def subscribers(reply_element: ET.Element, namespace: str) -> dict[str, str]:
     prefix = "owner" if namespace == NS_OWNER else "pubsub"
     return {

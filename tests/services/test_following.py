@@ -315,3 +315,23 @@ async def test_leftover_temporary_subscriptions_go_at_start(engine: Engine) -> N
     assert await engine.forget_temporary_subscriptions() == 1
     assert await engine.storage.find_membership(JULIET, ROMEO) is None
     assert await engine.storage.find_membership(JULIET, NURSE) is not None
+
+
+async def test_own_lists_keep_ephemeral_channels_apart(engine: Engine) -> None:
+    """Reference rows 23 and 26: the plain lists hold lasting channels; `bc:ephemeral`
+    asks for the ephemeral ones only."""
+    await engine.register(JULIET)
+    room = NodeId(Jid.parse("5c1a7e@capulet.lit"), "posts")
+    await engine.create_node(NURSE, room, ConfigUpdate(ephemeral=True))
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    await engine.subscribe(ROMEO, room, ROMEO)
+
+    lasting = await engine.user_subscriptions(ROMEO, ALL)
+    assert [m.channel for m, _ in lasting.items] == [JULIET]
+    rooms = await engine.user_subscriptions(ROMEO, ALL, ephemeral=True)
+    assert [(m.channel, m.role) for m, _ in rooms.items] == [(room.channel, Role.MODERATOR)]
+    assert rooms.count == 1
+    roles = await engine.user_affiliations(ROMEO, ALL)
+    assert [(m.channel, m.role) for m, _ in roles.items] == [(JULIET, Role.PUBLISHER)]
+    room_roles = await engine.user_affiliations(ROMEO, ALL, ephemeral=True)
+    assert [m.channel for m, _ in room_roles.items] == [room.channel]

@@ -424,6 +424,27 @@ async def test_a_users_memberships_come_with_their_channels(storage: Storage) ->
     assert [m.channel for m, _ in rest.items] == [ROMEO]
 
 
+async def test_a_users_memberships_split_by_ephemeral_channels(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    chat = Channel(NURSE, replace(config(NURSE, AccessModel.OPEN), ephemeral=True))
+    await storage.create_channel(chat, [node(NURSE, "posts")], membership(NURSE, NURSE, Role.OWNER))
+    await make_channel(storage, ROMEO)
+    for channel in (JULIET, NURSE, ROMEO):
+        await storage.put_membership(membership(channel, TYBALT))
+    ephemeral = await storage.list_user_memberships(TYBALT, PageRequest(), ephemeral=True)
+    assert [(m.channel, c.config.ephemeral) for m, c in ephemeral.items] == [(NURSE, True)]
+    assert ephemeral.count == 1
+    lasting = await storage.list_user_memberships(TYBALT, PageRequest(max=1), ephemeral=False)
+    assert [m.channel for m, _ in lasting.items] == [JULIET]
+    assert lasting.count == 2  # the count obeys the filter too
+    rest = await storage.list_user_memberships(
+        TYBALT, PageRequest(after=lasting.last), ephemeral=False
+    )
+    assert [m.channel for m, _ in rest.items] == [ROMEO]
+    everything = await storage.list_user_memberships(TYBALT, PageRequest())
+    assert everything.count == 3
+
+
 # --- items ----------------------------------------------------------------------------------
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from xml.etree.ElementTree import Element
+
 from xmpp.support import NS, SERVICE, Client, Harness
 
 PUBSUB = f"<pubsub xmlns='{NS['pubsub']}'>"
@@ -448,6 +450,37 @@ async def test_user_and_node_subscriptions_and_affiliations(juliet: Client, rome
         for a in node_level.findall("pubsub:pubsub/pubsub:affiliations/pubsub:affiliation", NS)
     }
     assert jids == {"juliet@capulet.lit": "owner", "romeo@capulet.lit": "publisher"}
+
+
+async def test_own_lists_of_ephemeral_channels_are_asked_for_apart(
+    juliet: Client, romeo: Client
+) -> None:
+    """Reference rows 23 and 26: `bc:ephemeral='true'` on the element lists only ephemeral
+    channels; without it they are left out."""
+    await register(juliet)
+    room = "/user/4f1c9e@topics.capulet.lit/posts"
+    form = (
+        f"<configure><x xmlns='{NS['x']}' type='submit'>"
+        "<field var='buddycloud#ephemeral'><value>true</value></field></x></configure>"
+    )
+    await juliet.ok("set", f"{PUBSUB}<create node='{room}'/>{form}</pubsub>")
+    for node in (JULIET_POSTS, room):
+        await romeo.ok(
+            "set", f"{PUBSUB}<subscribe node='{node}' jid='romeo@capulet.lit'/></pubsub>"
+        )
+
+    def nodes(reply: Element, name: str) -> list[str | None]:
+        return [e.get("node") for e in reply.findall(f"pubsub:pubsub/pubsub:{name}s/*", NS)]
+
+    bc = f"xmlns:bc='{NS['bc']}'"
+    for name in ("subscription", "affiliation"):
+        lasting = await romeo.ok("get", f"{PUBSUB}<{name}s/></pubsub>")
+        assert room not in nodes(lasting, name) and JULIET_POSTS in nodes(lasting, name)
+        rooms = await romeo.ok("get", f"{PUBSUB}<{name}s {bc} bc:ephemeral='true'/></pubsub>")
+        assert nodes(rooms, name) == [room]
+        assert rooms.findtext("pubsub:pubsub/rsm:set/rsm:count", namespaces=NS) == "1"
+        wrong = await romeo.error("get", f"{PUBSUB}<{name}s {bc} bc:ephemeral='maybe'/></pubsub>")
+        assert wrong[:2] == ("bad-request", "modify")
 
 
 async def test_owner_changes_a_role_and_followers_are_told(

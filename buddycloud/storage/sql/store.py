@@ -811,15 +811,19 @@ class SqlStorage:
         *,
         states: frozenset[SubscriptionState] | None = None,
         temporary_only: bool = False,
+        ephemeral: bool | None = None,
     ) -> Page[tuple[Membership, Channel]]:
         conditions: list[Condition] = [memberships.c.jid == str(jid)]
         if states is not None:
             conditions.append(memberships.c.subscription.in_([state.value for state in states]))
         if temporary_only:
             conditions.append(memberships.c.temporary)
+        if ephemeral is not None:
+            conditions.append(channels.c.ephemeral == ephemeral)
+        joined = memberships.join(channels, channels.c.jid == memberships.c.channel)
         query = (
             sa.select(*_labelled(memberships, "m_"), *_labelled(channels, "c_"))
-            .select_from(memberships.join(channels, channels.c.jid == memberships.c.channel))
+            .select_from(joined)
             .where(*conditions)
         )
         cursor = _cursor_text(page)
@@ -833,9 +837,7 @@ class SqlStorage:
                 cursor=(cursor,) if cursor is not None else None,
                 page=page,
             )
-            total = _count(
-                conn, sa.select(sa.func.count()).select_from(memberships).where(*conditions)
-            )
+            total = _count(conn, sa.select(sa.func.count()).select_from(joined).where(*conditions))
             found = [(_membership(row, "m_"), _channel(row, "c_")) for row in rows]
             return _page(found, total, lambda pair: str(pair[0].channel))
 

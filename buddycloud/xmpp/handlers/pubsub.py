@@ -83,7 +83,9 @@ async def handle_subscriptions(request: IqRequest) -> Element:
     """The requester's subscriptions, or a node's subscribers (both namespaces)."""
     query = parse_subscriptions(request.payload)
     if query.node is None:
-        mine = await request.engine.user_subscriptions(request.requester, query.page)
+        mine = await request.engine.user_subscriptions(
+            request.requester, query.page, ephemeral=query.ephemeral
+        )
         return render_user_subscriptions(mine)
     page = await request.engine.node_subscriptions(request.requester, query.node, query.page)
     return render_node_subscriptions(query.namespace, query.node, page)
@@ -93,7 +95,9 @@ async def handle_affiliations(request: IqRequest) -> Element:
     """The requester's affiliations, or a node's affiliations (both namespaces)."""
     query = parse_affiliations(request.payload)
     if query.node is None:
-        mine = await request.engine.user_affiliations(request.requester, query.page)
+        mine = await request.engine.user_affiliations(
+            request.requester, query.page, ephemeral=query.ephemeral
+        )
         return render_user_affiliations(mine)
     page = await request.engine.node_affiliations(request.requester, query.node, query.page)
     return render_node_affiliations(query.namespace, query.node, page)
