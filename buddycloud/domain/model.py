@@ -168,6 +168,9 @@ class ChannelConfig:
     created: datetime
     updated: datetime
     ephemeral: bool = False
+    # Listed in discovery (disco#items, the firehose, the top lists); reading and following
+    # still follow the access model.
+    advertised: bool = True
 
 
 @dataclass(frozen=True, slots=True)

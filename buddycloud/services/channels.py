@@ -201,8 +201,9 @@ class ChannelOps(EngineBase):
         return NodeView(context.channel, context.node, followers.count)
 
     async def list_channels(self, requester: Jid, page: PageRequest) -> Page[Channel]:
-        """Every channel of this server; names, titles and descriptions are public."""
-        return await self.storage.list_channels(page)
+        """Every advertised channel of this server; names, titles and descriptions are
+        public. A channel configured not to be advertised is reached by its name only."""
+        return await self.storage.list_channels(page, advertised_only=True)
 
     async def top_channels(
         self, requester: Jid, *, by: Literal["followers", "posts"], limit: int = 10
@@ -238,6 +239,7 @@ class ChannelOps(EngineBase):
             (update.description, old.description, Operation.CONFIGURE_DESCRIPTION),
             (update.default_role, old.default_role, Operation.CONFIGURE_DEFAULT_ROLE),
             (update.access_model, old.access_model, Operation.CONFIGURE_OWNER_ONLY),
+            (update.advertised, old.advertised, Operation.CONFIGURE_OWNER_ONLY),
             (update.payload_type, context.node.payload_type, Operation.CONFIGURE_OWNER_ONLY),
             (update.max_items, context.node.max_items, Operation.CONFIGURE_OWNER_ONLY),
         ]
@@ -324,6 +326,8 @@ def _apply_shared(config: ChannelConfig, update: ConfigUpdate) -> ChannelConfig:
                 "buddycloud#default_affiliation", "must be member or publisher"
             )
         config = replace(config, default_role=update.default_role)
+    if update.advertised is not None:
+        config = replace(config, advertised=update.advertised)
     return config
 
 

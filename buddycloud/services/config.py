@@ -45,6 +45,7 @@ class ConfigUpdate:
     max_items: int | None = None
     ephemeral: bool | None = None
     channel_type: ChannelType | None = None
+    advertised: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

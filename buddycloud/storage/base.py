@@ -73,8 +73,11 @@ class Storage(Protocol):
     async def get_channel(self, jid: Jid) -> Channel:
         """Raises ChannelNotFound."""
 
-    async def list_channels(self, page: PageRequest) -> Page[Channel]:
-        """All channels, ordered by JID; cursors are channel JIDs."""
+    async def list_channels(
+        self, page: PageRequest, *, advertised_only: bool = False
+    ) -> Page[Channel]:
+        """All channels (or only the advertised ones), ordered by JID; cursors are channel
+        JIDs."""
 
     async def top_channels(
         self,
@@ -84,11 +87,10 @@ class Storage(Protocol):
         models: frozenset[AccessModel],
         limit: int,
     ) -> list[tuple[Channel, int]]:
-        """Channels with an access model in `models`, ranked by what happened since `since`:
-        follows that became `subscribed` (by the time the membership last changed; owners
-        are not counted), or items
-        published in their `posts` node. Most first, ties by JID; channels with none left
-        out."""
+        """Advertised channels with an access model in `models`, ranked by what happened
+        since `since`: follows that became `subscribed` (by the time the membership last
+        changed; owners are not counted), or items published in their `posts` node. Most
+        first, ties by JID; channels with none left out."""
 
     async def update_channel_config(self, jid: Jid, config: ChannelConfig) -> None:
         """Raises ChannelNotFound."""
@@ -218,9 +220,9 @@ class Storage(Protocol):
     async def list_public_items(
         self, models: frozenset[AccessModel], page: PageRequest, *, parent_only: bool = False
     ) -> Page[Item]:
-        """Live items (no tombstones) of every channel whose access model is in `models`,
-        newest `updated` first, ties by node and id; cursors are "<node>,<item id>" as in
-        recent items. Raises ItemNotFound for an unknown cursor."""
+        """Live items (no tombstones) of every advertised channel whose access model is in
+        `models`, newest `updated` first, ties by node and id; cursors are "<node>,<item id>"
+        as in recent items. Raises ItemNotFound for an unknown cursor."""
 
     async def list_replies(self, node: NodeId, parent_id: str, page: PageRequest) -> Page[Item]:
         """Replies to one item, newest first. Raises ItemNotFound if the parent is missing."""

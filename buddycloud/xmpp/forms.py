@@ -167,6 +167,7 @@ UPDATED_DATE = "buddycloud#updated_date"
 PAYLOAD_TYPE = "pubsub#type"
 MAX_ITEMS = "pubsub#max_items"
 EPHEMERAL = "buddycloud#ephemeral"
+ADVERTISE = "buddycloud#advertise_node"
 NUM_SUBSCRIBERS = "pubsub#num_subscribers"
 
 # Set by the server; submitted values are ignored (table 1: "Not user changeable"), so that
@@ -218,6 +219,12 @@ def node_config_fields(channel: Channel, node: Node | None) -> tuple[FormField, 
         FormField(CREATION_DATE, (format_datetime(config.created),), "text-single"),
         FormField(UPDATED_DATE, (format_datetime(config.updated),), "text-single"),
         FormField(EPHEMERAL, ("true" if config.ephemeral else "false",), "boolean"),
+        FormField(
+            ADVERTISE,
+            ("true" if config.advertised else "false",),
+            "boolean",
+            "Listed in discovery",
+        ),
     ]
     if node is not None:
         fields.append(FormField(PAYLOAD_TYPE, (node.payload_type,), "text-single"))
@@ -275,6 +282,7 @@ def parse_config_update(form: DataForm) -> ConfigUpdate:
     channel_type = form.get(CHANNEL_TYPE)
     max_items = form.get(MAX_ITEMS)
     ephemeral = form.get(EPHEMERAL)
+    advertise = form.get(ADVERTISE)
     return ConfigUpdate(
         title=title,
         description=description,
@@ -284,6 +292,7 @@ def parse_config_update(form: DataForm) -> ConfigUpdate:
         max_items=_parse_max_items(max_items) if max_items else None,
         ephemeral=parse_bool(ephemeral, EPHEMERAL) if ephemeral else None,
         channel_type=_parse_channel_type(channel_type) if channel_type else None,
+        advertised=parse_bool(advertise, ADVERTISE) if advertise else None,
     )
 
 

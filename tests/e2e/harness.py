@@ -419,6 +419,11 @@ def posts(jid: str) -> str:
     return f"/user/{jid}/posts"
 
 
+def topic(name: str) -> str:
+    """The posts node of the topic channel `name` on this server's topics domain."""
+    return posts(f"{name}@{TOPICS_DOMAIN}")
+
+
 def entry(content: str, *, in_reply_to: str | None = None, extra: str = "") -> str:
     reply = (
         f"<thr:in-reply-to xmlns:thr='{NS_THREAD}' ref={quoteattr(in_reply_to)}/>"

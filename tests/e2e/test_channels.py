@@ -8,7 +8,6 @@ from e2e.harness import (
     NS_EVENT,
     NS_OWNER,
     NS_TOMBSTONES,
-    TOPICS_DOMAIN,
     Client,
     authorization_form,
     configure_get,
@@ -29,13 +28,10 @@ from e2e.harness import (
     retract,
     subscribe,
     subscription_event,
+    topic,
     unsubscribe,
     xml_text,
 )
-
-
-def topic(name: str) -> str:
-    return posts(f"{name}@{TOPICS_DOMAIN}")
 
 
 async def test_a_topic_channel_is_created_configured_and_shown_to_others(

@@ -10,10 +10,16 @@ from e2e.harness import (
     REGISTER,
     SERVICE,
     Client,
+    create,
     entry,
     form_values,
+    item_ids,
+    items_request,
+    local_id,
     posts,
     publish,
+    published_id,
+    topic,
 )
 
 
@@ -79,3 +85,27 @@ async def test_registering_twice_is_harmless(juliet: Client) -> None:
     """Reference §3 row 8: already registered answers a plain result."""
     await juliet.ok("set", REGISTER)
     await juliet.ok("set", REGISTER)
+
+
+async def test_a_channel_not_advertised_is_out_of_the_lists_but_readable(
+    juliet: Client, benvolio: Client, unique: str
+) -> None:
+    """`buddycloud#advertise_node` false: not in disco#items nor in the firehose; its posts
+    are read by name as the access model allows."""
+    hidden = topic(f"hidden-{unique}")
+    await juliet.ok("set", create(hidden, {"buddycloud#advertise_node": "false"}))
+    reply = await juliet.ok("set", publish(hidden, entry(f"between us {unique}")))
+    item_id = local_id(published_id(reply))
+
+    listed = await benvolio.ok(
+        "get",
+        f"<query xmlns='{NS_DISCO_ITEMS}'><set xmlns='{NS_RSM}'><max>1000</max></set></query>",
+    )
+    assert hidden not in {item.get("node") for item in listed.findall("items:query/items:item")}
+    firehose = await benvolio.ok("get", items_request("/firehose", max_items=50))
+    assert hidden not in {b.get("node") for b in firehose.findall("pubsub:pubsub/pubsub:items")}
+    assert item_id in item_ids(await benvolio.ok("get", items_request(hidden)))
+    info = await benvolio.ok("get", f"<query xmlns='{NS_DISCO_INFO}' node='{hidden}'/>")
+    assert form_values(info.findall("info:query/data:x")[0])["buddycloud#advertise_node"] == [
+        "false"
+    ]

@@ -36,13 +36,10 @@ from e2e.harness import (
     set_subscription,
     subscribe,
     subscription_event,
+    topic,
 )
 
 NS_NODE_CONFIG = f"{NS_PUBSUB}#node_config"
-
-
-def topic(name: str) -> str:
-    return posts(f"{name}@{TOPICS_DOMAIN}")
 
 
 def iso(moment: datetime) -> str:

@@ -242,3 +242,36 @@ async def test_top_channels_count_the_last_seven_days_of_open_channels(
     # Tybalt's channel is closed: it stays out, however busy.
     assert [c.jid for c in published] == [ROMEO]
     assert [c.jid for c in await engine.top_channels(ROMEO, by="followers", limit=1)] == [JULIET]
+
+
+async def test_a_channel_not_advertised_is_found_only_by_its_name(engine: Engine) -> None:
+    """`buddycloud#advertise_node` false: out of the channel list, the firehose and the top
+    lists; reading it by name still follows its access model. Owner only."""
+    for user in (JULIET, ROMEO, NURSE):
+        await engine.register(user)
+    await engine.subscribe(NURSE, posts(ROMEO), NURSE)
+    await engine.set_role(ROMEO, posts(ROMEO), NURSE, Role.MODERATOR)
+    with pytest.raises(Forbidden):
+        await engine.configure(NURSE, posts(ROMEO), ConfigUpdate(advertised=False))
+    view = await engine.configure(ROMEO, posts(ROMEO), ConfigUpdate(advertised=False))
+    assert view.channel.config.advertised is False
+    await engine.publish(ROMEO, posts(ROMEO), text("quietly"))
+    await engine.publish(JULIET, posts(JULIET), text("loudly"))
+
+    listed = await engine.list_channels(JULIET, PageRequest())
+    assert ROMEO not in [c.jid for c in listed.items] and JULIET in [c.jid for c in listed.items]
+    stream = await engine.firehose(JULIET, PageRequest())
+    assert {item.node.channel for item in stream.items} == {JULIET}
+    assert ROMEO not in [c.jid for c in await engine.top_channels(JULIET, by="posts")]
+    assert (await engine.get_items(JULIET, posts(ROMEO), PageRequest())).count == 1
+
+    # A new channel may be created unadvertised, and advertised later.
+    hidden = NodeId(Jid.parse("secret@topics.capulet.lit"), "posts")
+    await engine.create_node(JULIET, hidden, ConfigUpdate(advertised=False))
+    assert hidden.channel not in [
+        c.jid for c in (await engine.list_channels(ROMEO, PageRequest())).items
+    ]
+    await engine.configure(JULIET, hidden, ConfigUpdate(advertised=True))
+    assert hidden.channel in [
+        c.jid for c in (await engine.list_channels(ROMEO, PageRequest())).items
+    ]

@@ -697,6 +697,34 @@ async def test_top_channels_by_recent_followers_and_posts(storage: Storage) -> N
     assert [(c.jid, n) for c, n in published] == [(ROMEO, 2), (JULIET, 1)]
 
 
+async def test_channels_not_advertised_stay_out_of_every_discovery_list(
+    storage: Storage,
+) -> None:
+    await make_channel(storage, JULIET)
+    await make_channel(storage, ROMEO)
+    await storage.update_channel_config(ROMEO, replace(config(ROMEO), advertised=False))
+    assert (await storage.get_channel(ROMEO)).config.advertised is False
+    assert (await storage.get_channel(JULIET)).config.advertised is True
+    for channel in (JULIET, ROMEO):
+        await storage.put_item(entry_item(NodeId(channel, "posts"), "p1", at(11), author=channel))
+        await storage.put_membership(
+            Membership(channel, NURSE, Role.MEMBER, SubscriptionState.SUBSCRIBED, at(11))
+        )
+
+    listed = await storage.list_channels(PageRequest(), advertised_only=True)
+    assert [c.jid for c in listed.items] == [JULIET] and listed.count == 1
+    assert (await storage.list_channels(PageRequest())).count == 2
+    public = await storage.list_public_items(frozenset({AccessModel.OPEN}), PageRequest())
+    assert [item.node.channel for item in public.items] == [JULIET] and public.count == 1
+    for by in ("followers", "posts"):
+        top = await storage.top_channels(
+            by=by, since=at(10), models=frozenset({AccessModel.OPEN}), limit=10
+        )
+        assert [c.jid for c, _ in top] == [JULIET], by
+    # The channel itself is there for whoever knows its name.
+    assert (await storage.find_item(NodeId(ROMEO, "posts"), "p1")) is not None
+
+
 async def test_items_with_the_same_time_are_ordered_by_id(storage: Storage) -> None:
     await make_channel(storage, JULIET)
     for item_id in ("b", "c", "a"):

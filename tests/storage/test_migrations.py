@@ -158,7 +158,8 @@ async def test_an_in_memory_database_works_for_tests() -> None:
 
 
 async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path) -> None:
-    """A follow stored at revision 0001 is still there, permanent, at head."""
+    """A channel and a follow stored at revision 0001 are still there at head: the follow
+    permanent, the channel advertised."""
     from alembic import command
 
     from buddycloud.storage.sql.database import _alembic_config
@@ -200,5 +201,6 @@ async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path) -> No
     try:
         assert await storage.find_membership(JULIET, JULIET) == OWNER
         assert await storage.delete_temporary_memberships() == 0
+        assert (await storage.get_channel(JULIET)).config.advertised is True
     finally:
         await storage.close()

@@ -40,6 +40,43 @@ async def test_disco_items_lists_channels_with_rsm(juliet: Client, romeo: Client
     assert reply.findtext("items:query/rsm:set/rsm:count", namespaces=NS) == "2"
 
 
+async def test_an_unadvertised_channel_is_left_out_of_disco_items(
+    juliet: Client, romeo: Client
+) -> None:
+    """`buddycloud#advertise_node` (reference table 2.3): in the configuration form, set by
+    the owner, honoured by disco#items."""
+    await juliet.ok("set", f"<query xmlns='{NS['register']}'/>")
+    await romeo.ok("set", f"<query xmlns='{NS['register']}'/>")
+    node = "/user/romeo@capulet.lit/posts"
+    owner = f"<pubsub xmlns='{NS['owner']}'>"
+    form = await romeo.ok("get", f"{owner}<configure node='{node}'/></pubsub>")
+    advertise = [
+        f.findtext("x:value", namespaces=NS)
+        for f in form.iterfind("owner:pubsub/owner:configure/x:x/x:field", NS)
+        if f.get("var") == "buddycloud#advertise_node"
+    ]
+    assert advertise == ["true"]
+    await romeo.ok(
+        "set",
+        f"{owner}<configure node='{node}'><x xmlns='{NS['x']}' type='submit'>"
+        "<field var='buddycloud#advertise_node'><value>0</value></field></x></configure></pubsub>",
+    )
+    reply = await juliet.ok("get", f"<query xmlns='{NS['items']}'/>")
+    listed = {i.get("node") for i in reply.iterfind("items:query/items:item", NS)}
+    assert node not in listed and "/user/juliet@capulet.lit/posts" in listed
+    assert reply.findtext("items:query/rsm:set/rsm:count", namespaces=NS) == "1"
+    # Still there for whoever knows the name.
+    info = await juliet.ok("get", f"<query xmlns='{NS['disco']}' node='{node}'/>")
+    assert info.find("disco:query/x:x", NS) is not None
+    wrong = await romeo.error(
+        "set",
+        f"{owner}<configure node='{node}'><x xmlns='{NS['x']}' type='submit'>"
+        "<field var='buddycloud#advertise_node'><value>perhaps</value></field></x>"
+        "</configure></pubsub>",
+    )
+    assert wrong[:2] == ("not-acceptable", "modify")
+
+
 async def test_top_published_and_followed_nodes(juliet: Client, romeo: Client) -> None:
     """Reference row 6: disco#items on the two pseudo-nodes."""
     await juliet.ok("set", f"<query xmlns='{NS['register']}'/>")

@@ -71,6 +71,8 @@ channels = sa.Table(
     sa.Column("created", UtcDateTime(), nullable=False),
     sa.Column("updated", UtcDateTime(), nullable=False),
     sa.Column("ephemeral", sa.Boolean(), nullable=False),
+    # False: left out of disco#items, the firehose and the top lists.
+    sa.Column("advertised", sa.Boolean(), nullable=False, server_default=sa.true()),
 )
 
 nodes = sa.Table(

@@ -91,6 +91,7 @@ def _channel(row: RowMapping, prefix: str = "") -> Channel:
         created=row[prefix + "created"],
         updated=row[prefix + "updated"],
         ephemeral=bool(row[prefix + "ephemeral"]),
+        advertised=bool(row[prefix + "advertised"]),
     )
     return Channel(_jid(row[prefix + "jid"]), config)
 
@@ -106,6 +107,7 @@ def _config_values(config: ChannelConfig) -> dict[str, Any]:
         "created": config.created,
         "updated": config.updated,
         "ephemeral": config.ephemeral,
+        "advertised": config.advertised,
     }
 
 
@@ -533,19 +535,24 @@ class SqlStorage:
             raise ChannelNotFound(str(jid))
         return channel
 
-    async def list_channels(self, page: PageRequest) -> Page[Channel]:
+    async def list_channels(
+        self, page: PageRequest, *, advertised_only: bool = False
+    ) -> Page[Channel]:
         cursor = _cursor_text(page)
+        conditions: list[Condition] = [channels.c.advertised] if advertised_only else []
 
         def work(conn: sa.Connection) -> Page[Channel]:
             rows = _page_rows(
                 conn,
-                sa.select(channels),
+                sa.select(channels).where(*conditions),
                 [channels.c.jid],
                 descending=False,
                 cursor=(cursor,) if cursor is not None else None,
                 page=page,
             )
-            total = _count(conn, sa.select(sa.func.count()).select_from(channels))
+            total = _count(
+                conn, sa.select(sa.func.count()).select_from(channels).where(*conditions)
+            )
             found = [_channel(row) for row in rows]
             return _page(found, total, lambda c: str(c.jid))
 
@@ -586,7 +593,10 @@ class SqlStorage:
         query = (
             sa.select(channels, ranked.c.n)
             .join(ranked, ranked.c.jid == channels.c.jid)
-            .where(channels.c.access_model.in_(sorted(model.value for model in models)))
+            .where(
+                channels.c.access_model.in_(sorted(model.value for model in models)),
+                channels.c.advertised,
+            )
             .order_by(ranked.c.n.desc(), channels.c.jid)
             .limit(limit)
         )
@@ -1216,6 +1226,7 @@ class SqlStorage:
     ) -> Page[Item]:
         conditions: list[Condition] = [
             channels.c.access_model.in_(sorted(model.value for model in models)),
+            channels.c.advertised,
             items.c.deleted == sa.false(),
         ]
         if parent_only:
