@@ -586,23 +586,13 @@ class MembershipListRequest:
     ephemeral: bool = False
 
 
-EPHEMERAL_ATTRIBUTE = qname(NS_BUDDYCLOUD, "ephemeral")
-
-
 def _parse_membership_list(pubsub: Element, name: str) -> MembershipListRequest:
     namespace = _namespace_of(pubsub)
     element = _child(pubsub, namespace, name)
     node = _optional_node(element)
     if node is None and namespace == NS_PUBSUB_OWNER:
         raise NodeIdRequired()
-    raw = element.get(EPHEMERAL_ATTRIBUTE)
-    if raw is None or raw in ("false", "0"):
-        ephemeral = False
-    elif raw in ("true", "1"):
-        ephemeral = True
-    else:
-        raise MalformedStanza(f"bc:ephemeral must be true or false, not {raw[:20]!r}")
-    return MembershipListRequest(namespace, node, parse_rsm(pubsub), ephemeral)
+    return MembershipListRequest(namespace, node, parse_rsm(pubsub), _flag(element, "ephemeral"))
 
 
 def parse_subscriptions(pubsub: Element) -> MembershipListRequest:
