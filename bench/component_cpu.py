@@ -1,0 +1,222 @@
+"""CPU time the channel server spends per acknowledged publish, without an XMPP server.
+
+The channel server runs as it does in production (`python -m buddycloud serve`, SQLite with
+`synchronous=FULL`) and connects as a component to a stand-in XMPP server in this process:
+a raw socket that performs the XEP-0114 handshake, sends directed presence for the owner and
+N followers, subscribes the followers, then sends publishes, 50 in flight, and counts the
+replies and notifications that come back. Nothing but the channel server does XML work, so
+its CPU time per publish is read off /proc with little noise: the number to lower when the
+XMPP benchmark shows the component taking CPU from the XMPP server it shares the machine
+with.
+
+    .venv/bin/python -m bench.component_cpu [--followers 10] [--publishes 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.lib.servers import HOST, Process, free_port, spawn
+from bench.xmpp_bench import publish_stanza
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAIN = "bench.lit"
+CHANNELS = f"channels.{DOMAIN}"
+SECRET = "cpu-bench-secret"
+OWNER = f"owner@{DOMAIN}"
+NODE = f"/user/{OWNER}/posts"
+WINDOW = 50
+STANZA_END = re.compile(rb"</(?:iq|message|presence)>|<(?:iq|message|presence)[^>]*/>")
+
+
+class StandIn(asyncio.Protocol):
+    """The XMPP server's side of one component stream: handshake, then counting."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.stream_id = secrets.token_hex(8)
+        self.ready = asyncio.Event()
+        self.greeted = False
+        self.replies = 0
+        self.errors = 0
+        self.notifications = 0
+        self.changed = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self, text: str) -> None:
+        assert self.transport is not None
+        self.transport.write(text.encode())
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.ready.is_set():
+            if not self.greeted and b"<stream:stream" in self.buffer:
+                self.greeted = True
+                self.send(
+                    "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+                    "xmlns:stream='http://etherx.jabber.org/streams' "
+                    f"from='{CHANNELS}' id='{self.stream_id}'>"
+                )
+            match = re.search(rb"<handshake>([0-9a-f]+)</handshake>", self.buffer)
+            if match is None:
+                return
+            expected = hashlib.sha1((self.stream_id + SECRET).encode()).hexdigest()
+            if match.group(1).decode() != expected:
+                raise RuntimeError("the component's handshake does not match the secret")
+            self.buffer = self.buffer[match.end() :]
+            self.send("<handshake/>")
+            self.ready.set()
+        end = 0
+        for match in STANZA_END.finditer(self.buffer):
+            stanza = self.buffer[end : match.end()]
+            end = match.end()
+            if stanza.lstrip().startswith(b"<iq"):
+                if b"type='error'" in stanza or b'type="error"' in stanza:
+                    self.errors += 1
+                self.replies += 1
+            elif stanza.lstrip().startswith(b"<message"):
+                self.notifications += 1
+        self.buffer = self.buffer[end:]
+        self.changed.set()
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the channel server stopped answering")
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except TimeoutError:
+                pass
+
+
+def start_server(base: Path, port: int) -> Process:
+    config = base / "buddycloud.toml"
+    config.write_text(
+        f'[server]\ndomain = "{DOMAIN}"\n'
+        f'[storage]\nurl = "sqlite:///{base}/buddycloud.db"\n'
+        f'[xmpp]\ncomponent_jid = "{CHANNELS}"\nsecret = "{SECRET}"\n'
+        f'host = "{HOST}"\nport = {port}\n'
+        f'[http]\nlisten = "{HOST}:{free_port()}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDDYCLOUD_")}
+    argv = [sys.executable, "-m", "buddycloud"]
+    spawn(
+        "migrate",
+        [*argv, "migrate", "--config", str(config)],
+        base / "migrate.log",
+        env=env,
+        cwd=ROOT,
+    ).popen.wait(120)
+    return spawn(
+        "buddycloud",
+        [*argv, "serve", "--config", str(config)],
+        base / "serve.log",
+        env=env,
+        cwd=ROOT,
+    )
+
+
+async def publish_all(stand_in: StandIn, ours: Process, n: int, followers: int) -> str:
+    """Publish n items, WINDOW in flight; wait for every reply and notification."""
+    run_id = secrets.token_hex(3)
+    first, expected_notes = stand_in.replies, stand_in.notifications + n * followers
+
+    def answered() -> int:
+        return stand_in.replies - first
+
+    cpu0, t0 = ours.cpu_seconds(), time.perf_counter()
+    sent = 0
+    while sent < n:
+        room = min(n, answered() + WINDOW) - sent
+        if room > 0:
+            stand_in.send(
+                "".join(
+                    publish_stanza(CHANNELS, NODE, run_id, i, "tk0000000000").replace(
+                        "<iq ", f"<iq from='{OWNER}/pub' ", 1
+                    )
+                    for i in range(sent, sent + room)
+                )
+            )
+            sent += room
+        await stand_in.until(lambda sent=sent: answered() + WINDOW > sent or answered() >= n)
+    await stand_in.until(lambda: answered() >= n and stand_in.notifications >= expected_notes)
+    dt, cpu = time.perf_counter() - t0, ours.cpu_seconds() - cpu0
+    return (
+        f"{n} publishes, {followers} followers: {n / dt:,.0f} publishes/s, "
+        f"{n * followers / dt:,.0f} notifications/s, "
+        f"CPU {1e6 * cpu / n:,.0f} us per publish ({100 * cpu / dt:.0f}% of a core)"
+    )
+
+
+async def run(args: argparse.Namespace, base: Path) -> None:
+    stand_in = StandIn()
+    loop = asyncio.get_running_loop()
+    port = free_port()
+    server = await loop.create_server(lambda: stand_in, HOST, port)
+    ours = start_server(base, port)
+    try:
+        await asyncio.wait_for(stand_in.ready.wait(), 30)
+        stand_in.send(
+            f"<presence from='{OWNER}/pub' to='{CHANNELS}'/>"
+            f"<iq type='set' id='reg' from='{OWNER}/pub' to='{CHANNELS}'>"
+            "<query xmlns='jabber:iq:register'/></iq>"
+        )
+        await stand_in.until(lambda: stand_in.replies >= 1)
+        for k in range(args.followers):
+            follower = f"f{k}@{DOMAIN}"
+            stand_in.send(
+                f"<presence from='{follower}/r' to='{CHANNELS}'/>"
+                f"<iq type='set' id='s{k}' from='{follower}/r' to='{CHANNELS}'>"
+                f"<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                f"<subscribe node='{NODE}' jid='{follower}'/></pubsub></iq>"
+            )
+        await stand_in.until(lambda: stand_in.replies >= 1 + args.followers)
+        await publish_all(stand_in, ours, max(200, args.publishes // 10), args.followers)
+        result = await publish_all(stand_in, ours, args.publishes, args.followers)
+        if stand_in.errors:
+            raise RuntimeError(f"{stand_in.errors} requests failed; see {base}/serve.log")
+        print(result)
+    finally:
+        ours.stop()
+        server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--followers", type=int, default=10)
+    parser.add_argument("--publishes", type=int, default=20_000)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bc-cpu-"))
+    try:
+        asyncio.run(run(args, base))
+    finally:
+        if args.keep:
+            print(f"kept {base}", file=sys.stderr)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
