@@ -99,6 +99,7 @@ def engine_config(config: Config) -> EngineConfig:
         personal_default_role=server.personal_default_role,
         topic_access_model=server.topic_access_model,
         topic_default_role=server.topic_default_role,
+        anonymous_domains=frozenset(server.anonymous_domains),
     )
 
 
@@ -196,6 +197,7 @@ def private_prosody(
         c2s_port=c2s_port,
         component_port=xmpp.port,
         interface=xmpp.host,
+        anonymous_host=f"anon.{domain}",
     )
     return dataclasses.replace(config, xmpp=xmpp), PrivateProsody(settings)
 
@@ -203,17 +205,21 @@ def private_prosody(
 def connection_help(prosody: PrivateProsody) -> str:
     """What a person needs to connect an XMPP client to the private Prosody."""
     s = prosody.settings
-    return "\n".join(
-        [
-            f"Private Prosody for {s.domain} is running (log: {s.log_path}).",
-            f"  XMPP clients: connect to {s.interface}:{s.c2s_port} as <user>@{s.domain}; "
-            "no TLS, plain password authentication.",
-            "  Create a user: in-band registration from the client, or",
-            f"    prosodyctl --config {s.config_path} register <user> {s.domain} <password>",
-            f"  Channel server: {s.component_jid} (send it <query xmlns='jabber:iq:register'/> "
-            "once to create your channel).",
-        ]
-    )
+    lines = [
+        f"Private Prosody for {s.domain} is running (log: {s.log_path}).",
+        f"  XMPP clients: connect to {s.interface}:{s.c2s_port} as <user>@{s.domain}; "
+        "no TLS, plain password authentication.",
+        "  Create a user: in-band registration from the client, or",
+        f"    prosodyctl --config {s.config_path} register <user> {s.domain} <password>",
+        f"  Channel server: {s.component_jid} (send it <query xmlns='jabber:iq:register'/> "
+        "once to create your channel).",
+    ]
+    if s.anonymous_host is not None:
+        lines.append(
+            f"  Guests: SASL ANONYMOUS on {s.anonymous_host}; they read, and follow while "
+            "online (a temporary subscription)."
+        )
+    return "\n".join(lines)
 
 
 async def run(

@@ -62,6 +62,8 @@ class ServerConfig:
         personal_default_role: role of new followers of personal channels.
         topic_access_model: access model of new topic channels.
         topic_default_role: role of new followers of topic channels.
+        anonymous_domains: domains whose users are anonymous guests (read-only, following
+            only while online), besides every domain whose first label is `anon`.
     """
 
     domain: Jid = field(default_factory=lambda: Jid("", DEFAULT_DOMAIN))
@@ -72,6 +74,7 @@ class ServerConfig:
     personal_default_role: Role = Role.PUBLISHER
     topic_access_model: AccessModel = AccessModel.OPEN
     topic_default_role: Role = Role.MEMBER
+    anonymous_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +355,22 @@ def _build_server(section: _Section) -> ServerConfig:
         raise section.fail("well_known_nodes", "must include 'posts'", nodes_origin)
     if len(set(nodes)) != len(nodes):
         raise section.fail("well_known_nodes", "lists a node twice", nodes_origin)
+    anonymous_origin = section.origin_of("anonymous_domains")
+    anonymous: list[str] = []
+    for raw_name in section.string_list("anonymous_domains", ()):
+        try:
+            name = _domain_jid(raw_name).domain
+        except ValueError as exc:
+            raise section.fail(
+                "anonymous_domains", f"{raw_name!r}: {exc}", anonymous_origin
+            ) from None
+        anonymous.append(name)
+        if name in (domain.domain, topics_domain.domain):
+            raise section.fail(
+                "anonymous_domains",
+                f"{name!r} is the domain of this server's users or topics, not of guests",
+                anonymous_origin,
+            )
     config = ServerConfig(
         domain=domain,
         topics_domain=topics_domain,
@@ -366,6 +385,7 @@ def _build_server(section: _Section) -> ServerConfig:
         personal_default_role=section.parsed("personal_default_role", "publisher", _default_role),
         topic_access_model=section.parsed("topic_access_model", "open", _access_model),
         topic_default_role=section.parsed("topic_default_role", "member", _default_role),
+        anonymous_domains=tuple(anonymous),
     )
     section.check_no_unknown_keys(SERVER_KEYS)
     return config
@@ -411,6 +431,7 @@ SERVER_KEYS = (
     "personal_default_role",
     "topic_access_model",
     "topic_default_role",
+    "anonymous_domains",
 )
 STORAGE_KEYS = ("url",)
 XMPP_KEYS = ("component_jid", "secret", "host", "port")

@@ -72,6 +72,8 @@ class ProsodySettings:
             several private instances can federate on one machine).
         hosts: name -> address entries of the private hosts file libunbound reads.
         extra_virtual_hosts: further virtual hosts on the same instance.
+        anonymous_host: a virtual host of guests who log in with SASL ANONYMOUS (the web
+            client's read-only visitors, `anon.<domain>` by convention), or None.
         admins: bare JIDs with Prosody admin rights.
     """
 
@@ -86,6 +88,7 @@ class ProsodySettings:
     s2s_interface: str = "127.0.0.1"
     hosts: tuple[tuple[str, str], ...] = ()
     extra_virtual_hosts: tuple[str, ...] = ()
+    anonymous_host: str | None = None
     admins: tuple[str, ...] = field(default=())
 
     @property
@@ -187,6 +190,12 @@ def render_config(settings: ProsodySettings) -> str:
     ]
     for host in (s.domain, *s.extra_virtual_hosts):
         lines.append(f"VirtualHost {_lua_string(host)}")
+    if s.anonymous_host is not None:
+        lines += [
+            f"VirtualHost {_lua_string(s.anonymous_host)}",
+            '  authentication = "anonymous"',
+            "  allow_registration = false",
+        ]
     lines += [
         "",
         f"Component {_lua_string(s.component_jid)}",

@@ -28,6 +28,7 @@ personal_access_model = "authorize"
 personal_default_role = "member"
 topic_access_model = "local"
 topic_default_role = "publisher"
+anonymous_domains = ["Guests.Capulet.lit", "visitors.capulet.lit"]
 
 [storage]
 url = "postgresql://postgres@127.0.0.1:5432/channels"
@@ -98,6 +99,7 @@ def test_every_key_of_a_full_file_is_read(write: Write) -> None:
     assert config.server.personal_default_role is Role.MEMBER
     assert config.server.topic_access_model is AccessModel.LOCAL
     assert config.server.topic_default_role is Role.PUBLISHER
+    assert config.server.anonymous_domains == ("guests.capulet.lit", "visitors.capulet.lit")
     assert config.storage.url == "postgresql://postgres@127.0.0.1:5432/channels"
     assert config.xmpp is not None
     assert config.xmpp.component_jid == Jid.parse("channels.capulet.lit")
@@ -248,6 +250,9 @@ def test_unknown_key_from_the_environment_names_the_variable() -> None:
         ("[server]\nwell_known_nodes = ['status']", "well_known_nodes: must include 'posts'"),
         ("[server]\nwell_known_nodes = ['posts', 'a/b']", "well_known_nodes: invalid node"),
         ("[server]\nwell_known_nodes = ['posts', 'posts']", "well_known_nodes: lists a node"),
+        ("[server]\nanonymous_domains = 'anon.x.lit'", "anonymous_domains: must be a list"),
+        ("[server]\nanonymous_domains = ['a@b.lit']", "anonymous_domains: 'a@b.lit': must be"),
+        ("[server]\nanonymous_domains = ['localhost']", "anonymous_domains: 'localhost' is the"),
         ("[server]\nmax_payload_bytes = '10'", "max_payload_bytes: must be an integer"),
         ("[server]\nmax_payload_bytes = 1.5", "max_payload_bytes: must be an integer"),
         ("[server]\nmax_payload_bytes = true", "max_payload_bytes: must be an integer"),
@@ -311,3 +316,12 @@ def test_bad_environment_values_name_the_variable(variable: str, value: str, exp
 def test_a_mistyped_secret_is_not_echoed(write: Write) -> None:
     message = error_of(write("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 12345678\n"))
     assert message.endswith("[xmpp] secret: must be a string, got an integer")
+
+
+def test_anonymous_domains_reach_the_engine(write: Write) -> None:
+    from buddycloud.app import engine_config
+
+    engine = engine_config(load_config(write(FULL), {}))
+    assert engine.anonymous_domains == {"guests.capulet.lit", "visitors.capulet.lit"}
+    assert engine.is_anonymous(Jid.parse("x@visitors.capulet.lit"))
+    assert not engine.is_anonymous(Jid.parse("x@capulet.lit"))

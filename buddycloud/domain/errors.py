@@ -162,6 +162,16 @@ class NotLocalUser(Forbidden):
     """Only users of this server's domain may do this."""
 
 
+class AnonymousReadOnly(Forbidden):
+    """Anonymous users may read, and follow while online, but change nothing."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"anonymous users may not {operation}; they may read, and follow for the time "
+            "they are online (a temporary subscription, pubsub#expire=presence)"
+        )
+
+
 class OwnAffiliation(Forbidden):
     """Nobody may change their own role."""
 

@@ -4,6 +4,10 @@ This module is the one place where permissions are decided. Each table is transc
 data; the functions only look it up. Columns map to roles as: producer = owner,
 moderator = moderator, follower+post = publisher, follower = member,
 anonymous = none (not following), banned = outcast.
+
+An anonymous requester (a guest session of a web client, reference section 5.3) is the
+tables' "Anonymous" column whatever role it might hold: it may read what that column
+allows, follow for the time it is online (a temporary subscription), and write nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import enum
 from dataclasses import dataclass
 
 from buddycloud.domain.errors import (
+    AnonymousReadOnly,
     Banned,
     ClosedNode,
     Forbidden,
@@ -45,6 +50,7 @@ class Operation(enum.Enum):
     INVITE = "invite someone to follow"
     DELETE_CHANNEL = "delete the channel or one of its nodes"
     CREATE_NODE = "add a node to the channel"
+    FOLLOW = "follow a channel for good"
 
 
 _ALL = frozenset(Role)
@@ -52,6 +58,7 @@ _STAFF = frozenset({Role.OWNER, Role.MODERATOR})
 _FOLLOWERS = frozenset({Role.OWNER, Role.MODERATOR, Role.PUBLISHER, Role.MEMBER})
 _POSTERS = frozenset({Role.OWNER, Role.MODERATOR, Role.PUBLISHER})
 _OWNER = frozenset({Role.OWNER})
+_NOT_BANNED = _ALL - {Role.OUTCAST}
 
 # Table 5. Reads that depend on the access model map each model to the roles allowed.
 # For `local`, the "anonymous" column is an outside user; a user of the channel's home
@@ -84,6 +91,7 @@ WRITE_TABLE: dict[Operation, frozenset[Role]] = {
     Operation.INVITE: _FOLLOWERS,
     Operation.DELETE_CHANNEL: _OWNER,
     Operation.CREATE_NODE: _OWNER,
+    Operation.FOLLOW: _NOT_BANNED,
 }
 
 
@@ -93,12 +101,20 @@ def may(
     access_model: AccessModel,
     *,
     requester_is_local: bool,
+    requester_is_anonymous: bool = False,
 ) -> bool:
     """Whether a requester with `role` may perform `operation` on a channel.
 
     Args:
         requester_is_local: the requester's domain is the channel's home domain.
+        requester_is_anonymous: the requester is an anonymous guest (read-only, never
+            local, and holding no role but a ban).
     """
+    if requester_is_anonymous:
+        if operation not in READ_TABLE:
+            return False
+        requester_is_local = False
+        role = Role.OUTCAST if role is Role.OUTCAST else Role.NONE
     by_model = READ_TABLE.get(operation)
     if by_model is None:
         return role in WRITE_TABLE[operation]
@@ -118,20 +134,32 @@ def require(
     access_model: AccessModel,
     *,
     requester_is_local: bool,
+    requester_is_anonymous: bool = False,
     subscription: SubscriptionState = SubscriptionState.NONE,
 ) -> None:
     """Raise the error a requester should see when `may` says no.
 
     Raises:
         Banned: the requester is an outcast.
+        AnonymousReadOnly: an anonymous requester asked for anything but a read.
         SubscriptionPending: the requester waits for approval of a closed channel.
         ClosedNode: the channel is closed to non-followers.
         Forbidden: the requester's role does not allow the operation.
     """
-    if may(operation, role, access_model, requester_is_local=requester_is_local):
+    if may(
+        operation,
+        role,
+        access_model,
+        requester_is_local=requester_is_local,
+        requester_is_anonymous=requester_is_anonymous,
+    ):
         return
     if role is Role.OUTCAST:
         raise Banned(f"banned users may not {operation.value}")
+    if requester_is_anonymous:
+        if operation not in READ_TABLE:
+            raise AnonymousReadOnly(operation.value)
+        role = Role.NONE
     if operation in READ_TABLE and role is Role.NONE:
         if subscription is SubscriptionState.PENDING:
             raise SubscriptionPending(f"your subscription is pending: cannot {operation.value}")
@@ -147,17 +175,22 @@ def check_role_change(
     target: Jid,
     target_role: Role,
     new_role: Role,
+    actor_is_anonymous: bool = False,
+    target_is_anonymous: bool = False,
 ) -> None:
     """Table 7 and section 4.3: who may change whose role.
 
-    The owner is never demoted, nobody changes their own role, and moderators may neither
-    make moderators or owners nor change another moderator's role.
+    The owner is never demoted, nobody changes their own role, moderators may neither
+    make moderators or owners nor change another moderator's role, and an anonymous guest
+    may be banned but given no other role.
 
     Raises:
         OwnAffiliation, OwnerRequired, Forbidden
     """
     if actor.bare == target.bare:
         raise OwnAffiliation()
+    if actor_is_anonymous:
+        raise AnonymousReadOnly(Operation.MANAGE_ROLES.value)
     if not may(Operation.MANAGE_ROLES, actor_role, AccessModel.OPEN, requester_is_local=True):
         raise Forbidden(f"role {actor_role.value} may not change roles")
     if new_role is Role.OUTCAST:
@@ -169,6 +202,8 @@ def check_role_change(
             raise Forbidden("moderators cannot make moderators or owners")
         if target_role in (Role.MODERATOR, Role.OWNER):
             raise Forbidden("moderators cannot change the role of moderators or owners")
+    if target_is_anonymous and new_role not in (Role.NONE, Role.OUTCAST):
+        raise Forbidden("anonymous users can be banned, but given no other role")
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,11 @@ class EngineBase:
     # --- identity ---------------------------------------------------------------------
 
     def is_local_user(self, jid: Jid) -> bool:
-        return jid.domain == self.config.domain
+        return jid.domain == self.config.domain and not self.config.is_anonymous(jid)
+
+    def is_anonymous(self, jid: Jid) -> bool:
+        """Anonymous guests read and follow while online, and change nothing (permissions)."""
+        return self.config.is_anonymous(jid)
 
     def _require_local_user(self, jid: Jid) -> None:
         if not self.is_local_user(jid):
@@ -71,7 +75,10 @@ class EngineBase:
 
     def _is_local_to(self, requester: Jid, channel: Channel) -> bool:
         """Whether `requester` belongs to the channel's home domain (access model `local`)."""
-        return requester.domain in {self.config.domain, channel.jid.domain}
+        return requester.domain in {
+            self.config.domain,
+            channel.jid.domain,
+        } and not self.config.is_anonymous(requester)
 
     def _may(self, operation: Operation, requester: Jid, context: NodeContext) -> bool:
         return may(
@@ -79,6 +86,7 @@ class EngineBase:
             role_of(context.membership),
             context.channel.config.access_model,
             requester_is_local=self._is_local_to(requester, context.channel),
+            requester_is_anonymous=self.config.is_anonymous(requester),
         )
 
     def _require(self, operation: Operation, requester: Jid, context: NodeContext) -> None:
@@ -87,6 +95,7 @@ class EngineBase:
             role_of(context.membership),
             context.channel.config.access_model,
             requester_is_local=self._is_local_to(requester, context.channel),
+            requester_is_anonymous=self.config.is_anonymous(requester),
             subscription=state_of(context.membership),
         )
 

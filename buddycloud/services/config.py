@@ -31,6 +31,14 @@ class EngineConfig:
     personal_default_role: Role = Role.PUBLISHER
     topic_access_model: AccessModel = AccessModel.OPEN
     topic_default_role: Role = Role.MEMBER
+    anonymous_domains: frozenset[str] = frozenset()
+
+    def is_anonymous(self, jid: Jid) -> bool:
+        """Whether `jid` is an anonymous guest: a user of one of `anonymous_domains`, or of
+        any domain whose first label is `anon` (the convention of reference section 5.3,
+        which also covers other servers' guests)."""
+        domain = jid.domain
+        return domain in self.anonymous_domains or domain.startswith("anon.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,9 +66,12 @@ class FollowOps(ChannelOps):
         the user is online (`end_temporary_subscriptions`) and gives no role; only channels
         the user may read without following take one. Following for good replaces it.
 
+        Anonymous users follow only temporarily (reference row 29).
+
         Raises:
             NodeNotFound, Forbidden (subscriber is not the requester), Banned,
-            ClosedNode (a temporary subscription to a channel closed to the user)
+            ClosedNode (a temporary subscription to a channel closed to the user),
+            AnonymousReadOnly (an anonymous user asking to follow for good)
         """
         requester = requester.bare
         if subscriber.bare != requester:
@@ -78,6 +81,8 @@ class FollowOps(ChannelOps):
         role = role_of(current)
         if role is Role.OUTCAST:
             raise Banned("you are banned from this channel")
+        if not temporary:
+            self._require(Operation.FOLLOW, requester, context)
         if current is not None and current.subscription in (
             SubscriptionState.SUBSCRIBED,
             SubscriptionState.PENDING,
@@ -325,6 +330,8 @@ class FollowOps(ChannelOps):
                 target=target,
                 target_role=role_of(current),
                 new_role=role,
+                actor_is_anonymous=self.is_anonymous(requester),
+                target_is_anonymous=self.is_anonymous(target),
             )
         return [
             await self._apply_role(channel, target, current, role)

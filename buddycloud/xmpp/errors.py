@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.errors import (
+    AnonymousReadOnly,
     BadRequest,
     Banned,
     ChannelError,
@@ -87,6 +88,11 @@ class WrongIqType(BadRequest):
 
 class ServiceUnavailable(ChannelError):
     """The component does not speak this namespace at all (RFC 6120 §8.4)."""
+
+
+class PresenceRequired(ChannelError):
+    """A temporary subscription lasts while its user is online, which the component knows
+    from directed presence: a user who sent none cannot take one (reference row 29)."""
 
 
 # --- the table --------------------------------------------------------------------------
@@ -169,12 +175,14 @@ STANZA_ERRORS: dict[type[BaseException], StanzaErrorSpec] = {
     Banned: _spec("forbidden", "auth"),
     SubscriptionPending: _spec("not-authorized", "auth", "pending-subscription"),
     NotLocalUser: _spec("not-allowed", "cancel"),
+    AnonymousReadOnly: _spec("forbidden", "auth"),
     OwnAffiliation: _spec("not-allowed", "cancel", "can-not-modify-own-affiliation"),
     OwnSubscription: _spec("not-allowed", "cancel", "can-not-modify-own-subscription"),
     OwnerRequired: _spec("not-allowed", "cancel", "node-must-have-owner"),
     NotSubscribed: _spec("unexpected-request", "cancel", "not-subscribed"),
     Unsupported: _spec("feature-not-implemented", "cancel", "unsupported"),
     ServiceUnavailable: _spec("service-unavailable", "cancel"),
+    PresenceRequired: _spec("not-acceptable", "modify", "invalid-options"),
 }
 
 INTERNAL_ERROR = StanzaErrorSpec("internal-server-error", "cancel")

@@ -183,7 +183,7 @@ class Router:
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
-        self.edge = Edge(engine, service_jid, sink, max_payload_bytes)
+        self.edge = Edge(engine, service_jid, sink, max_payload_bytes, online)
         self.online = online
 
     @property

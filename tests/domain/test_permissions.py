@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from protoxep_tables import cells_5, cells_6
+from protoxep_tables import cells, cells_5, cells_6
 
 from buddycloud.domain.errors import (
+    AnonymousReadOnly,
     Banned,
     ClosedNode,
     Forbidden,
@@ -16,6 +17,7 @@ from buddycloud.domain.errors import (
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import AccessModel, Role, SubscriptionState
 from buddycloud.domain.permissions import (
+    READ_TABLE,
     Operation,
     check_role_change,
     may,
@@ -146,3 +148,90 @@ def test_the_public_stream_is_what_a_non_follower_may_read() -> None:
     """The firehose's channels: table 5's item reads for role `none`."""
     assert public_models(requester_is_local=False) == {AccessModel.OPEN}
     assert public_models(requester_is_local=True) == {AccessModel.OPEN, AccessModel.LOCAL}
+
+
+ANONYMOUS_COLUMN = {
+    (op, model): expected for op, model, role, expected in cells() if role is Role.NONE
+}
+
+
+@pytest.mark.parametrize("local", [True, False])
+@pytest.mark.parametrize("role", [role for role in Role if role is not Role.OUTCAST])
+@pytest.mark.parametrize(("operation", "access_model"), sorted(ANONYMOUS_COLUMN, key=str))
+def test_an_anonymous_requester_gets_the_anonymous_column_whatever_its_role(
+    operation: Operation, access_model: AccessModel, role: Role, local: bool
+) -> None:
+    """Reference section 5.3: guests are read-only; tables 5-6 give them their own column,
+    and a guest is never a home-domain user (so `local` channels stay closed to it)."""
+    allowed = may(
+        operation, role, access_model, requester_is_local=local, requester_is_anonymous=True
+    )
+    assert allowed is ANONYMOUS_COLUMN[(operation, access_model)]
+
+
+@pytest.mark.parametrize("operation", [op for op in Operation if op not in READ_TABLE])
+def test_an_anonymous_requester_is_told_it_may_only_read(operation: Operation) -> None:
+    with pytest.raises(AnonymousReadOnly) as caught:
+        require(
+            operation,
+            Role.OWNER,
+            AccessModel.OPEN,
+            requester_is_local=True,
+            requester_is_anonymous=True,
+        )
+    assert "temporary subscription" in caught.value.message
+
+
+def test_a_banned_anonymous_requester_is_told_it_is_banned() -> None:
+    with pytest.raises(Banned):
+        require(
+            Operation.READ_ITEMS,
+            Role.OUTCAST,
+            AccessModel.AUTHORIZE,
+            requester_is_local=False,
+            requester_is_anonymous=True,
+        )
+
+
+def test_following_for_good_is_for_everyone_but_banned_and_anonymous_users() -> None:
+    for role in Role:
+        expected = role is not Role.OUTCAST
+        assert may(Operation.FOLLOW, role, AccessModel.OPEN, requester_is_local=False) is expected
+        assert not may(
+            Operation.FOLLOW,
+            role,
+            AccessModel.OPEN,
+            requester_is_local=False,
+            requester_is_anonymous=True,
+        )
+
+
+@pytest.mark.parametrize("new_role", list(Role))
+def test_an_anonymous_user_may_be_banned_but_given_no_role(new_role: Role) -> None:
+    def change() -> None:
+        check_role_change(
+            actor=ALICE,
+            actor_role=Role.OWNER,
+            target=BOB,
+            target_role=Role.NONE,
+            new_role=new_role,
+            target_is_anonymous=True,
+        )
+
+    if new_role in (Role.NONE, Role.OUTCAST):
+        change()
+    else:
+        with pytest.raises(Forbidden):
+            change()
+
+
+def test_an_anonymous_user_changes_no_role_whatever_it_holds() -> None:
+    with pytest.raises(AnonymousReadOnly):
+        check_role_change(
+            actor=ALICE,
+            actor_role=Role.OWNER,
+            target=BOB,
+            target_role=Role.MEMBER,
+            new_role=Role.OUTCAST,
+            actor_is_anonymous=True,
+        )

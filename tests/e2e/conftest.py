@@ -17,6 +17,7 @@ import pytest
 from e2e.ejabberd import PrivateEjabberd
 from e2e.ejabberd import unavailable_reason as ejabberd_unavailable
 from e2e.harness import (
+    ANON_DOMAIN,
     DOMAIN,
     REGISTER,
     SERVICE,
@@ -73,6 +74,7 @@ def _prosody(base_dir: Path) -> Iterator[XmppServer]:
         base_dir=base_dir,
         c2s_port=free_port(),
         component_port=free_port(),
+        anonymous_host=ANON_DOMAIN,
     )
     instance = PrivateProsody(settings)
     instance.start()
@@ -95,7 +97,7 @@ def _ejabberd() -> Iterator[XmppServer]:
     reason = ejabberd_unavailable()
     if reason is not None:
         pytest.skip(f"the ejabberd variant of the end-to-end tests needs ejabberd 23.01: {reason}")
-    instance = PrivateEjabberd(DOMAIN, SERVICE, secrets.token_hex(16))
+    instance = PrivateEjabberd(DOMAIN, SERVICE, secrets.token_hex(16), anonymous_host=ANON_DOMAIN)
     try:
         instance.start()
         for user in USERS:
@@ -170,7 +172,7 @@ async def connect(server: ServerProcess, xmpp_server: XmppServer) -> AsyncIterat
     """`await connect("juliet")`: a logged-in user, online for the service; closed after."""
     clients: list[Client] = []
 
-    async def _connect(user: str, *, presence: bool = True, resource: str = "e2e") -> Client:
+    async def _connect(user: str | None, *, presence: bool = True, resource: str = "e2e") -> Client:
         client = Client(user, xmpp_server.c2s_port, resource=resource)
         clients.append(client)
         await client.connect(presence=presence)
@@ -181,6 +183,12 @@ async def connect(server: ServerProcess, xmpp_server: XmppServer) -> AsyncIterat
     finally:
         for client in clients:
             await client.disconnect()
+
+
+@pytest.fixture
+async def guest(connect: Connect) -> Client:
+    """An anonymous guest (SASL ANONYMOUS on anon.capulet.lit), online for the service."""
+    return await connect(None)
 
 
 async def _registered(connect: Connect, user: str) -> Client:

@@ -44,8 +44,16 @@ def unavailable_reason() -> str | None:
 class PrivateEjabberd:
     """One private ejabberd node serving `domain`, with the channel component declared."""
 
-    def __init__(self, domain: str, component_jid: str, component_secret: str) -> None:
+    def __init__(
+        self,
+        domain: str,
+        component_jid: str,
+        component_secret: str,
+        *,
+        anonymous_host: str | None = None,
+    ) -> None:
         self.domain = domain
+        self.anonymous_host = anonymous_host
         self.component_jid = component_jid
         self.component_secret = component_secret
         self.interface = "127.0.0.1"
@@ -79,9 +87,20 @@ class PrivateEjabberd:
             f"ERL_DIST_PORT={self.dist_port}\n"
             f"EJABBERD_PID_PATH={base / 'ejabberd.pid'}\n"
         )
+        hosts = [self.domain] if self.anonymous_host is None else [self.domain, self.anonymous_host]
+        # Guests of the anonymous host log in with SASL ANONYMOUS.
+        guests = (
+            ""
+            if self.anonymous_host is None
+            else f"""host_config:
+  {self.anonymous_host}:
+    auth_method: [anonymous]
+    anonymous_protocol: sasl_anon
+"""
+        )
         (base / "ejabberd.yml").write_text(
-            f"""hosts: [{self.domain}]
-loglevel: info
+            f"""hosts: [{", ".join(hosts)}]
+{guests}loglevel: info
 certfiles: []
 auth_method: internal
 auth_password_format: plain

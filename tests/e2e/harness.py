@@ -34,6 +34,7 @@ from slixmpp.xmlstream.matcher import MatcherId, MatchXPath
 T = TypeVar("T")
 
 DOMAIN = "capulet.lit"
+ANON_DOMAIN = "anon.capulet.lit"  # guests log in with SASL ANONYMOUS (reference 5.3)
 TOPICS_DOMAIN = "topics.capulet.lit"
 SERVICE = "channels.capulet.lit"
 TIMEOUT = 10.0
@@ -179,13 +180,13 @@ def xml_text(element: ET.Element) -> str:
 class Client:
     """One XMPP user connected through the private Prosody's c2s port."""
 
-    def __init__(self, user: str, c2s_port: int, *, resource: str = "e2e") -> None:
-        self.user = user
-        self.bare = f"{user}@{DOMAIN}"
+    def __init__(self, user: str | None, c2s_port: int, *, resource: str = "e2e") -> None:
+        """`user` None: an anonymous guest of ANON_DOMAIN, named by the server at login."""
+        self.user = user or "guest"
         self.c2s_port = c2s_port
         self.stream = ClientXMPP(
-            f"{self.bare}/{resource}",
-            password_of(user),
+            f"{user}@{DOMAIN}/{resource}" if user else f"{ANON_DOMAIN}/{resource}",
+            password_of(user) if user else "",
             plugin_config={
                 "feature_mechanisms": {"unencrypted_plain": True, "unencrypted_scram": True}
             },
@@ -204,6 +205,10 @@ class Client:
     @property
     def full(self) -> str:
         return str(self.stream.boundjid.full)
+
+    @property
+    def bare(self) -> str:
+        return str(self.stream.boundjid.bare)
 
     async def connect(self, *, presence: bool = True, timeout: float = TIMEOUT) -> None:
         """Log in; with `presence`, become available and tell the channel service.
@@ -480,6 +485,17 @@ def subscribe(node: str, jid: str) -> str:
         f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node={quoteattr(node)} jid={quoteattr(jid)}/>"
         "</pubsub>"
     )
+
+
+def temporary_subscribe(node: str, jid: str) -> str:
+    """A subscription that lasts while the user is online (`pubsub#expire=presence`)."""
+    options = (
+        "<options><x xmlns='jabber:x:data' type='submit'>"
+        "<field var='FORM_TYPE' type='hidden'>"
+        "<value>http://jabber.org/protocol/pubsub#subscribe_options</value></field>"
+        "<field var='pubsub#expire'><value>presence</value></field></x></options>"
+    )
+    return subscribe(node, jid).replace("</pubsub>", options + "</pubsub>")
 
 
 def unsubscribe(node: str, jid: str) -> str:

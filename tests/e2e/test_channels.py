@@ -28,6 +28,7 @@ from e2e.harness import (
     retract,
     subscribe,
     subscription_event,
+    temporary_subscribe,
     topic,
     unsubscribe,
     xml_text,
@@ -283,15 +284,7 @@ async def test_a_temporary_subscription_lasts_while_the_follower_is_online(
     node = topic(f"visit-{unique}")
     await juliet.ok("set", create(node))
     visitor = await connect("laurence", resource=f"visit-{unique}")
-    options = (
-        "<options><x xmlns='jabber:x:data' type='submit'>"
-        "<field var='FORM_TYPE' type='hidden'>"
-        "<value>http://jabber.org/protocol/pubsub#subscribe_options</value></field>"
-        "<field var='pubsub#expire'><value>presence</value></field></x></options>"
-    )
-    reply = await visitor.ok(
-        "set", subscribe(node, visitor.bare).replace("</pubsub>", options + "</pubsub>")
-    )
+    reply = await visitor.ok("set", temporary_subscribe(node, visitor.bare))
     subscription = reply.find("pubsub:pubsub/pubsub:subscription")
     assert subscription is not None and subscription.get("temporary") == "1", reply
     published = await juliet.ok("set", publish(node, entry(f"while here {unique}")))

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 from e2e.conftest import require_prosody
-from e2e.harness import NS_DISCO_INFO, REGISTER, SERVICE, Client, ServerProcess
+from e2e.harness import (
+    NS_DISCO_INFO,
+    REGISTER,
+    SERVICE,
+    Client,
+    ServerProcess,
+    entry,
+    items_request,
+    publish,
+)
 
 from buddycloud.app import C2S_PORT_VARIABLE, private_prosody
 from buddycloud.config import load_config
@@ -63,6 +72,7 @@ async def test_serve_with_prosody_is_a_complete_server(tmp_path: Path) -> None:
             )
             subprocess.run(argv, check=True, capture_output=True, timeout=30)
 
+        assert "Guests: SASL ANONYMOUS on anon.capulet.lit" in output
         await server.wait_ready()
         juliet = Client("juliet", c2s_port)
         await juliet.connect()
@@ -73,6 +83,14 @@ async def test_serve_with_prosody_is_a_complete_server(tmp_path: Path) -> None:
             )
         finally:
             await juliet.disconnect()
+        guest = Client(None, c2s_port)  # a web visitor: no account, read-only
+        await guest.connect()
+        try:
+            await guest.ok("get", items_request("/user/juliet@capulet.lit/posts"))
+            refused = await guest.iq("set", publish("/user/juliet@capulet.lit/posts", entry("x")))
+            assert refused.condition == "forbidden", refused
+        finally:
+            await guest.disconnect()
         pid = int((tmp_path / "data" / "prosody" / "prosody.pid").read_text())
     finally:
         status = server.stop()

@@ -32,6 +32,9 @@ NODE = posts(JULIET)
 ALL = PageRequest()
 
 
+GUEST = Jid.parse("guest@anon.capulet.lit")  # an anonymous guest (reference section 5.3)
+
+
 def member(role: Role) -> Jid:
     return JULIET if role is Role.OWNER else Jid.parse(f"{role.value}@montague.lit")
 
@@ -72,8 +75,11 @@ async def seed_follower(engine: Engine, key: str) -> Jid:
     return jid
 
 
-def operation(engine: Engine, op: Operation, role: Role) -> Callable[[], Awaitable[object]]:
-    user, key = member(role), f"{op.name.lower()}-{role.value}"
+def operation(
+    engine: Engine, op: Operation, role: Role, user: Jid | None = None
+) -> Callable[[], Awaitable[object]]:
+    user = user or member(role)
+    key = f"{op.name.lower()}-{user.local}"
 
     async def run() -> object:
         if op is Operation.READ_METADATA:
@@ -141,4 +147,34 @@ async def test_every_cell_of_tables_5_and_6_through_the_engine(
                 f"{role.value} / {op.value}: allowed={allowed}, table says {expected}"
             )
     assert checked == 12 * 6
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("held", [Role.NONE, Role.MEMBER, Role.PUBLISHER, Role.MODERATOR])
+@pytest.mark.parametrize("model", list(AccessModel))
+async def test_an_anonymous_guest_gets_the_anonymous_column_whatever_role_it_holds(
+    engine: Engine, model: AccessModel, held: Role
+) -> None:
+    """The tables' "Anonymous (e.g. web)" column, for a guest of `anon.capulet.lit`, also
+    when a role was stored for it (given before its domain was known as anonymous)."""
+    await build_channel(engine, model)
+    if held is not Role.NONE:
+        now = engine.clock.now()
+        await engine.storage.put_membership(
+            Membership(JULIET, GUEST, held, SubscriptionState.SUBSCRIBED, now)
+        )
+    mismatches = []
+    checked = 0
+    for op, cell_model, role, expected in cells():
+        if cell_model is not model or role is not Role.NONE:
+            continue
+        try:
+            await operation(engine, op, role, GUEST)()
+            allowed = True
+        except Forbidden:
+            allowed = False
+        checked += 1
+        if allowed is not expected:
+            mismatches.append(f"guest / {op.value}: allowed={allowed}, table says {expected}")
+    assert checked == 12
     assert mismatches == []

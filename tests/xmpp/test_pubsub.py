@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.etree.ElementTree import Element
 
-from xmpp.support import NS, SERVICE, Client, Harness
+from xmpp.support import NS, SERVICE, Client, Harness, condition_of
 
 PUBSUB = f"<pubsub xmlns='{NS['pubsub']}'>"
 OWNER = f"<pubsub xmlns='{NS['owner']}'>"
@@ -632,6 +632,57 @@ async def test_a_temporary_subscription_ends_when_the_user_goes_offline(
     followers = await juliet.ok("get", f"{PUBSUB}<subscriptions node='{JULIET_POSTS}'/></pubsub>")
     jids = {s.get("jid") for s in followers.iterfind("pubsub:pubsub/pubsub:subscriptions/*", NS)}
     assert "romeo@capulet.lit" in jids
+
+
+async def test_a_temporary_subscription_needs_presence_first(juliet: Client, romeo: Client) -> None:
+    """Reference row 29: temporary "only while sending presence"; without directed presence
+    the component would never learn that the user left."""
+    await register(juliet)
+    subscribe = (
+        f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/>{TEMPORARY}</pubsub>"
+    )
+    reply = await romeo.iq("set", subscribe)
+    assert condition_of(reply) == ("not-acceptable", "modify", "invalid-options")
+    assert "send presence" in (reply.findtext("error/stanzas:text", namespaces=NS) or "")
+    followers = await juliet.ok("get", f"{PUBSUB}<subscriptions node='{JULIET_POSTS}'/></pubsub>")
+    jids = {s.get("jid") for s in followers.iterfind("pubsub:pubsub/pubsub:subscriptions/*", NS)}
+    assert "romeo@capulet.lit" not in jids
+    await romeo.presence()
+    await romeo.ok("set", subscribe)
+
+
+async def test_an_anonymous_guest_reads_and_follows_while_online_but_writes_nothing(
+    harness: Harness, juliet: Client
+) -> None:
+    """Reference section 5.3: a guest of anon.<domain> (a web client's anonymous login)."""
+    guest = harness.client("5e1d2c@anon.capulet.lit/web")
+    await register(juliet)
+    await juliet.ok("set", publish_xml(JULIET_POSTS, "for everyone"))
+    items = await guest.ok("get", f"{PUBSUB}<items node='{JULIET_POSTS}'/></pubsub>")
+    assert [
+        e.findtext("atom:content", namespaces=NS) for e in items.iterfind(".//atom:entry", NS)
+    ] == ["for everyone"]
+    for_good = await guest.iq(
+        "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='5e1d2c@anon.capulet.lit'/></pubsub>"
+    )
+    assert condition_of(for_good) == ("forbidden", "auth", None)
+    assert "pubsub#expire=presence" in (
+        for_good.findtext("error/stanzas:text", namespaces=NS) or ""
+    )
+    assert (await guest.error("set", publish_xml(JULIET_POSTS, "graffiti")))[0] == "forbidden"
+    assert (await guest.error("set", f"<query xmlns='{NS['register']}'/>"))[0] == "not-allowed"
+
+    await guest.presence()
+    await guest.ok(
+        "set",
+        f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='5e1d2c@anon.capulet.lit'/>{TEMPORARY}"
+        "</pubsub>",
+    )
+    sent = await harness.feed(
+        f"<iq xmlns='jabber:component:accept' type='set' id='p2' from='{juliet.jid}' "
+        f"to='{SERVICE}'>{publish_xml(JULIET_POSTS, 'live for the guest')}</iq>"
+    )
+    assert any(s.tag == "message" and s.get("to") == guest.jid for s in sent)
 
 
 async def test_rsm_pages_through_items(juliet: Client) -> None:

@@ -9,6 +9,7 @@ from xml.etree.ElementTree import Element
 
 from buddycloud.domain.jid import Jid
 from buddycloud.services.engine import Engine
+from buddycloud.xmpp.presence import OnlineUsers
 
 
 class StanzaSink(Protocol):
@@ -32,6 +33,7 @@ class Edge:
     service_jid: Jid
     sink: StanzaSink
     max_payload_bytes: int
+    online: OnlineUsers
     # Bare JIDs whose personal channel was checked since start (available presence creates
     # a local user's channel; presence is frequent, registration costs a transaction).
     channel_checked: set[Jid] = field(default_factory=set)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xml.etree.ElementTree import Element
 
+from buddycloud.xmpp.errors import PresenceRequired
 from buddycloud.xmpp.handlers.context import IqRequest
 from buddycloud.xmpp.stanzas import (
     FirehoseRequest,
@@ -67,6 +68,13 @@ async def handle_items(request: IqRequest) -> Element:
 
 async def handle_subscribe(request: IqRequest) -> Element:
     subscribe = parse_subscribe(request.payload)
+    if subscribe.temporary and not request.edge.online.is_online(request.requester.bare):
+        # It ends when the user's last resource goes offline, which only directed
+        # presence tells (reference row 29: "only while sending presence").
+        raise PresenceRequired(
+            "a temporary subscription lasts while you are online: "
+            "send presence to the channel service first"
+        )
     membership = await request.engine.subscribe(
         request.requester, subscribe.node, subscribe.subscriber, temporary=subscribe.temporary
     )
