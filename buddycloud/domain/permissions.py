@@ -206,6 +206,19 @@ def check_role_change(
         raise Forbidden("anonymous users can be banned, but given no other role")
 
 
+def check_invitation(*, target: Jid, target_role: Role, target_is_anonymous: bool) -> None:
+    """Who may be invited to follow (the inviter's own right is `Operation.INVITE`).
+
+    Raises:
+        Banned: the target is banned from the channel.
+        Forbidden: the target is an anonymous guest, who follows only while online.
+    """
+    if target_role is Role.OUTCAST:
+        raise Banned(f"{target} is banned from this channel")
+    if target_is_anonymous:
+        raise Forbidden(f"{target} is an anonymous guest: guests follow only while online")
+
+
 @dataclass(frozen=True, slots=True)
 class ReadScope:
     """Which channels a requester may read items of, for queries across channels.

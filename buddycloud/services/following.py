@@ -27,7 +27,7 @@ from buddycloud.domain.model import (
     Role,
     SubscriptionState,
 )
-from buddycloud.domain.permissions import Operation, check_role_change
+from buddycloud.domain.permissions import Operation, check_invitation, check_role_change
 from buddycloud.services.base import READ_BATCH, role_of
 from buddycloud.services.channels import ChannelOps
 from buddycloud.storage.base import NodeContext
@@ -209,8 +209,11 @@ class FollowOps(ChannelOps):
         subscribed = current is not None and current.subscription is SubscriptionState.SUBSCRIBED
         if state is SubscriptionState.INVITED:
             self._require(Operation.INVITE, requester, context)
-            if role_of(current) is Role.OUTCAST:
-                raise Banned(f"{target} is banned from this channel")
+            check_invitation(
+                target=target,
+                target_role=role_of(current),
+                target_is_anonymous=self.is_anonymous(target),
+            )
             return not subscribed
         if state is SubscriptionState.SUBSCRIBED:
             self._require(Operation.APPROVE_PENDING, requester, context)

@@ -19,6 +19,7 @@ from buddycloud.domain.model import AccessModel, Role, SubscriptionState
 from buddycloud.domain.permissions import (
     READ_TABLE,
     Operation,
+    check_invitation,
     check_role_change,
     may,
     public_models,
@@ -235,3 +236,12 @@ def test_an_anonymous_user_changes_no_role_whatever_it_holds() -> None:
             new_role=Role.OUTCAST,
             actor_is_anonymous=True,
         )
+
+
+def test_who_may_be_invited() -> None:
+    check_invitation(target=BOB, target_role=Role.NONE, target_is_anonymous=False)
+    with pytest.raises(Banned):
+        check_invitation(target=BOB, target_role=Role.OUTCAST, target_is_anonymous=False)
+    with pytest.raises(Forbidden) as caught:
+        check_invitation(target=BOB, target_role=Role.NONE, target_is_anonymous=True)
+    assert not isinstance(caught.value, Banned)

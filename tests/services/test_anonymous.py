@@ -80,6 +80,15 @@ async def test_a_guest_may_be_banned_but_given_no_role(engine: Engine) -> None:
         await engine.get_items(GUEST, posts(JULIET), ALL)
 
 
+async def test_a_guest_cannot_be_invited(engine: Engine) -> None:
+    await engine.register(JULIET)
+    with pytest.raises(Forbidden) as caught:
+        await engine.set_subscription(JULIET, posts(JULIET), GUEST, SubscriptionState.INVITED)
+    assert "only while online" in caught.value.message
+    followers = await engine.node_subscriptions(JULIET, posts(JULIET), ALL)
+    assert GUEST not in {m.jid for m in followers.items}
+
+
 async def test_a_local_channel_is_closed_to_guests_of_its_own_domain(engine: Engine) -> None:
     """Table 5: `local` channels are for the home domain's users, and guests are not."""
     await engine.register(JULIET)
