@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import os
 import re
 import secrets
 import shutil
@@ -30,12 +29,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.lib.servers import HOST, Process, free_port, spawn
-from bench.xmpp_bench import publish_stanza
+from bench.lib.servers import HOST, Process, free_port
+from bench.xmpp_bench import CHANNELS, DOMAIN, publish_stanza, start_channel_server
 
-ROOT = Path(__file__).resolve().parents[1]
-DOMAIN = "bench.lit"
-CHANNELS = f"channels.{DOMAIN}"
 SECRET = "cpu-bench-secret"
 OWNER = f"owner@{DOMAIN}"
 NODE = f"/user/{OWNER}/posts"
@@ -110,33 +106,6 @@ class StandIn(asyncio.Protocol):
                 pass
 
 
-def start_server(base: Path, port: int) -> Process:
-    config = base / "buddycloud.toml"
-    config.write_text(
-        f'[server]\ndomain = "{DOMAIN}"\n'
-        f'[storage]\nurl = "sqlite:///{base}/buddycloud.db"\n'
-        f'[xmpp]\ncomponent_jid = "{CHANNELS}"\nsecret = "{SECRET}"\n'
-        f'host = "{HOST}"\nport = {port}\n'
-        f'[http]\nlisten = "{HOST}:{free_port()}"\n'
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDDYCLOUD_")}
-    argv = [sys.executable, "-m", "buddycloud"]
-    spawn(
-        "migrate",
-        [*argv, "migrate", "--config", str(config)],
-        base / "migrate.log",
-        env=env,
-        cwd=ROOT,
-    ).popen.wait(120)
-    return spawn(
-        "buddycloud",
-        [*argv, "serve", "--config", str(config)],
-        base / "serve.log",
-        env=env,
-        cwd=ROOT,
-    )
-
-
 async def publish_all(stand_in: StandIn, ours: Process, n: int, followers: int) -> str:
     """Publish n items, WINDOW in flight; wait for every reply and notification."""
     run_id = secrets.token_hex(3)
@@ -174,7 +143,7 @@ async def run(args: argparse.Namespace, base: Path) -> None:
     loop = asyncio.get_running_loop()
     port = free_port()
     server = await loop.create_server(lambda: stand_in, HOST, port)
-    ours = start_server(base, port)
+    ours = start_channel_server(base / "server", SECRET, port)
     try:
         await asyncio.wait_for(stand_in.ready.wait(), 30)
         stand_in.send(
@@ -195,7 +164,7 @@ async def run(args: argparse.Namespace, base: Path) -> None:
         await publish_all(stand_in, ours, max(200, args.publishes // 10), args.followers)
         result = await publish_all(stand_in, ours, args.publishes, args.followers)
         if stand_in.errors:
-            raise RuntimeError(f"{stand_in.errors} requests failed; see {base}/serve.log")
+            raise RuntimeError(f"{stand_in.errors} requests failed; see {base}/server/serve.log")
         print(result)
     finally:
         ours.stop()

@@ -292,6 +292,12 @@ async def expect_ready(proc: Process, timeout: float) -> None:
 
 def start_ours(base: Path, server: XmppServer) -> Process:
     """Run the channel server as a component of `server`, storage on SQLite under `base`."""
+    return start_channel_server(base, server.secret_for(CHANNELS), server.port_for(CHANNELS))
+
+
+def start_channel_server(base: Path, secret: str, port: int) -> Process:
+    """`buddycloud migrate`, then `buddycloud serve` as component CHANNELS of the XMPP server
+    on HOST:port, storage on SQLite in `base` (created; it must not exist)."""
     base.mkdir()
     config = base / "buddycloud.toml"
     config.write_text(
@@ -302,9 +308,9 @@ def start_ours(base: Path, server: XmppServer) -> Process:
         f'url = "sqlite:///{base}/buddycloud.db"\n'
         "[xmpp]\n"
         f'component_jid = "{CHANNELS}"\n'
-        f'secret = "{server.secret_for(CHANNELS)}"\n'
+        f'secret = "{secret}"\n'
         f'host = "{HOST}"\n'
-        f"port = {server.port_for(CHANNELS)}\n"
+        f"port = {port}\n"
         "[http]\n"
         f'listen = "{HOST}:{free_port()}"\n'
     )
