@@ -61,7 +61,7 @@ class EngineBase:
     # --- identity ---------------------------------------------------------------------
 
     def is_local_user(self, jid: Jid) -> bool:
-        return jid.domain == self.config.domain and not self.config.is_anonymous(jid)
+        return jid.domain == self.config.domain and not self.is_anonymous(jid)
 
     def is_anonymous(self, jid: Jid) -> bool:
         """Anonymous guests read and follow while online, and change nothing (permissions)."""
@@ -78,7 +78,7 @@ class EngineBase:
         return requester.domain in {
             self.config.domain,
             channel.jid.domain,
-        } and not self.config.is_anonymous(requester)
+        } and not self.is_anonymous(requester)
 
     def _may(self, operation: Operation, requester: Jid, context: NodeContext) -> bool:
         return may(
@@ -86,7 +86,7 @@ class EngineBase:
             role_of(context.membership),
             context.channel.config.access_model,
             requester_is_local=self._is_local_to(requester, context.channel),
-            requester_is_anonymous=self.config.is_anonymous(requester),
+            requester_is_anonymous=self.is_anonymous(requester),
         )
 
     def _require(self, operation: Operation, requester: Jid, context: NodeContext) -> None:
@@ -95,7 +95,7 @@ class EngineBase:
             role_of(context.membership),
             context.channel.config.access_model,
             requester_is_local=self._is_local_to(requester, context.channel),
-            requester_is_anonymous=self.config.is_anonymous(requester),
+            requester_is_anonymous=self.is_anonymous(requester),
             subscription=state_of(context.membership),
         )
 

@@ -184,11 +184,14 @@ class Router:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.edge = Edge(engine, service_jid, sink, max_payload_bytes, online)
-        self.online = online
 
     @property
     def engine(self) -> Engine:
         return self.edge.engine
+
+    @property
+    def online(self) -> OnlineUsers:
+        return self.edge.online
 
     async def handle(self, stanza: Element) -> None:
         """Handle one stanza; never raises (every failure becomes a reply or a log line)."""
