@@ -17,6 +17,7 @@ A reply is sent only after the handler returned, i.e. after the engine's write c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from xml.etree.ElementTree import Element
@@ -184,6 +185,10 @@ class Router:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.edge = Edge(engine, service_jid, sink, max_payload_bytes, online)
+        # Channel creations started by available presence, by bare JID, until they end.
+        # The XMPP server delivers a user's stanzas in order, but each is handled in its own
+        # task: a request sent right after presence waits here for the channel it may need.
+        self._registering: dict[Jid, asyncio.Task[None]] = {}
 
     @property
     def engine(self) -> Engine:
@@ -217,6 +222,7 @@ class Router:
         requester = self._sender(iq)
         if requester is None or iq.get("id") is None:
             return
+        await self._after_registration(requester)
         try:
             if iq_type not in ("get", "set"):
                 raise MalformedStanza(f"unknown IQ type {iq_type[:20]!r}")
@@ -283,15 +289,29 @@ class Router:
     async def _register_once(self, sender: Jid) -> None:
         """A local user coming online gets their personal channel (channel-api-2010 seed)."""
         bare = sender.bare
-        checked = self.edge.channel_checked
-        if bare in checked or not self.engine.is_local_user(bare):
+        if bare in self.edge.channel_checked or not self.engine.is_local_user(bare):
             return
+        task = self._registering.get(bare)
+        if task is None:
+            task = asyncio.create_task(self._register(bare))
+            self._registering[bare] = task
+            task.add_done_callback(lambda _: self._registering.pop(bare, None))
+        await asyncio.shield(task)
+
+    async def _register(self, bare: Jid) -> None:
         try:
             await self.engine.register(bare)
         except Exception:
             log.exception("could not register the channel of %s", bare)
             return
-        checked.add(bare)
+        self.edge.channel_checked.add(bare)
+
+    async def _after_registration(self, sender: Jid) -> None:
+        """Wait for the channel creation the sender's presence started, if it runs."""
+        if self._registering:
+            task = self._registering.get(sender.bare)
+            if task is not None:
+                await asyncio.shield(task)
 
     def _send_presence(self, to: Jid, type_: str | None) -> None:
         attributes = {"from": str(self.edge.service_jid), "to": str(to)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -9,6 +10,7 @@ from xmpp.support import NS, SERVICE, Client, Harness, condition_of
 
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import NodeId
+from buddycloud.xmpp.xml import parse_xml, serialize
 
 PUBSUB = f"<pubsub xmlns='{NS['pubsub']}'>"
 
@@ -267,6 +269,26 @@ async def test_available_presence_registers_a_local_user_and_tracks_resources(
     assert view.channel.config.creator == Jid.parse("juliet@capulet.lit")
     await juliet.presence("unavailable")
     assert not harness.online.is_online(Jid.parse("juliet@capulet.lit/balcony"))
+
+
+async def test_a_publish_sent_right_after_presence_finds_the_channel_presence_creates(
+    harness: Harness,
+) -> None:
+    """The component handles each stanza in its own task, as they arrive: a client that
+    sends presence and publishes at once must not race its own channel's creation."""
+    sent = [
+        "<presence xmlns='jabber:component:accept' from='juliet@capulet.lit/balcony' "
+        f"to='{SERVICE}'/>",
+        f"<iq xmlns='jabber:component:accept' type='set' id='p1' "
+        f"from='juliet@capulet.lit/balcony' to='{SERVICE}'>{PUBSUB}"
+        "<publish node='/user/juliet@capulet.lit/posts'><item>"
+        "<entry xmlns='http://www.w3.org/2005/Atom'><content>first</content></entry>"
+        "</item></publish></pubsub></iq>",
+    ]
+    tasks = [asyncio.create_task(harness.router.handle(parse_xml(text))) for text in sent]
+    await asyncio.gather(*tasks)
+    replies = [s for s in harness.stream.take() if s.tag == "iq"]
+    assert [r.get("type") for r in replies] == ["result"], [serialize(r) for r in replies]
 
 
 async def test_presence_from_a_remote_user_registers_nothing(harness: Harness) -> None:
