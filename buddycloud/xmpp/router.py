@@ -273,10 +273,7 @@ class Router:
             self.online.add(sender)
             await self._register_once(sender)
         elif type_ in ("unavailable", "error"):
-            self.online.remove(sender)
-            if not self.online.is_online(sender.bare):
-                # Temporary subscriptions last while the user is online (reference row 29).
-                await self.engine.end_temporary_subscriptions(sender.bare)
+            await self._gone(sender)
         elif type_ == "probe":
             self._send_presence(sender, None)
         elif type_ == "subscribe":
@@ -285,6 +282,13 @@ class Router:
             self._send_presence(sender, None)
         elif type_ == "unsubscribe":
             self._send_presence(sender, "unsubscribed")
+
+    async def _gone(self, sender: Jid) -> None:
+        """A resource (every resource, for a bare JID) is offline."""
+        self.online.remove(sender)
+        if not self.online.is_online(sender.bare):
+            # Temporary subscriptions last while the user is online (reference row 29).
+            await self.engine.end_temporary_subscriptions(sender.bare)
 
     async def _register_once(self, sender: Jid) -> None:
         """A local user coming online gets their personal channel (channel-api-2010 seed)."""
@@ -327,8 +331,9 @@ class Router:
         if sender is None:
             return
         if message.get("type") == "error":
-            # A bounced notification: that resource is gone.
-            self.online.remove(sender)
+            # A bounced notification: that resource is gone (it may have left while the
+            # component was disconnected, so no unavailable presence will ever come).
+            await self._gone(sender)
             return
         try:
             answer = parse_authorization_answer(message)

@@ -634,6 +634,27 @@ async def test_a_temporary_subscription_ends_when_the_user_goes_offline(
     assert "romeo@capulet.lit" in jids
 
 
+async def test_a_bounced_notification_ends_a_temporary_subscription(
+    harness: Harness, juliet: Client, romeo: Client
+) -> None:
+    """A follower who left while the component was disconnected sends no unavailable
+    presence; the XMPP server's bounce of the next notification is the news."""
+    await register(juliet)
+    await romeo.presence()
+    await romeo.ok(
+        "set",
+        f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/>{TEMPORARY}</pubsub>",
+    )
+    await harness.feed(
+        f"<message xmlns='jabber:component:accept' type='error' from='{romeo.jid}' "
+        f"to='{SERVICE}'><error type='cancel'><service-unavailable "
+        f"xmlns='{NS['stanzas']}'/></error></message>"
+    )
+    followers = await juliet.ok("get", f"{PUBSUB}<subscriptions node='{JULIET_POSTS}'/></pubsub>")
+    jids = {s.get("jid") for s in followers.iterfind("pubsub:pubsub/pubsub:subscriptions/*", NS)}
+    assert "romeo@capulet.lit" not in jids
+
+
 async def test_a_temporary_subscription_needs_presence_first(juliet: Client, romeo: Client) -> None:
     """Reference row 29: temporary "only while sending presence"; without directed presence
     the component would never learn that the user left."""
