@@ -9,7 +9,7 @@ its CPU time per publish is read off /proc with little noise: the number to lowe
 XMPP benchmark shows the component taking CPU from the XMPP server it shares the machine
 with.
 
-    .venv/bin/python -m bench.component_cpu [--followers 10] [--publishes 20000]
+    .venv/bin/python -m bench.component_cpu [--followers 10] [--publishes 20000] [--window 50]
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from bench.xmpp_bench import CHANNELS, DOMAIN, publish_stanza, start_channel_ser
 SECRET = "cpu-bench-secret"
 OWNER = f"owner@{DOMAIN}"
 NODE = f"/user/{OWNER}/posts"
-WINDOW = 50
 STANZA_END = re.compile(rb"</(?:iq|message|presence)>|<(?:iq|message|presence)[^>]*/>")
 
 
@@ -106,8 +105,8 @@ class StandIn(asyncio.Protocol):
                 pass
 
 
-async def publish_all(stand_in: StandIn, ours: Process, n: int, followers: int) -> str:
-    """Publish n items, WINDOW in flight; wait for every reply and notification."""
+async def publish_all(stand_in: StandIn, ours: Process, n: int, followers: int, window: int) -> str:
+    """Publish n items, `window` in flight; wait for every reply and notification."""
     run_id = secrets.token_hex(3)
     first, expected_notes = stand_in.replies, stand_in.notifications + n * followers
 
@@ -117,7 +116,7 @@ async def publish_all(stand_in: StandIn, ours: Process, n: int, followers: int) 
     cpu0, t0 = ours.cpu_seconds(), time.perf_counter()
     sent = 0
     while sent < n:
-        room = min(n, answered() + WINDOW) - sent
+        room = min(n, answered() + window) - sent
         if room > 0:
             stand_in.send(
                 "".join(
@@ -128,14 +127,60 @@ async def publish_all(stand_in: StandIn, ours: Process, n: int, followers: int) 
                 )
             )
             sent += room
-        await stand_in.until(lambda sent=sent: answered() + WINDOW > sent or answered() >= n)
+        await stand_in.until(lambda sent=sent: answered() + window > sent or answered() >= n)
     await stand_in.until(lambda: answered() >= n and stand_in.notifications >= expected_notes)
     dt, cpu = time.perf_counter() - t0, ours.cpu_seconds() - cpu0
     return (
-        f"{n} publishes, {followers} followers: {n / dt:,.0f} publishes/s, "
+        f"{n} publishes, {followers} followers, {window} in flight: {n / dt:,.0f} publishes/s, "
         f"{n * followers / dt:,.0f} notifications/s, "
         f"CPU {1e6 * cpu / n:,.0f} us per publish ({100 * cpu / dt:.0f}% of a core)"
     )
+
+
+class Callgrind:
+    """Counts the instructions the channel server executes, under valgrind's callgrind.
+
+    The count is the same from run to run on any machine, where CPU time on these shared
+    machines varies by half: the number to compare two versions of the code by. Counting
+    starts off and is switched on for the measured publishes only; the server runs ~50x
+    slower meanwhile, so the throughput printed beside it means nothing.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.wrapper = (
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+        )
+
+    async def _control(self, ours: Process, *options: str) -> None:
+        control = await asyncio.create_subprocess_exec(
+            "callgrind_control",
+            *options,
+            str(ours.popen.pid),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        if await control.wait() != 0:
+            raise RuntimeError(f"callgrind_control {' '.join(options)} failed")
+
+    async def switch(self, ours: Process, *, on: bool) -> None:
+        if on:
+            await self._control(ours, "--zero")
+        await self._control(ours, "--instr=on" if on else "--instr=off")
+
+    async def total(self, ours: Process) -> int:
+        """Instructions counted since the counters were zeroed."""
+        await self._control(ours, "--dump")
+        # Each dump is written to the output file's name with the dump's number appended.
+        dumps = sorted(self.out.parent.glob(f"{self.out.name}.*"), key=lambda p: p.stat().st_mtime)
+        if not dumps:
+            raise RuntimeError(f"callgrind wrote no dump next to {self.out}")
+        for line in dumps[-1].read_text().splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no instruction total in {dumps[-1]}")
 
 
 async def run(args: argparse.Namespace, base: Path) -> None:
@@ -143,9 +188,12 @@ async def run(args: argparse.Namespace, base: Path) -> None:
     loop = asyncio.get_running_loop()
     port = free_port()
     server = await loop.create_server(lambda: stand_in, HOST, port)
-    ours = start_channel_server(base / "server", SECRET, port)
+    counter = Callgrind(base / "callgrind.out") if args.instructions else None
+    ours = start_channel_server(
+        base / "server", SECRET, port, wrapper=counter.wrapper if counter else ()
+    )
     try:
-        await asyncio.wait_for(stand_in.ready.wait(), 30)
+        await asyncio.wait_for(stand_in.ready.wait(), 600 if counter else 30)
         stand_in.send(
             f"<presence from='{OWNER}/pub' to='{CHANNELS}'/>"
             f"<iq type='set' id='reg' from='{OWNER}/pub' to='{CHANNELS}'>"
@@ -161,10 +209,18 @@ async def run(args: argparse.Namespace, base: Path) -> None:
                 f"<subscribe node='{NODE}' jid='{follower}'/></pubsub></iq>"
             )
         await stand_in.until(lambda: stand_in.replies >= 1 + args.followers)
-        await publish_all(stand_in, ours, max(200, args.publishes // 10), args.followers)
-        result = await publish_all(stand_in, ours, args.publishes, args.followers)
+        await publish_all(
+            stand_in, ours, max(200, args.publishes // 10), args.followers, args.window
+        )
+        if counter is not None:
+            await counter.switch(ours, on=True)
+        result = await publish_all(stand_in, ours, args.publishes, args.followers, args.window)
         if stand_in.errors:
             raise RuntimeError(f"{stand_in.errors} requests failed; see {base}/server/serve.log")
+        if counter is not None:
+            await counter.switch(ours, on=False)
+            instructions = await counter.total(ours)
+            result += f", {instructions / args.publishes / 1000:,.0f} k instructions per publish"
         print(result)
     finally:
         ours.stop()
@@ -175,6 +231,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--followers", type=int, default=10)
     parser.add_argument("--publishes", type=int, default=20_000)
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=50,
+        help="publishes in flight (50, as in the XMPP benchmark; through a real XMPP server "
+        "fewer arrive together, ~8 per commit)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the server's instructions per publish under valgrind (callgrind): "
+        "slow, but the same on every run",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bc-cpu-"))

@@ -295,9 +295,12 @@ def start_ours(base: Path, server: XmppServer) -> Process:
     return start_channel_server(base, server.secret_for(CHANNELS), server.port_for(CHANNELS))
 
 
-def start_channel_server(base: Path, secret: str, port: int) -> Process:
+def start_channel_server(
+    base: Path, secret: str, port: int, *, wrapper: Sequence[str] = ()
+) -> Process:
     """`buddycloud migrate`, then `buddycloud serve` as component CHANNELS of the XMPP server
-    on HOST:port, storage on SQLite in `base` (created; it must not exist)."""
+    on HOST:port, storage on SQLite in `base` (created; it must not exist). `wrapper`
+    prefixes the serve command (a profiler, for example)."""
     base.mkdir()
     config = base / "buddycloud.toml"
     config.write_text(
@@ -328,7 +331,7 @@ def start_channel_server(base: Path, secret: str, port: int) -> Process:
         raise RuntimeError(f"buddycloud migrate failed: {migrate.stderr.strip()}")
     return spawn(
         "buddycloud",
-        [*argv, "serve", "--config", str(config)],
+        [*wrapper, *argv, "serve", "--config", str(config)],
         base / "serve.log",
         env=env,
         cwd=ROOT,
