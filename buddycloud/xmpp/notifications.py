@@ -24,7 +24,8 @@ from buddycloud.domain.events import (
     SubscriptionChanged,
 )
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import NodeId
+from buddycloud.domain.model import Entry, NodeId
+from buddycloud.xmpp.atom import entry_text
 from buddycloud.xmpp.forms import render_node_config
 from buddycloud.xmpp.handlers.context import StanzaSink
 from buddycloud.xmpp.namespaces import NS_PUBSUB_EVENT, qname
@@ -68,6 +69,14 @@ class Notifier:
         service = self._service
         match event:
             case ItemPublished(node=node, item=item):
+                if isinstance(item.payload, Entry) and not item.deleted:
+                    # The common case, written as text: one entry per publish, rendered once.
+                    entry = entry_text(item.payload, service=service, node=item.node)
+                    return [
+                        f'<event xmlns="{NS_PUBSUB_EVENT}"><items '
+                        f"node={quote_attribute(str(node.id))}><item "
+                        f"id={quote_attribute(item.id)}>{entry}</item></items></event>"
+                    ]
                 items = Element(qname(NS_PUBSUB_EVENT, "items"), {"node": str(node.id)})
                 items.append(render_item(item, service=service, namespace=NS_PUBSUB_EVENT))
                 return [serialize(_event(items))]

@@ -53,7 +53,8 @@ def _split(tag: str) -> tuple[str, str]:
     return split_tag(tag)
 
 
-def _escape(text: str) -> str:
+def escape_text(text: str) -> str:
+    """`text` as XML character data."""
     if "&" in text:
         text = text.replace("&", "&amp;")
     if "<" in text:
@@ -109,11 +110,11 @@ def _write(element: Element, parent_namespace: str, out: list[str]) -> None:
         return
     out.append(">")
     if text:
-        out.append(_escape(text))
+        out.append(escape_text(text))
     for child in element:
         _write(child, namespace, out)
         if child.tail:
-            out.append(_escape(child.tail))
+            out.append(escape_text(child.tail))
     out.append(f"</{name}>")
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from buddycloud.domain.entries import EntryDraft
 from buddycloud.domain.errors import (
@@ -28,7 +30,7 @@ from buddycloud.domain.model import (
     RawPayload,
     Role,
 )
-from buddycloud.xmpp.atom import parse_entry, render_entry, render_tombstone
+from buddycloud.xmpp.atom import entry_text, parse_entry, render_entry, render_tombstone
 from buddycloud.xmpp.errors import MalformedStanza, NodeIdRequired
 from buddycloud.xmpp.forms import DataForm, FormField, parse_form, render_form
 from buddycloud.xmpp.rsm import parse_rsm, render_page_request, render_rsm
@@ -109,6 +111,56 @@ def test_rendered_entries_have_the_shape_of_example_13() -> None:
     assert rendered.findtext(f"{{http://www.w3.org/2005/Atom}}author/{uri}") == (
         "acct:juliet@montague.lit"
     )
+
+
+_ENTRY_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), whitelist_characters="\t\n&<>\"'"),
+    max_size=40,
+)
+
+
+@given(
+    title=_ENTRY_TEXT,
+    content=_ENTRY_TEXT,
+    content_type=st.sampled_from(["text", "html", "xhtml", 'a"b&c']),
+    verb=_ENTRY_TEXT,
+    object_type=_ENTRY_TEXT,
+    in_reply_to=st.none() | _ENTRY_TEXT,
+    target=st.none() | _ENTRY_TEXT,
+    rating=st.none() | st.integers(1, 5),
+    extensions=st.sampled_from([(), ("<geoloc xmlns='http://jabber.org/protocol/geoloc'/>",)]),
+    millisecond=st.integers(0, 999),
+)
+def test_entries_written_as_text_match_the_element_renderer(
+    title: str,
+    content: str,
+    content_type: str,
+    verb: str,
+    object_type: str,
+    in_reply_to: str | None,
+    target: str | None,
+    rating: int | None,
+    extensions: tuple[str, ...],
+    millisecond: int,
+) -> None:
+    """Notifications write entries straight to text; clients must see the same XML as in
+    every other reply, which renders elements."""
+    when = datetime(2014, 1, 1, 12, 30, 5, millisecond * 1000, tzinfo=UTC)
+    rendered = entry(
+        title=title,
+        content=content,
+        content_type=content_type,
+        verb=verb,
+        object_type=object_type,
+        in_reply_to=in_reply_to,
+        target=target,
+        rating=rating,
+        extensions=extensions,
+        updated=when,
+    )
+    text = entry_text(rendered, service=SERVICE, node=ROMEO_POSTS)
+    assert text == serialize(render_entry(rendered, service=SERVICE, node=ROMEO_POSTS))
+    parse_xml(text)  # well-formed, whatever the text held
 
 
 def test_a_rendered_rating_parses_back_to_the_same_draft() -> None:
