@@ -52,6 +52,18 @@ _PARSED = frozenset(
 )
 
 
+_CONTENT = qname(NS_ATOM, "content")
+_TITLE = qname(NS_ATOM, "title")
+_IN_REPLY_TO = qname(NS_THREAD, "in-reply-to")
+_TARGET = qname(NS_ACTIVITY, "target")
+_RATING = qname(NS_REVIEW, "rating")
+_VERB = qname(NS_ACTIVITY, "verb")
+_OBJECT = qname(NS_ACTIVITY, "object")
+_OBJECT_TYPE = qname(NS_ACTIVITY, "object-type")
+_ATOM_ID = qname(NS_ATOM, "id")
+_ACTIVITY_ID = qname(NS_ACTIVITY, "id")
+
+
 def parse_entry(entry: Element, *, byte_size: int) -> EntryDraft:
     """Parse a client's Atom `<entry>` into a draft for the engine to validate.
 
@@ -62,41 +74,48 @@ def parse_entry(entry: Element, *, byte_size: int) -> EntryDraft:
         raise InvalidPayload(
             "the payload must be an Atom entry", condition="entry-element-required"
         )
-    content_el = _single(entry, qname(NS_ATOM, "content"))
+    # One pass over the children: the parts the server reads (each at most once), and
+    # the extensions it keeps verbatim.
+    parts: dict[str, Element] = {}
+    extensions: list[str] = []
+    for child in entry:
+        tag = child.tag
+        if tag in _PARSED:
+            if tag in parts:
+                raise InvalidPayload(f"an entry may hold only one {split_tag(tag)[1]} element")
+            parts[tag] = child
+        elif tag not in _SERVER_SET and isinstance(tag, str):
+            if len(extensions) == MAX_EXTENSIONS:
+                raise InvalidPayload(
+                    f"an entry may hold at most {MAX_EXTENSIONS} extension elements"
+                )
+            extensions.append(serialize(child))
+    content_el = parts.get(_CONTENT)
     content: str | None = None
     content_type = "text"
     if content_el is not None:
         content_type = content_el.get("type", "text")
         content = _xhtml_content(content_el) if content_type == "xhtml" else content_el.text or ""
-    title_el = _single(entry, qname(NS_ATOM, "title"))
-    reply_el = _single(entry, qname(NS_THREAD, "in-reply-to"))
+    title_el = parts.get(_TITLE)
+    reply_el = parts.get(_IN_REPLY_TO)
     in_reply_to: str | None = None
     if reply_el is not None:
         in_reply_to = reply_el.get("ref")
         if not in_reply_to:
             raise InvalidPayload("thr:in-reply-to needs a ref", condition="missing-in-reply-to")
     target: str | None = None
-    target_el = _single(entry, qname(NS_ACTIVITY, "target"))
+    target_el = parts.get(_TARGET)
     if target_el is not None:
-        id_el = target_el.find(qname(NS_ATOM, "id"))
+        id_el = target_el.find(_ATOM_ID)
         if id_el is None:
-            id_el = target_el.find(qname(NS_ACTIVITY, "id"))
+            id_el = target_el.find(_ACTIVITY_ID)
         if id_el is None or not (id_el.text or "").strip():
             raise InvalidPayload("activity:target needs an id", condition="missing-target-id")
         target = (id_el.text or "").strip()
-    rating_el = _single(entry, qname(NS_REVIEW, "rating"))
-    verb_el = _single(entry, qname(NS_ACTIVITY, "verb"))
-    object_el = _single(entry, qname(NS_ACTIVITY, "object"))
-    object_type_el = (
-        object_el.find(qname(NS_ACTIVITY, "object-type")) if object_el is not None else None
-    )
-    extensions = tuple(
-        serialize(child)
-        for child in entry
-        if child.tag not in _SERVER_SET and child.tag not in _PARSED and isinstance(child.tag, str)
-    )
-    if len(extensions) > MAX_EXTENSIONS:
-        raise InvalidPayload(f"an entry may hold at most {MAX_EXTENSIONS} extension elements")
+    rating_el = parts.get(_RATING)
+    verb_el = parts.get(_VERB)
+    object_el = parts.get(_OBJECT)
+    object_type_el = object_el.find(_OBJECT_TYPE) if object_el is not None else None
     return EntryDraft(
         content=content,
         content_type=content_type,
@@ -106,17 +125,9 @@ def parse_entry(entry: Element, *, byte_size: int) -> EntryDraft:
         rating=(rating_el.text or "") if rating_el is not None else None,
         verb=(verb_el.text or "").strip() if verb_el is not None else None,
         object_type=(object_type_el.text or "").strip() if object_type_el is not None else None,
-        extensions=extensions,
+        extensions=tuple(extensions),
         byte_size=byte_size,
     )
-
-
-def _single(entry: Element, tag: str) -> Element | None:
-    found = entry.findall(tag)
-    if len(found) > 1:
-        _, name = split_tag(tag)
-        raise InvalidPayload(f"an entry may hold only one {name} element")
-    return found[0] if found else None
 
 
 def _xhtml_content(content: Element) -> str:

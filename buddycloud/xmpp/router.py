@@ -77,6 +77,7 @@ from buddycloud.xmpp.namespaces import (
 )
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.stanzas import DEFAULT_MAX_PAYLOAD_BYTES, parse_authorization_answer
+from buddycloud.xmpp.xml import quote_attribute, serialize
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ class Router:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.edge = Edge(engine, service_jid, sink, max_payload_bytes, online)
+        self._service = str(service_jid)
         # Channel creations started by available presence, by bare JID, until they end.
         # The XMPP server delivers a user's stanzas in order, but each is handled in its own
         # task: a request sent right after presence waits here for the channel it may need.
@@ -235,7 +237,14 @@ class Router:
         except Exception as exc:
             self.edge.sink.send(self._reply(iq, "error", error_element(exc)))
             return
-        self.edge.sink.send(self._reply(iq, "result", payload))
+        # What `_reply` would build, written as text: every publish is answered here.
+        head = (
+            f'<iq type="result" from={quote_attribute(iq.get("to") or self._service)} '
+            f"to={quote_attribute(iq.get('from', ''))} id={quote_attribute(iq.get('id', ''))}"
+        )
+        self.edge.sink.send_text(
+            f"{head}/>" if payload is None else f"{head}>{serialize(payload)}</iq>"
+        )
 
     def _reply(self, stanza: Element, type_: str, child: Element | None) -> Element:
         attributes = {
