@@ -490,6 +490,23 @@ async def test_items_round_trip_with_every_payload_kind(storage: Storage) -> Non
         await storage.get_item(POSTS, "3")
 
 
+async def test_a_write_whose_caller_gives_up_still_lands_whole(storage: Storage) -> None:
+    """A client that disconnects mid-request cancels its handler; the write it queued is
+    neither lost halfway nor taken back, and the writes batched with it are unharmed."""
+    await make_channel(storage, JULIET)
+    abandoned = asyncio.create_task(storage.put_item(entry_item(POSTS, "abandoned", at(1))))
+    kept = asyncio.create_task(storage.put_item(entry_item(POSTS, "kept", at(2))))
+    await asyncio.sleep(0)  # both writes are queued
+    abandoned.cancel()
+    await kept
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    async with asyncio.timeout(10):
+        while await storage.find_item(POSTS, "abandoned") is None:
+            await asyncio.sleep(0.01)
+    assert await storage.find_item(POSTS, "kept") is not None
+
+
 async def test_timestamps_round_trip_exactly_in_utc(storage: Storage) -> None:
     await make_channel(storage, JULIET)
     offset = datetime(2026, 6, 2, 1, 59, 59, 1, tzinfo=timezone(timedelta(hours=2)))

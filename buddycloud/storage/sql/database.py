@@ -313,8 +313,9 @@ class _GroupCommit:
             self._task = loop.create_task(self._run())
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put_nowait(_Job(work, future))
-        # The job runs even if its caller stops waiting: its outcome is in the database.
-        return await asyncio.shield(future)
+        # The job runs even if its caller stops waiting (a cancelled caller cancels the
+        # future, which the batch then leaves alone): its outcome is in the database.
+        return await future
 
     async def close(self) -> None:
         self._closed = True
