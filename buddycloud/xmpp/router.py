@@ -235,29 +235,23 @@ class Router:
             handler = find_handler(route_key(iq_type, children[0]))
             payload = await handler(IqRequest(self.edge, requester, children[0]))
         except Exception as exc:
-            self.edge.sink.send(self._reply(iq, "error", error_element(exc)))
+            self.edge.sink.send_text(self._reply(iq, "error", error_element(exc)))
             return
-        # What `_reply` would build, written as text: every publish is answered here.
-        head = (
-            f'<iq type="result" from={quote_attribute(iq.get("to") or self._service)} '
-            f"to={quote_attribute(iq.get('from', ''))} id={quote_attribute(iq.get('id', ''))}"
-        )
-        self.edge.sink.send_text(
-            f"{head}/>" if payload is None else f"{head}>{serialize(payload)}</iq>"
-        )
+        self.edge.sink.send_text(self._reply(iq, "result", payload))
 
-    def _reply(self, stanza: Element, type_: str, child: Element | None) -> Element:
-        attributes = {
-            "type": type_,
-            "from": stanza.get("to") or str(self.edge.service_jid),
-            "to": stanza.get("from", ""),
-        }
-        if stanza.get("id") is not None:
-            attributes["id"] = stanza.get("id", "")
-        reply = Element(_stanza_name(stanza), attributes)
-        if child is not None:
-            reply.append(child)
-        return reply
+    def _reply(self, stanza: Element, type_: str, child: Element | None) -> str:
+        """The answer to `stanza`, serialised. Its envelope is written as text: every
+        publish is answered here, and only the child needs the serialiser."""
+        name = _stanza_name(stanza)
+        head = (
+            f"<{name} type={quote_attribute(type_)} "
+            f"from={quote_attribute(stanza.get('to') or self._service)} "
+            f"to={quote_attribute(stanza.get('from', ''))}"
+        )
+        stanza_id = stanza.get("id")
+        if stanza_id is not None:
+            head += f" id={quote_attribute(stanza_id)}"
+        return f"{head}/>" if child is None else f"{head}>{serialize(child)}</{name}>"
 
     def _sender(self, stanza: Element) -> Jid | None:
         raw = stanza.get("from")
@@ -350,4 +344,4 @@ class Router:
                 return
             await self.engine.authorize(sender, answer.node, answer.subscriber, allow=answer.allow)
         except Exception as exc:
-            self.edge.sink.send(self._reply(message, "error", error_element(exc)))
+            self.edge.sink.send_text(self._reply(message, "error", error_element(exc)))
