@@ -179,11 +179,18 @@ class ItemOps(FollowOps):
         parent_only: bool = False,
         since: datetime | None = None,
         until: datetime | None = None,
+        author: Jid | None = None,
     ) -> Page[Item]:
-        """A node's items, newest activity first, paged (XEP-0059)."""
+        """A node's items, newest activity first, paged (XEP-0059); `since`, `until` and
+        `author` narrow the set the page is cut from."""
         await self._readable(requester, node)
         return await self.storage.list_items(
-            node, _with_item_cursors(page), parent_only=parent_only, since=since, until=until
+            node,
+            _with_item_cursors(page),
+            parent_only=parent_only,
+            since=since,
+            until=until,
+            author=author,
         )
 
     async def get_item(self, requester: Jid, node: NodeId, item_id: str) -> Item:
@@ -285,8 +292,11 @@ class ItemOps(FollowOps):
         since: datetime | None,
         parent_only: bool,
         page: PageRequest,
+        until: datetime | None = None,
+        author: Jid | None = None,
     ) -> Page[Item]:
-        """The requester's whole feed: items of every node of every channel they follow."""
+        """The requester's whole feed: items of every node of every channel they follow;
+        `since`, `until` and `author` narrow the set the page is cut from."""
         return await self.storage.recent_items(
             requester.bare,
             since=since or EPOCH,
@@ -294,6 +304,8 @@ class ItemOps(FollowOps):
             parent_only=parent_only,
             node_names=None,
             page=page,
+            until=until,
+            author=author,
         )
 
     async def search(
@@ -303,8 +315,10 @@ class ItemOps(FollowOps):
         words: Sequence[str],
         author: Jid | None,
         page: PageRequest,
+        offset: int = 0,
     ) -> Page[Item]:
-        """Full-text search over the posts the requester may read.
+        """Full-text search over the posts the requester may read; `offset` skips that many
+        results before the page.
 
         Raises:
             BadRequest: neither words nor an author were given, or too many words.
@@ -316,7 +330,7 @@ class ItemOps(FollowOps):
             raise BadRequest(f"search takes at most {MAX_SEARCH_WORDS} words")
         scope = read_scope(requester.bare, requester_is_local=self.is_local_user(requester))
         return await self.storage.search_items(
-            SearchQuery(cleaned, author.bare if author else None, scope), page
+            SearchQuery(cleaned, author.bare if author else None, scope), page, offset=offset
         )
 
 

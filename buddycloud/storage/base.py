@@ -204,11 +204,13 @@ class Storage(Protocol):
         since: datetime | None = None,
         until: datetime | None = None,
         include_deleted: bool = True,
+        author: Jid | None = None,
     ) -> Page[Item]:
         """Items newest `updated` first, ties by id; cursors are item ids.
 
-        `count` is the size of the whole filtered set. Raises ItemNotFound for an unknown
-        cursor.
+        `since` (exclusive) and `until` (inclusive) bound `updated`; `author` keeps one
+        author's items. `count` is the size of the whole filtered set. Raises ItemNotFound
+        for an unknown cursor.
         """
 
     async def list_items_by_author(
@@ -242,14 +244,24 @@ class Storage(Protocol):
         parent_only: bool,
         node_names: frozenset[str] | None,
         page: PageRequest,
+        until: datetime | None = None,
+        author: Jid | None = None,
     ) -> Page[Item]:
-        """Items updated after `since` in nodes of channels `jid` is subscribed to.
+        """Items updated after `since` (and up to `until`) in nodes of channels `jid` is
+        subscribed to, by `author` only when given.
 
-        At most `max_per_node` per node; `node_names` limits which nodes (None = all).
-        Ordered newest first across nodes; cursors are "<node id>,<item id>".
+        At most `max_per_node` per node, counted after those filters; `node_names` limits
+        which nodes (None = all). Ordered newest first across nodes; cursors are
+        "<node id>,<item id>".
         """
 
-    async def search_items(self, query: SearchQuery, page: PageRequest) -> Page[Item]:
-        """Items matching the query in channels the scope may read, newest first."""
+    async def search_items(
+        self, query: SearchQuery, page: PageRequest, *, offset: int = 0
+    ) -> Page[Item]:
+        """Items matching the query in channels the scope may read, newest first.
+
+        `offset` skips that many results before the page (numbered result pages); the
+        count is still that of every match.
+        """
 
     async def count_items(self, node: NodeId) -> int: ...

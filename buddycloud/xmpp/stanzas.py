@@ -868,12 +868,12 @@ class SearchRequest:
 
     @property
     def page(self) -> PageRequest:
-        """Results up to the end of the requested page (pages are cut by `select_page`)."""
-        return PageRequest(max=min(self.rpp * self.page_number, MAX_PAGE))
+        """`rpp` results, after the `offset` ones of the pages before."""
+        return PageRequest(max=self.rpp)
 
-    def select_page(self, items: Sequence[Item]) -> list[Item]:
-        start = (self.page_number - 1) * self.rpp
-        return list(items[start : start + self.rpp])
+    @property
+    def offset(self) -> int:
+        return (self.page_number - 1) * self.rpp
 
 
 def render_search_form() -> Element:

@@ -12,6 +12,7 @@ import pytest
 from buddycloud.domain.errors import (
     ChannelNotFound,
     Forbidden,
+    InvalidPaging,
     ItemNotFound,
     NodeExists,
     NodeNotFound,
@@ -780,6 +781,22 @@ async def test_item_filters_and_their_count(storage: Storage) -> None:
     assert window.count == 5
 
 
+async def test_items_of_one_author_are_paged_among_themselves(storage: Storage) -> None:
+    """The author filter is applied before the page is cut: no short pages, exact count."""
+    await make_channel(storage, JULIET)
+    for k in range(4):
+        await storage.put_item(entry_item(POSTS, f"nurse{k}", at(k), author=NURSE))
+    await publish_many(storage, POSTS, 5, start=10)
+    first = await storage.list_items(POSTS, PageRequest(max=3), author=NURSE)
+    assert ids(first.items) == ["nurse3", "nurse2", "nurse1"] and first.count == 4
+    rest = await storage.list_items(POSTS, PageRequest(max=3, after=first.last), author=NURSE)
+    assert ids(rest.items) == ["nurse0"]
+    windowed = await storage.list_items(
+        POSTS, PageRequest(), since=at(0), until=at(2), author=NURSE
+    )
+    assert ids(windowed.items) == ["nurse2", "nurse1"] and windowed.count == 2
+
+
 async def test_counts_stay_exact_through_every_kind_of_write(storage: Storage) -> None:
     await make_channel(storage, JULIET)
 
@@ -975,6 +992,18 @@ async def test_recent_items_of_followed_channels(storage: Storage) -> None:
         page=PageRequest(max=1, before=more.first),
     )
     assert ids(back.items) == ["n4"]
+    # until and author narrow each node's pick before it is limited to max_per_node.
+    nurse_until = await storage.recent_items(
+        ROMEO,
+        since=at(5),
+        max_per_node=2,
+        parent_only=False,
+        node_names=None,
+        page=PageRequest(),
+        until=at(31),
+        author=NURSE,
+    )
+    assert ids(nurse_until.items) == ["n3", "n2"] and nurse_until.count == 2
     with pytest.raises(ItemNotFound):
         await storage.recent_items(
             ROMEO,
@@ -1019,6 +1048,32 @@ async def test_search_finds_all_words_in_readable_channels(storage: Storage) -> 
         SearchQuery(('"rose', "AND", "NEAR("), None, outsider), PageRequest()
     )
     assert quoted.items == []
+
+
+async def test_search_pages_by_offset_and_counts_every_match(storage: Storage) -> None:
+    """Numbered result pages (jabber:iq:search rpp and page) skip the earlier pages' results."""
+    await make_channel(storage, JULIET)
+    await asyncio.gather(
+        *(
+            storage.put_item(entry_item(POSTS, f"r{k:02d}", at(k), content=f"rose {k}"))
+            for k in range(12)
+        )
+    )
+    scope = read_scope(ROMEO, requester_is_local=False)
+    query = SearchQuery(("rose",), None, scope)
+    pages = [
+        await storage.search_items(query, PageRequest(max=5), offset=offset)
+        for offset in (0, 5, 10, 15)
+    ]
+    assert [ids(page.items) for page in pages] == [
+        ["r11", "r10", "r09", "r08", "r07"],
+        ["r06", "r05", "r04", "r03", "r02"],
+        ["r01", "r00"],
+        [],
+    ]
+    assert {page.count for page in pages} == {12}
+    with pytest.raises(InvalidPaging):
+        await storage.search_items(query, PageRequest(max=5), offset=-1)
 
 
 async def test_search_sees_edits(storage: Storage) -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from xml.etree.ElementTree import Element
 
 from xmpp.support import NS, SERVICE, Client, Harness, condition_of
+
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import Entry, Item, NodeId
+from buddycloud.storage.base import Storage
 
 PUBSUB = f"<pubsub xmlns='{NS['pubsub']}'>"
 OWNER = f"<pubsub xmlns='{NS['owner']}'>"
@@ -814,6 +820,42 @@ async def test_search_finds_posts_by_words(juliet: Client, romeo: Client) -> Non
     assert rows[0].findtext(".//atom:content", namespaces=NS) == "the nightingale sings"
 
 
+async def test_search_pages_reach_past_the_thousandth_result(
+    juliet: Client, romeo: Client, storage: Storage
+) -> None:
+    """rpp and page number any result: page 3 of 450 holds results 901-1,350."""
+    await register(juliet)
+    juliet_jid = Jid.parse("juliet@capulet.lit")
+    node = NodeId(juliet_jid, "posts")
+
+    def post(k: int) -> Item:
+        when = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=k)
+        entry = Entry(
+            id=f"tag:{SERVICE},{JULIET_POSTS},p{k:04d}",
+            title="",
+            content=f"a rose {k}",
+            content_type="text",
+            author=juliet_jid,
+            published=when,
+            updated=when,
+            verb="post",
+        )
+        return Item(node, f"p{k:04d}", juliet_jid, when, when, entry)
+
+    await asyncio.gather(*(storage.put_item(post(k)) for k in range(1_100)))
+    reply = await romeo.ok(
+        "set",
+        f"<query xmlns='{NS['search']}'><x xmlns='{NS['x']}' type='submit'>"
+        "<field var='content'><value>rose</value></field>"
+        "<field var='rpp'><value>450</value></field>"
+        "<field var='page'><value>3</value></field></x></query>",
+    )
+    rows = reply.findall("search:query/x:x/x:item", NS)
+    ids = [row.findtext("x:field[@var='id']/x:value", namespaces=NS) for row in rows]
+    # Newest first: results 901-1,100 are the 200 oldest posts.
+    assert ids == [f"p{k:04d}" for k in range(199, -1, -1)]
+
+
 async def test_mam_replays_a_node_as_forwarded_messages(
     harness: Harness, juliet: Client, romeo: Client
 ) -> None:
@@ -843,6 +885,63 @@ async def test_mam_replays_a_node_as_forwarded_messages(
     fin = reply.find("mam:fin", NS)
     assert fin is not None and fin.get("complete") == "true"
     assert fin.findtext("rsm:set/rsm:count", namespaces=NS) == "2"
+
+
+def mam_query(fields: str, *, node: str | None = None, max_: int = 10) -> str:
+    node_attr = f" node='{node}'" if node else ""
+    return (
+        f"<query xmlns='{NS['mam']}' queryid='q'{node_attr}><x xmlns='{NS['x']}' type='submit'>"
+        f"<field var='FORM_TYPE' type='hidden'><value>{NS['mam']}</value></field>{fields}</x>"
+        f"<set xmlns='{NS['rsm']}'><max>{max_}</max></set></query>"
+    )
+
+
+async def test_mam_with_and_end_pick_the_page_from_the_matching_items(
+    harness: Harness, juliet: Client, romeo: Client, storage: Storage
+) -> None:
+    """`with` and `end` narrow the archive before it is paged: a full page of the
+    author's items even when the newest items are someone else's, on a node and across
+    the requester's followed nodes alike."""
+    await register(juliet)
+    await romeo.ok(
+        "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>"
+    )
+    juliet_jid, nurse = Jid.parse("juliet@capulet.lit"), Jid.parse("nurse@capulet.lit")
+    node = NodeId(juliet_jid, "posts")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def post(item_id: str, author: Jid, seconds: int) -> Item:
+        when = t0 + timedelta(seconds=seconds)
+        entry = Entry(
+            f"tag:{SERVICE},{JULIET_POSTS},{item_id}", "", item_id, "text", author, when, when
+        )
+        return Item(node, item_id, author, when, when, entry)
+
+    for k in range(3):
+        await storage.put_item(post(f"nurse{k}", nurse, k))
+    for k in range(5):
+        await storage.put_item(post(f"juliet{k}", juliet_jid, 10 + k))
+    with_nurse = f"<field var='with'><value>{nurse}</value></field>"
+    end = "<field var='end'><value>2026-01-01T00:00:01Z</value></field>"
+    for where in (JULIET_POSTS, None):
+        harness.extra.clear()
+        reply = await romeo.ok("set", mam_query(with_nurse, node=where, max_=2))
+        replayed = [
+            m.findtext(".//atom:content", namespaces=NS)
+            for m in harness.extra
+            if m.tag == "message"
+        ]
+        assert replayed == ["nurse2", "nurse1"], where
+        fin = reply.find("mam:fin", NS)
+        assert fin is not None and fin.get("complete") == "false", where
+        harness.extra.clear()
+        await romeo.ok("set", mam_query(with_nurse + end, node=where))
+        replayed = [
+            m.findtext(".//atom:content", namespaces=NS)
+            for m in harness.extra
+            if m.tag == "message"
+        ]
+        assert replayed == ["nurse1", "nurse0"], where
 
 
 async def test_dates_out_of_range_are_bad_requests_not_internal_errors(juliet: Client) -> None:

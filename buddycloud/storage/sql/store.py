@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from buddycloud.domain.errors import (
     ChannelNotFound,
     InvalidNodeId,
+    InvalidPaging,
     ItemNotFound,
     NodeExists,
     NodeNotFound,
@@ -280,10 +281,12 @@ def _page_rows(
     cursor: Sequence[Any] | None,
     page: PageRequest,
     params: dict[str, Any] | None = None,
+    offset: int = 0,
 ) -> list[RowMapping]:
     """One page of `query` in its natural order (`columns`, descending or not).
 
-    `cursor` holds the sort values of the `after` or `before` row.
+    `cursor` holds the sort values of the `after` or `before` row; `offset` skips that many
+    rows in the direction the page is read (away from the cursor).
     """
     if page.max == 0:
         return []
@@ -302,7 +305,10 @@ def _page_rows(
         reverse = False
     natural = descending != reverse
     result = conn.execute(
-        query.order_by(*_ordered(columns, descending=natural)).limit(page.max), params
+        query.order_by(*_ordered(columns, descending=natural))
+        .limit(page.max)
+        .offset(offset or None),
+        params,
     )
     rows = list(result.mappings())
     if reverse:
@@ -484,7 +490,7 @@ class SqlStorage:
     def __init__(self, database: Database) -> None:
         self._db = database
         self._sql = _Statements(database.dialect)
-        self._recent_cache: dict[tuple[bool, bool], sa.Select[Any]] = {}
+        self._recent_cache: dict[tuple[bool, bool, bool, bool], sa.Select[Any]] = {}
         self._page_statements: dict[tuple[Any, ...], sa.Select[Any]] = {}
         self._cache = _ChannelCache(enabled=database.dialect == "sqlite")
 
@@ -1016,9 +1022,11 @@ class SqlStorage:
         since: datetime | None = None,
         until: datetime | None = None,
         include_deleted: bool = True,
+        author: Jid | None = None,
     ) -> Page[Item]:
-        # Without a time window or deletion filter the count is kept in the nodes table.
-        unwindowed = since is None and until is None and include_deleted
+        # Without a time window, author or deletion filter the count is kept in the nodes
+        # table.
+        unwindowed = since is None and until is None and author is None and include_deleted
         counter = ("parent_count" if parent_only else "item_count") if unwindowed else None
         cursor_id = _cursor_text(page)
         mode = (
@@ -1032,6 +1040,7 @@ class SqlStorage:
             parent_only=parent_only,
             since=since is not None,
             until=until is not None,
+            by_author=author is not None,
             include_deleted=include_deleted,
             counter=counter,
             mode=mode,
@@ -1041,6 +1050,7 @@ class SqlStorage:
             "p_node": node.name,
             "p_since": since,
             "p_until": until,
+            "p_author": str(author.bare) if author is not None else None,
             "p_cursor": cursor_id,
             "p_limit": page.max,
         }
@@ -1065,6 +1075,7 @@ class SqlStorage:
         parent_only: bool,
         since: bool,
         until: bool,
+        by_author: bool,
         include_deleted: bool,
         counter: str | None,
         mode: str,
@@ -1072,10 +1083,10 @@ class SqlStorage:
         """One page of a node's items as one statement, built once per shape.
 
         The cursor's position and the total ride along as scalar subqueries; parameters
-        are p_channel, p_node, p_since, p_until, p_cursor and p_limit. Modes: first, after
-        and (reversed by the caller) before and last.
+        are p_channel, p_node, p_since, p_until, p_author, p_cursor and p_limit. Modes:
+        first, after and (reversed by the caller) before and last.
         """
-        key = (parent_only, since, until, include_deleted, counter, mode)
+        key = (parent_only, since, until, by_author, include_deleted, counter, mode)
         cached = self._page_statements.get(key)
         if cached is not None:
             return cached
@@ -1090,6 +1101,8 @@ class SqlStorage:
             conditions.append(items.c.updated > sa.bindparam("p_since"))
         if until:
             conditions.append(items.c.updated <= sa.bindparam("p_until"))
+        if by_author:
+            conditions.append(items.c.author == sa.bindparam("p_author"))
         if not include_deleted:
             conditions.append(items.c.deleted == sa.false())
         if counter is not None:
@@ -1196,6 +1209,8 @@ class SqlStorage:
         base: sa.Select[Any],
         page: PageRequest,
         params: dict[str, Any] | None = None,
+        *,
+        offset: int = 0,
     ) -> Page[Item]:
         """A page of items from several nodes, newest first, with the size of all of `base`.
 
@@ -1214,6 +1229,7 @@ class SqlStorage:
             cursor=cursor,
             page=page,
             params=params,
+            offset=offset,
         )
         if rows:
             total = int(rows[0]["total"])
@@ -1252,14 +1268,17 @@ class SqlStorage:
 
         return await self._db.read(work)
 
-    def _recent_query(self, *, parent_only: bool, by_name: bool) -> sa.Select[Any]:
+    def _recent_query(
+        self, *, parent_only: bool, by_name: bool, until: bool, by_author: bool
+    ) -> sa.Select[Any]:
         """Items of a user's subscribed channels, the newest `per_node` of each node.
 
         SQLite picks each node's newest items with a correlated LIMIT on the paging index
         (a per-node top-k); PostgreSQL does the same with LATERAL.
-        Parameters: jid, since, per_node and, with `by_name`, names.
+        Parameters: jid, since, per_node and, with `by_name`, names; with `until`, until;
+        with `by_author`, author.
         """
-        key = (parent_only, by_name)
+        key = (parent_only, by_name, until, by_author)
         cached = self._recent_cache.get(key)
         if cached is not None:
             return cached
@@ -1279,6 +1298,10 @@ class SqlStorage:
             ]
             if parent_only:
                 picked.append(newest.c.in_reply_to.is_(None))
+            if until:
+                picked.append(newest.c.updated <= sa.bindparam("until"))
+            if by_author:
+                picked.append(newest.c.author == sa.bindparam("author"))
             top: sa.Select[Any] = (
                 sa.select(sa.literal_column("newest.rowid"))
                 .select_from(newest)
@@ -1302,6 +1325,10 @@ class SqlStorage:
             ]
             if parent_only:
                 picked.append(items.c.in_reply_to.is_(None))
+            if until:
+                picked.append(items.c.updated <= sa.bindparam("until"))
+            if by_author:
+                picked.append(items.c.author == sa.bindparam("author"))
             top_items = (
                 sa.select(*items.columns)
                 .where(*picked)
@@ -1326,8 +1353,15 @@ class SqlStorage:
         parent_only: bool,
         node_names: frozenset[str] | None,
         page: PageRequest,
+        until: datetime | None = None,
+        author: Jid | None = None,
     ) -> Page[Item]:
-        query = self._recent_query(parent_only=parent_only, by_name=node_names is not None)
+        query = self._recent_query(
+            parent_only=parent_only,
+            by_name=node_names is not None,
+            until=until is not None,
+            by_author=author is not None,
+        )
         params: dict[str, Any] = {
             "jid": str(jid.bare),
             "since": since,
@@ -1335,13 +1369,21 @@ class SqlStorage:
         }
         if node_names is not None:
             params["names"] = sorted(node_names)
+        if until is not None:
+            params["until"] = until
+        if author is not None:
+            params["author"] = str(author.bare)
 
         def work(conn: sa.Connection) -> Page[Item]:
             return self._cross_page(conn, query, page, params)
 
         return await self._db.read(work)
 
-    async def search_items(self, query: SearchQuery, page: PageRequest) -> Page[Item]:
+    async def search_items(
+        self, query: SearchQuery, page: PageRequest, *, offset: int = 0
+    ) -> Page[Item]:
+        if offset < 0:
+            raise InvalidPaging("offset must be a non-negative integer")
         scope = query.scope
         role = sa.func.coalesce(memberships.c.role, Role.NONE.value)
         readable = [
@@ -1376,7 +1418,7 @@ class SqlStorage:
         )
 
         def work(conn: sa.Connection) -> Page[Item]:
-            return self._cross_page(conn, found, page)
+            return self._cross_page(conn, found, page, offset=offset)
 
         return await self._db.read(work)
 

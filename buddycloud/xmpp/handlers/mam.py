@@ -23,21 +23,26 @@ async def handle_mam_form(request: IqRequest) -> Element:
 
 async def handle_mam_query(request: IqRequest) -> Element:
     query = parse_mam_query(request.payload)
+    author = query.with_.bare if query.with_ is not None else None
     if query.node is not None:
         page = await request.engine.get_items(
-            request.requester, query.node, query.page, since=query.start, until=query.end
+            request.requester,
+            query.node,
+            query.page,
+            since=query.start,
+            until=query.end,
+            author=author,
         )
     else:
         page = await request.engine.user_items(
-            request.requester, since=query.start, parent_only=False, page=query.page
+            request.requester,
+            since=query.start,
+            parent_only=False,
+            page=query.page,
+            until=query.end,
+            author=author,
         )
     for item in page.items:
-        if query.end is not None and item.updated > query.end:
-            continue
-        # `with` narrows to one author; the engine pages by time, so the filter is applied
-        # to the page (a page may come back shorter than `max`).
-        if query.with_ is not None and item.author != query.with_.bare:
-            continue
         message = Element("message", {"to": str(request.requester), "from": request.service})
         message.append(render_mam_result(query, item, service=request.service))
         request.edge.sink.send(message)

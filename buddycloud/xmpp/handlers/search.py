@@ -15,6 +15,10 @@ async def handle_search_get(request: IqRequest) -> Element:
 async def handle_search_set(request: IqRequest) -> Element:
     query = parse_search(request.payload)
     page = await request.engine.search(
-        request.requester, words=query.words, author=query.author, page=query.page
+        request.requester,
+        words=query.words,
+        author=query.author,
+        page=query.page,
+        offset=query.offset,
     )
-    return render_search_results(query.select_page(page.items), service=request.service)
+    return render_search_results(page.items, service=request.service)
