@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import os
 import re
 import secrets
 import shutil
@@ -105,6 +106,35 @@ class StandIn(asyncio.Protocol):
                 pass
 
 
+def thread_times(pid: int) -> dict[str, tuple[int, int]]:
+    """User and system CPU ticks of each thread of process `pid`: the main thread (the
+    event loop) as "main", the others by thread id."""
+    times: dict[str, tuple[int, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            raw = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        name = "main" if task.name == str(pid) else f"thread {task.name}"
+        times[name] = (int(fields[11]), int(fields[12]))
+    return times
+
+
+def thread_report(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], n: int
+) -> str:
+    """Per thread name: user and system CPU per publish between two `thread_times`."""
+    tick = 1e6 / os.sysconf("SC_CLK_TCK") / n
+    parts = []
+    for name, (user, system) in sorted(after.items()):
+        user0, system0 = before.get(name, (0, 0))
+        if user - user0 or system - system0:
+            spent_user, spent_system = tick * (user - user0), tick * (system - system0)
+            parts.append(f"{name}: user {spent_user:,.0f} us, system {spent_system:,.0f} us")
+    return "; ".join(parts)
+
+
 async def publish_all(stand_in: StandIn, ours: Process, n: int, followers: int, window: int) -> str:
     """Publish n items, `window` in flight; wait for every reply and notification."""
     run_id = secrets.token_hex(3)
@@ -113,6 +143,7 @@ async def publish_all(stand_in: StandIn, ours: Process, n: int, followers: int, 
     def answered() -> int:
         return stand_in.replies - first
 
+    threads0 = thread_times(ours.popen.pid)
     cpu0, t0 = ours.cpu_seconds(), time.perf_counter()
     sent = 0
     while sent < n:
@@ -133,7 +164,8 @@ async def publish_all(stand_in: StandIn, ours: Process, n: int, followers: int, 
     return (
         f"{n} publishes, {followers} followers, {window} in flight: {n / dt:,.0f} publishes/s, "
         f"{n * followers / dt:,.0f} notifications/s, "
-        f"CPU {1e6 * cpu / n:,.0f} us per publish ({100 * cpu / dt:.0f}% of a core)"
+        f"CPU {1e6 * cpu / n:,.0f} us per publish ({100 * cpu / dt:.0f}% of a core)\n"
+        f"  per thread and publish: {thread_report(threads0, thread_times(ours.popen.pid), n)}"
     )
 
 
