@@ -46,8 +46,5 @@ def format_datetime(value: datetime) -> str:
     """`2014-01-01T00:00:00.000Z`: UTC with milliseconds, as in ProtoXEP example 13."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}."
-        f"{value.microsecond // 1000:03d}Z"
-    )
+    # isoformat ends in "+00:00" for UTC; it pads the year to four digits as well.
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"

@@ -111,6 +111,13 @@ def test_dates_in_the_protoxep_forms_parse_to_utc() -> None:
             parse_datetime(bad)
 
 
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_formatted_dates_read_back_to_the_millisecond(value: datetime) -> None:
+    text = format_datetime(value)
+    assert len(text) == 24 and text.endswith("Z")
+    assert parse_datetime(text) == value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def test_dates_that_leave_the_calendar_in_utc_are_invalid_not_a_crash() -> None:
     for bad in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00+05:00"):
         with pytest.raises(InvalidDate):
