@@ -164,6 +164,11 @@ async def pipelined(client: Client, make: Callable[[int], str], n: int, window: 
     return dt
 
 
+# With 1,000 followers a few seconds hold only a handful of publishes, and the time until the
+# first and after the last one's fan-out weighs on the rate: measure at least this many.
+MIN_FAN_OUTS = 15
+
+
 def sized(rate: float, per_unit: int, duration: float, low: int, high: int) -> int:
     """How many units make a measurement of about `duration` seconds at `rate`/s."""
     return max(low, min(high, int(rate * duration / per_unit)))
@@ -527,7 +532,7 @@ async def measure_notify(
     await barrier(target, followers)
     warm = max(2, 500 // len(followers))
     rate = await notify_once(target, followers, warm)
-    n = sized(rate, len(followers), duration, 2, 20_000)
+    n = sized(rate, len(followers), duration, MIN_FAN_OUTS, 20_000)
     with Cpu(bed.cpu_procs()) as cpu:
         rate = await notify_once(target, followers, n)
     size = len(target.sample)
@@ -644,7 +649,7 @@ async def measure_route(
     marks = reference.marks_per_notification
     warm = max(2, 1000 // len(followers))
     rate = await route_once(bed, followers, warm, template, marks)
-    per = sized(rate, len(followers), duration, 2, 50_000)
+    per = sized(rate, len(followers), duration, MIN_FAN_OUTS, 50_000)
     with Cpu(bed.cpu_procs()) as cpu:
         rate = await route_once(bed, followers, per, template, marks)
     size = len(
