@@ -1289,23 +1289,28 @@ class SqlStorage:
         ]
         if by_name:
             conditions.append(nodes_table.c.name.in_(sa.bindparam("names", expanding=True)))
-        if self._db.dialect == "sqlite":
-            newest = items.alias("newest")
-            picked = [
-                newest.c.channel == nodes_table.c.channel,
-                newest.c.node == nodes_table.c.name,
-                newest.c.updated > sa.bindparam("since"),
+
+        def picked(source: sa.FromClause) -> list[Condition]:
+            """Which of a node's items count: the node's own, in the window, of the author."""
+            chosen: list[Condition] = [
+                source.c.channel == nodes_table.c.channel,
+                source.c.node == nodes_table.c.name,
+                source.c.updated > sa.bindparam("since"),
             ]
             if parent_only:
-                picked.append(newest.c.in_reply_to.is_(None))
+                chosen.append(source.c.in_reply_to.is_(None))
             if until:
-                picked.append(newest.c.updated <= sa.bindparam("until"))
+                chosen.append(source.c.updated <= sa.bindparam("until"))
             if by_author:
-                picked.append(newest.c.author == sa.bindparam("author"))
+                chosen.append(source.c.author == sa.bindparam("author"))
+            return chosen
+
+        if self._db.dialect == "sqlite":
+            newest = items.alias("newest")
             top: sa.Select[Any] = (
                 sa.select(sa.literal_column("newest.rowid"))
                 .select_from(newest)
-                .where(*picked)
+                .where(*picked(newest))
                 .order_by(newest.c.updated.desc(), newest.c.id.desc())
                 .limit(sa.bindparam("per_node", type_=sa.Integer()))
                 .correlate(nodes_table)
@@ -1318,20 +1323,9 @@ class SqlStorage:
         else:
             # One index probe per followed node (LATERAL ... LIMIT): the cost follows the
             # number of nodes and of items returned, never the size of the nodes.
-            picked = [
-                items.c.channel == nodes_table.c.channel,
-                items.c.node == nodes_table.c.name,
-                items.c.updated > sa.bindparam("since"),
-            ]
-            if parent_only:
-                picked.append(items.c.in_reply_to.is_(None))
-            if until:
-                picked.append(items.c.updated <= sa.bindparam("until"))
-            if by_author:
-                picked.append(items.c.author == sa.bindparam("author"))
             top_items = (
                 sa.select(*items.columns)
-                .where(*picked)
+                .where(*picked(items))
                 .order_by(items.c.updated.desc(), items.c.id.desc())
                 .limit(sa.bindparam("per_node", type_=sa.Integer()))
                 .lateral("top_items")
