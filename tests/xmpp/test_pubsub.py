@@ -31,6 +31,32 @@ async def register(client: Client) -> None:
     await client.ok("set", f"<query xmlns='{NS['register']}'/>")
 
 
+JULIET = Jid.parse("juliet@capulet.lit")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def stored_post(item_id: str, seconds: int, content: str, author: Jid = JULIET) -> Item:
+    """A post in Juliet's channel as storage holds it, written `seconds` after T0."""
+    when = T0 + timedelta(seconds=seconds)
+    tag = f"tag:{SERVICE},{JULIET_POSTS},{item_id}"
+    entry = Entry(tag, "", content, "text", author, when, when)
+    return Item(NodeId(JULIET, "posts"), item_id, author, when, when, entry)
+
+
+def mam_query(
+    fields: str, *, node: str | None = None, max_: int | None = None, query_id: str = "q"
+) -> str:
+    """A MAM query with the form `fields` (FORM_TYPE added), on `node` if given."""
+    node_attr = f" node='{node}'" if node else ""
+    rsm = f"<set xmlns='{NS['rsm']}'><max>{max_}</max></set>" if max_ is not None else ""
+    return (
+        f"<query xmlns='{NS['mam']}' queryid='{query_id}'{node_attr}>"
+        f"<x xmlns='{NS['x']}' type='submit'>"
+        f"<field var='FORM_TYPE' type='hidden'><value>{NS['mam']}</value></field>{fields}</x>"
+        f"{rsm}</query>"
+    )
+
+
 async def test_registering_creates_the_personal_channel_and_publishing_returns_the_id(
     juliet: Client,
 ) -> None:
@@ -825,24 +851,9 @@ async def test_search_pages_reach_past_the_thousandth_result(
 ) -> None:
     """rpp and page number any result: page 3 of 450 holds results 901-1,350."""
     await register(juliet)
-    juliet_jid = Jid.parse("juliet@capulet.lit")
-    node = NodeId(juliet_jid, "posts")
-
-    def post(k: int) -> Item:
-        when = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=k)
-        entry = Entry(
-            id=f"tag:{SERVICE},{JULIET_POSTS},p{k:04d}",
-            title="",
-            content=f"a rose {k}",
-            content_type="text",
-            author=juliet_jid,
-            published=when,
-            updated=when,
-            verb="post",
-        )
-        return Item(node, f"p{k:04d}", juliet_jid, when, when, entry)
-
-    await asyncio.gather(*(storage.put_item(post(k)) for k in range(1_100)))
+    await asyncio.gather(
+        *(storage.put_item(stored_post(f"p{k:04d}", k, f"a rose {k}")) for k in range(1_100))
+    )
     reply = await romeo.ok(
         "set",
         f"<query xmlns='{NS['search']}'><x xmlns='{NS['x']}' type='submit'>"
@@ -863,13 +874,8 @@ async def test_mam_replays_a_node_as_forwarded_messages(
     await register(juliet)
     await juliet.ok("set", publish_xml(JULIET_POSTS, "first"))
     await juliet.ok("set", publish_xml(JULIET_POSTS, "second"))
-    reply = await romeo.ok(
-        "set",
-        f"<query xmlns='{NS['mam']}' queryid='sync1' node='{JULIET_POSTS}'>"
-        f"<x xmlns='{NS['x']}' type='submit'>"
-        f"<field var='FORM_TYPE' type='hidden'><value>{NS['mam']}</value></field>"
-        "<field var='start'><value>2000-01-01T00:00:00Z</value></field></x></query>",
-    )
+    start = "<field var='start'><value>2000-01-01T00:00:00Z</value></field>"
+    reply = await romeo.ok("set", mam_query(start, node=JULIET_POSTS, query_id="sync1"))
     messages = [m for m in harness.extra if m.tag == "message"]
     assert [m.get("to") for m in messages] == ["romeo@capulet.lit/orchard"] * 2
     results = [m.find("mam:result", NS) for m in messages]
@@ -887,15 +893,6 @@ async def test_mam_replays_a_node_as_forwarded_messages(
     assert fin.findtext("rsm:set/rsm:count", namespaces=NS) == "2"
 
 
-def mam_query(fields: str, *, node: str | None = None, max_: int = 10) -> str:
-    node_attr = f" node='{node}'" if node else ""
-    return (
-        f"<query xmlns='{NS['mam']}' queryid='q'{node_attr}><x xmlns='{NS['x']}' type='submit'>"
-        f"<field var='FORM_TYPE' type='hidden'><value>{NS['mam']}</value></field>{fields}</x>"
-        f"<set xmlns='{NS['rsm']}'><max>{max_}</max></set></query>"
-    )
-
-
 async def test_mam_with_and_end_pick_the_page_from_the_matching_items(
     harness: Harness, juliet: Client, romeo: Client, storage: Storage
 ) -> None:
@@ -906,53 +903,38 @@ async def test_mam_with_and_end_pick_the_page_from_the_matching_items(
     await romeo.ok(
         "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>"
     )
-    juliet_jid, nurse = Jid.parse("juliet@capulet.lit"), Jid.parse("nurse@capulet.lit")
-    node = NodeId(juliet_jid, "posts")
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def post(item_id: str, author: Jid, seconds: int) -> Item:
-        when = t0 + timedelta(seconds=seconds)
-        entry = Entry(
-            f"tag:{SERVICE},{JULIET_POSTS},{item_id}", "", item_id, "text", author, when, when
-        )
-        return Item(node, item_id, author, when, when, entry)
-
+    nurse = Jid.parse("nurse@capulet.lit")
     for k in range(3):
-        await storage.put_item(post(f"nurse{k}", nurse, k))
+        await storage.put_item(stored_post(f"nurse{k}", k, f"nurse{k}", author=nurse))
     for k in range(5):
-        await storage.put_item(post(f"juliet{k}", juliet_jid, 10 + k))
+        await storage.put_item(stored_post(f"juliet{k}", 10 + k, f"juliet{k}"))
     with_nurse = f"<field var='with'><value>{nurse}</value></field>"
     end = "<field var='end'><value>2026-01-01T00:00:01Z</value></field>"
-    for where in (JULIET_POSTS, None):
+
+    async def replayed(query: str) -> tuple[list[str | None], Element]:
         harness.extra.clear()
-        reply = await romeo.ok("set", mam_query(with_nurse, node=where, max_=2))
-        replayed = [
+        reply = await romeo.ok("set", query)
+        contents = [
             m.findtext(".//atom:content", namespaces=NS)
             for m in harness.extra
             if m.tag == "message"
         ]
-        assert replayed == ["nurse2", "nurse1"], where
+        return contents, reply
+
+    for where in (JULIET_POSTS, None):
+        contents, reply = await replayed(mam_query(with_nurse, node=where, max_=2))
+        assert contents == ["nurse2", "nurse1"], where
         fin = reply.find("mam:fin", NS)
         assert fin is not None and fin.get("complete") == "false", where
-        harness.extra.clear()
-        await romeo.ok("set", mam_query(with_nurse + end, node=where))
-        replayed = [
-            m.findtext(".//atom:content", namespaces=NS)
-            for m in harness.extra
-            if m.tag == "message"
-        ]
-        assert replayed == ["nurse1", "nurse0"], where
+        contents, _ = await replayed(mam_query(with_nurse + end, node=where, max_=10))
+        assert contents == ["nurse1", "nurse0"], where
 
 
 async def test_dates_out_of_range_are_bad_requests_not_internal_errors(juliet: Client) -> None:
     """A date that overflows once moved to UTC is the client's mistake (InvalidDate)."""
     await register(juliet)
     out_of_range = "0001-01-01T00:00:00+01:00"
-    mam = (
-        f"<query xmlns='{NS['mam']}'><x xmlns='{NS['x']}' type='submit'>"
-        f"<field var='FORM_TYPE' type='hidden'><value>{NS['mam']}</value></field>"
-        f"<field var='start'><value>{out_of_range}</value></field></x></query>"
-    )
+    mam = mam_query(f"<field var='start'><value>{out_of_range}</value></field>")
     assert (await juliet.error("set", mam))[:2] == ("bad-request", "modify")
     user_items = f"{PUBSUB}<user-items xmlns='{NS['bc']}' since='{out_of_range}'/></pubsub>"
     assert (await juliet.error("get", user_items))[:2] == ("bad-request", "modify")
