@@ -134,6 +134,8 @@ async def build(config: Config) -> App:
                 config.xmpp.host,
                 config.xmpp.port,
                 max_payload_bytes=config.server.max_payload_bytes,
+                multicast=config.xmpp.multicast,
+                server_domain=config.server.domain.domain,
             )
     except BaseException:
         await storage.close()

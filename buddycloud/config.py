@@ -98,12 +98,15 @@ class XmppConfig:
         secret: the shared secret the XMPP server expects for the component.
         host: where the XMPP server's component port listens.
         port: the component port.
+        multicast: send each notification once for all its recipients through the XMPP
+            server's XEP-0033 multicast service, when it has one.
     """
 
     component_jid: Jid
     secret: str = field(repr=False)
     host: str = "127.0.0.1"
     port: int = 5347
+    multicast: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,17 @@ class _Section:
             raise self.fail(
                 key, f"must be between {minimum} and {maximum}, got {value}", raw.origin
             )
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        raw = self._take(key)
+        if raw is None:
+            return default
+        value = raw.value
+        if raw.from_env and isinstance(value, str):
+            value = {"true": True, "false": False}.get(value.strip().lower(), value)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {_describe(value)}", raw.origin)
         return value
 
     def string_list(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -411,6 +425,7 @@ def _build_xmpp(section: _Section) -> XmppConfig | None:
         secret=secret,
         host=section.parsed("host", "127.0.0.1", _host),
         port=section.integer("port", 5347, minimum=1, maximum=65535),
+        multicast=section.boolean("multicast", True),
     )
     section.check_no_unknown_keys(XMPP_KEYS)
     return config
@@ -434,7 +449,7 @@ SERVER_KEYS = (
     "anonymous_domains",
 )
 STORAGE_KEYS = ("url",)
-XMPP_KEYS = ("component_jid", "secret", "host", "port")
+XMPP_KEYS = ("component_jid", "secret", "host", "port", "multicast")
 HTTP_KEYS = ("listen",)
 SECTIONS: dict[str, tuple[str, ...]] = {
     "server": SERVER_KEYS,

@@ -38,6 +38,7 @@ component_jid = "channels.capulet.lit"
 secret = "s3cret"
 host = "xmpp.capulet.lit"
 port = 15347
+multicast = false
 
 [http]
 listen = "0.0.0.0:9090"
@@ -105,6 +106,7 @@ def test_every_key_of_a_full_file_is_read(write: Write) -> None:
     assert config.xmpp.component_jid == Jid.parse("channels.capulet.lit")
     assert config.xmpp.secret == "s3cret"
     assert (config.xmpp.host, config.xmpp.port) == ("xmpp.capulet.lit", 15347)
+    assert config.xmpp.multicast is False
     assert (config.http.host, config.http.port) == ("0.0.0.0", 9090)
 
 
@@ -118,6 +120,7 @@ def test_xmpp_section_gets_default_host_and_port(write: Write) -> None:
     config = load_config(write('[xmpp]\ncomponent_jid = "channels.a.lit"\nsecret = "x"\n'), {})
     assert config.xmpp is not None
     assert (config.xmpp.host, config.xmpp.port) == ("127.0.0.1", 5347)
+    assert config.xmpp.multicast is True
 
 
 def test_the_secret_never_appears_in_the_repr(write: Write) -> None:
@@ -152,6 +155,7 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
         "BUDDYCLOUD_STORAGE_URL": "sqlite:////var/lib/buddycloud/db.sqlite",
         "BUDDYCLOUD_XMPP_PORT": "25347",
         "BUDDYCLOUD_XMPP_SECRET": "from-env",
+        "BUDDYCLOUD_XMPP_MULTICAST": "True",
         "BUDDYCLOUD_HTTP_LISTEN": "[::1]:8443",
     }
     config = load_config(write(FULL), environ)
@@ -164,6 +168,7 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
     assert config.storage.url == "sqlite:////var/lib/buddycloud/db.sqlite"
     assert config.xmpp is not None
     assert (config.xmpp.port, config.xmpp.secret) == (25347, "from-env")
+    assert config.xmpp.multicast is True  # the file says false
     assert config.xmpp.component_jid == Jid.parse("channels.capulet.lit")  # from the file
     assert (config.http.listen, config.http.host, config.http.port) == ("[::1]:8443", "::1", 8443)
 
@@ -281,6 +286,10 @@ def test_unknown_key_from_the_environment_names_the_variable() -> None:
         ("[http]\nlisten = '::1:8080'", "[http] listen: write an IPv6 address in brackets"),
         ("[http]\nlisten = '[nope]:8080'", "[http] listen: 'nope' is not an IPv6 address"),
         ("[http]\nlisten = 8080", "[http] listen: must be a string"),
+        (
+            "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nmulticast = 'no'",
+            "[xmpp] multicast: must be true or false, got",
+        ),
     ],
 )
 def test_bad_values_name_file_section_key_and_reason(
@@ -300,6 +309,7 @@ def test_bad_values_name_file_section_key_and_reason(
         ("BUDDYCLOUD_SERVER_DOMAIN", "a@b.lit", "[server] domain: must be a bare domain"),
         ("BUDDYCLOUD_HTTP_LISTEN", "nowhere", "[http] listen: must be host:port"),
         ("BUDDYCLOUD_SERVER_WELL_KNOWN_NODES", "", "well_known_nodes: must include 'posts'"),
+        ("BUDDYCLOUD_XMPP_MULTICAST", "yes", "[xmpp] multicast: must be true or false"),
     ],
 )
 def test_bad_environment_values_name_the_variable(variable: str, value: str, expected: str) -> None:

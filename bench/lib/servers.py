@@ -268,6 +268,13 @@ modules:
     access: register
   mod_ping: {{}}
   mod_roster: {{}}
+  # XEP-0033: the channel server sends each notification once for all its followers.
+  # A component's domain is not one of `hosts`, so it counts as a remote sender, whose
+  # default limit is 20 addresses per message.
+  mod_multicast:
+    limits:
+      remote:
+        message: infinite
   mod_pubsub:
     host: {pubsub}
     access_createnode: pubsub_createnode

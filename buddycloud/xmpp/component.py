@@ -7,14 +7,17 @@ layers (XEP-0030 and everything else are answered by this project's own code).
 Outgoing stanzas are serialised once by the edge and written with `send_raw`.
 
 When the stream goes away, the component reconnects with exponential backoff and jitter.
+Once connected, it looks for the XMPP server's XEP-0033 multicast service (`multicast.py`)
+and, when there is one, sends each notification through it once for all its recipients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -22,6 +25,7 @@ from slixmpp import ComponentXMPP
 
 from buddycloud.domain.jid import Jid
 from buddycloud.services.engine import Engine
+from buddycloud.xmpp.multicast import QueryFailed, discover
 from buddycloud.xmpp.namespaces import NS_COMPONENT, qname
 from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
@@ -32,6 +36,9 @@ from buddycloud.xmpp.xml import serialize
 log = logging.getLogger(__name__)
 
 _STANZA_TAGS = frozenset(qname(NS_COMPONENT, name) for name in ("iq", "message", "presence"))
+_IQ = qname(NS_COMPONENT, "iq")
+_MESSAGE = qname(NS_COMPONENT, "message")
+QUERY_TIMEOUT = 10.0
 
 
 class _ChannelStream(ComponentXMPP):
@@ -64,6 +71,10 @@ class ChannelComponent:
         max_payload_bytes: larger item payloads are refused with payload-too-big.
         reconnect_min: first delay, in seconds, before reconnecting.
         reconnect_max: longest delay between attempts.
+        multicast: send notifications through the XMPP server's XEP-0033 service, if it
+            has one (found again on every connection).
+        server_domain: the XMPP server's domain, where the multicast service is looked
+            for; by default the component JID without its first label.
     """
 
     def __init__(
@@ -77,6 +88,8 @@ class ChannelComponent:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         reconnect_min: float = 1.0,
         reconnect_max: float = 60.0,
+        multicast: bool = True,
+        server_domain: str | None = None,
     ) -> None:
         self.jid = jid if isinstance(jid, Jid) else Jid.parse(jid)
         self.engine = engine
@@ -100,6 +113,10 @@ class ChannelComponent:
         self.dropped = 0
         self._outgoing: list[str] = []
         self._flush_scheduled = False
+        self.use_multicast = multicast
+        self.server_domain = server_domain or self.jid.domain.partition(".")[2] or self.jid.domain
+        self._queries: dict[str, tuple[str, asyncio.Future[Element]]] = {}
+        self._query_ids = itertools.count(1)
 
     # --- StanzaSink -----------------------------------------------------------------------
 
@@ -194,9 +211,12 @@ class ChannelComponent:
             session["started"] = True
             self.connected.set()
             log.info("component %s connected to %s:%s", self.jid, self.host, self.port)
+            if self.use_multicast:
+                self._spawn(self._find_multicast())
 
         def on_end(_: Any) -> None:
             self.connected.clear()
+            self.notifier.multicast = None
             self._stream_ended.set()
 
         stream.add_event_handler("session_start", on_session_start)
@@ -220,6 +240,59 @@ class ChannelComponent:
         return stream
 
     def _on_stanza(self, stanza: Element) -> None:
-        task = asyncio.create_task(self.router.handle(stanza))
+        type_ = stanza.get("type")
+        if type_ in ("result", "error") and stanza.tag == _IQ and self._answered(stanza):
+            return
+        if type_ == "error" and stanza.tag == _MESSAGE and self.notifier.refused(stanza):
+            return
+        self._spawn(self.router.handle(stanza))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # --- requests the component sends -------------------------------------------------------
+
+    async def query(self, to: str, payload: Element) -> Element:
+        """Send an IQ get with `payload` to `to`; the payload of its result.
+
+        Raises:
+            QueryFailed: an error answer, no answer in QUERY_TIMEOUT, or no stream.
+        """
+        stanza_id = f"q{next(self._query_ids)}"
+        future: asyncio.Future[Element] = asyncio.get_running_loop().create_future()
+        self._queries[stanza_id] = (to, future)
+        iq = Element("iq", {"type": "get", "from": str(self.jid), "to": to, "id": stanza_id})
+        iq.append(payload)
+        try:
+            self.send(iq)
+            return await asyncio.wait_for(future, QUERY_TIMEOUT)
+        except TimeoutError:
+            raise QueryFailed(f"{to} did not answer in {QUERY_TIMEOUT:g} s") from None
+        finally:
+            self._queries.pop(stanza_id, None)
+
+    def _answered(self, iq: Element) -> bool:
+        """Settle the query `iq` answers; False if it answers none of ours."""
+        pending = self._queries.get(iq.get("id", ""))
+        if pending is None or pending[0] != iq.get("from") or pending[1].done():
+            return False
+        children = [child for child in iq if isinstance(child.tag, str)]
+        if iq.get("type") == "result" and children:
+            pending[1].set_result(children[0])
+        else:
+            pending[1].set_exception(QueryFailed(f"{pending[0]} answered with an error"))
+        return True
+
+    async def _find_multicast(self) -> None:
+        service = await discover(self.query, self.server_domain, own_jid=str(self.jid))
+        if service is None or not self.connected.is_set():
+            log.info("no multicast service: one notification stanza per recipient")
+            return
+        self.notifier.multicast = service
+        log.info(
+            "notifications go through the multicast service %s, %d recipients per stanza",
+            service.jid,
+            service.limit,
+        )

@@ -24,6 +24,7 @@ NS_RSM = "http://jabber.org/protocol/rsm"
 NS_MAM = "urn:xmpp:mam:2"
 NS_FORWARD = "urn:xmpp:forward:0"
 NS_DELAY = "urn:xmpp:delay"
+NS_ADDRESS = "http://jabber.org/protocol/address"
 
 NS_BUDDYCLOUD = "http://buddycloud.org/v1"
 NS_BUDDYCLOUD_ERRORS = "http://buddycloud.org/v1/errors"

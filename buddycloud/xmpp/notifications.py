@@ -4,6 +4,11 @@ Each event is rendered and serialised ONCE; only the `to` attribute differs betw
 copies, so fan-out costs one string format per online resource and no database query.
 Recipients are the online full JIDs (from directed presence) of the event's audience,
 which the engine computed.
+
+Where the XMPP server has an XEP-0033 multicast service (`multicast.py`), a notification
+for several resources leaves as one stanza with their JIDs as `bcc` addresses. Should the
+service refuse one, that notification is sent again, one copy per resource, and so is
+every later one.
 """
 
 from __future__ import annotations
@@ -28,12 +33,17 @@ from buddycloud.domain.model import Entry, NodeId
 from buddycloud.xmpp.atom import entry_text
 from buddycloud.xmpp.forms import render_node_config
 from buddycloud.xmpp.handlers.context import StanzaSink
-from buddycloud.xmpp.namespaces import NS_PUBSUB_EVENT, qname
+from buddycloud.xmpp.multicast import MulticastService
+from buddycloud.xmpp.namespaces import NS_ADDRESS, NS_PUBSUB_EVENT, qname
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.stanzas import node_of, render_authorization_form, render_item
 from buddycloud.xmpp.xml import quote_attribute, serialize
 
 log = logging.getLogger(__name__)
+
+# Multicast stanzas kept for sending again should the service refuse them. A refusal comes
+# back within a round trip; this covers well over a second of notifications at full load.
+UNCONFIRMED_KEPT = 4096
 
 
 def _event(child: Element) -> Element:
@@ -52,6 +62,9 @@ class Notifier:
         self._service = str(service_jid)
         self._from = quote_attribute(self._service)
         self._ids = itertools.count(1)
+        # The XEP-0033 service to send through; None sends one copy per recipient.
+        self.multicast: MulticastService | None = None
+        self._unconfirmed: dict[str, tuple[str, str, list[str]]] = {}
 
     async def __call__(self, event: Event) -> None:
         # An authorization prompt must reach an offline owner or moderator: the XMPP server
@@ -138,9 +151,49 @@ class Notifier:
         return targets
 
     def _send(self, body: str, targets: list[str], *, message_type: str | None) -> None:
+        # Only headlines go through the multicast service: the XMPP server never stores
+        # them, while an authorization prompt to an offline moderator is stored as sent.
+        service = self.multicast
+        if service is not None and message_type == "headline" and len(targets) > 1:
+            self._multicast(service, body, targets)
+            return
         type_attribute = f" type={quote_attribute(message_type)}" if message_type else ""
         head = f"<message from={self._from}{type_attribute} id="
         ids = self._ids
         self.sink.send_many(
             [f'{head}"n{next(ids)}" to={target}>{body}</message>' for target in targets]
         )
+
+    def _multicast(self, service: MulticastService, body: str, targets: list[str]) -> None:
+        head = f'<message from={self._from} type="headline" to={service.quoted_jid} id="m'
+        open_addresses = f'"><addresses xmlns="{NS_ADDRESS}">'
+        ids = self._ids
+        unconfirmed = self._unconfirmed
+        texts = []
+        for start in range(0, len(targets), service.limit):
+            chunk = targets[start : start + service.limit]
+            number = next(ids)
+            addresses = "".join([f'<address type="bcc" jid={target}/>' for target in chunk])
+            texts.append(f"{head}{number}{open_addresses}{addresses}</addresses>{body}</message>")
+            unconfirmed[f"m{number}"] = (service.jid, body, chunk)
+        while len(unconfirmed) > UNCONFIRMED_KEPT:
+            del unconfirmed[next(iter(unconfirmed))]
+        self.sink.send_many(texts)
+
+    def refused(self, message: Element) -> bool:
+        """Handle an error answer to a multicast stanza: send its copies one by one, and
+        every later notification too. False if `message` answers no multicast stanza."""
+        sent = self._unconfirmed.get(message.get("id", ""))
+        if sent is None or message.get("from") != sent[0]:
+            return False
+        del self._unconfirmed[message.get("id", "")]
+        service_jid, body, targets = sent
+        if self.multicast is not None and self.multicast.jid == service_jid:
+            log.warning(
+                "the multicast service %s refused a notification; sending one copy per "
+                "recipient from now on",
+                service_jid,
+            )
+            self.multicast = None
+        self._send(body, targets, message_type="headline")
+        return True

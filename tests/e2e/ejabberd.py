@@ -129,6 +129,13 @@ modules:
   mod_ping: {{}}
   mod_roster: {{}}
   mod_offline: {{}}
+  # XEP-0033: the channel server sends each notification once for all its followers.
+  # A component's domain is not one of `hosts`, so it counts as a remote sender, whose
+  # default limit is 20 addresses per message.
+  mod_multicast:
+    limits:
+      remote:
+        message: infinite
 """
         )
         account = pwd.getpwnam(USER)

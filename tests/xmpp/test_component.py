@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -18,6 +19,7 @@ from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import NodeId
 from buddycloud.services.engine import Engine
 from buddycloud.xmpp.component import ChannelComponent
+from buddycloud.xmpp.namespaces import NS_ADDRESS
 
 SERVICE = "channels.capulet.lit"
 SECRET = "s3cret"
@@ -140,8 +142,7 @@ async def test_the_component_handshakes_and_answers_disco(
         "<iq type='get' id='info1' from='juliet@capulet.lit/balcony' "
         f"to='{SERVICE}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
     )
-    await server.wait_for(lambda: "</iq>" in server.received)
-    assert 'id="info1"' in server.received
+    await server.wait_for(lambda: 'id="info1"' in server.received)
     assert 'type="result"' in server.received
     assert '<identity category="pubsub" type="channels"' in server.received
 
@@ -216,3 +217,106 @@ async def test_stop_is_idempotent(component: ChannelComponent) -> None:
     await component.stop()
     await component.stop()
     assert not component.connected.is_set()
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait for component state that nothing on the wire announces."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def _stanzas(received: str, tag: str, containing: str = "") -> list[ET.Element]:
+    """Every top-level `tag` stanza the component sent (holding that text), parsed."""
+    return [
+        element
+        for element in ET.fromstring(f"<s>{received}</s>")
+        if (element.tag == tag or element.tag.endswith(f"}}{tag}"))
+        and containing in ET.tostring(element, encoding="unicode")
+    ]
+
+
+def _multicast_info(query_id: str, limit: int) -> str:
+    return (
+        f"<iq type='result' id='{query_id}' from='capulet.lit' to='{SERVICE}'>"
+        "<query xmlns='http://jabber.org/protocol/disco#info'>"
+        "<identity category='server' type='im'/>"
+        f"<feature var='{NS_ADDRESS}'/>"
+        "<x xmlns='jabber:x:data' type='result'>"
+        f"<field var='FORM_TYPE' type='hidden'><value>{NS_ADDRESS}</value></field>"
+        f"<field var='message'><value>{limit}</value></field></x></query></iq>"
+    )
+
+
+async def test_notifications_go_through_the_multicast_service_until_it_refuses_one(
+    component: ChannelComponent, server: ComponentServer, engine: Engine
+) -> None:
+    await asyncio.wait_for(component.connected.wait(), 5)
+    # The component asks the server's domain for XEP-0033; the server offers 2 per stanza.
+    await server.wait_for(lambda: "disco#info" in server.received)
+    (query,) = _stanzas(server.received, "iq")
+    assert query.get("to") == "capulet.lit"
+    server.send(_multicast_info(query.get("id", ""), 2))
+    await _until(lambda: component.notifier.multicast is not None)
+
+    juliet = Jid.parse("juliet@capulet.lit")
+    await engine.register(juliet)
+    posts = NodeId(juliet, "posts")
+    followers = ["romeo@capulet.lit/orchard", "romeo@capulet.lit/phone", "nurse@capulet.lit/n"]
+    for full in followers:
+        server.send(f"<presence from='{full}' to='{SERVICE}'/>")
+        bare = Jid.parse(full).bare
+        await engine.subscribe(bare, posts, bare)
+    await _until(lambda: len(component.online) == len(followers))
+    server.received = ""
+
+    await engine.publish(juliet, posts, EntryDraft(content="to all at once", byte_size=14))
+    await server.wait_for(lambda: server.received.count("to all at once") == 2)
+    sent = _stanzas(server.received, "message", "to all at once")
+    assert [message.get("to") for message in sent] == ["capulet.lit", "capulet.lit"]
+    addressed = [
+        (address.get("type"), address.get("jid"))
+        for message in sent
+        for address in message.iter(f"{{{NS_ADDRESS}}}address")
+    ]
+    # juliet follows her own channel but is offline: only the three online resources
+    assert sorted(addressed) == sorted(("bcc", full) for full in followers)
+
+    # The service refuses the first stanza: its copies go one by one, and so does the rest.
+    first = sent[0]
+    refused_to = [address.get("jid") for address in first.iter(f"{{{NS_ADDRESS}}}address")]
+    server.received = ""
+    server.send(
+        f"<message type='error' id='{first.get('id')}' from='capulet.lit' to='{SERVICE}'>"
+        "<error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+        "</error></message>"
+    )
+    await server.wait_for(lambda: server.received.count("to all at once") == len(refused_to))
+    resent = _stanzas(server.received, "message", "to all at once")
+    assert [message.get("to") for message in resent] == refused_to
+    assert component.notifier.multicast is None
+    assert component.online.is_online(Jid.parse(followers[0]))  # not taken for a bounce
+
+    server.received = ""
+    await engine.publish(juliet, posts, EntryDraft(content="one by one", byte_size=10))
+    await server.wait_for(lambda: server.received.count("one by one") == len(followers))
+    one_by_one = _stanzas(server.received, "message", "one by one")
+    assert sorted(message.get("to") or "" for message in one_by_one) == sorted(followers)
+
+
+async def test_without_multicast_the_component_asks_nothing(
+    engine: Engine, server: ComponentServer
+) -> None:
+    component = ChannelComponent(engine, SERVICE, SECRET, "127.0.0.1", server.port, multicast=False)
+    await component.start()
+    try:
+        await asyncio.wait_for(component.connected.wait(), 5)
+        server.send(
+            "<iq type='get' id='ping1' from='juliet@capulet.lit/balcony' "
+            f"to='{SERVICE}'><ping xmlns='urn:xmpp:ping'/></iq>"
+        )
+        await server.wait_for(lambda: 'id="ping1"' in server.received)
+        assert "disco#info" not in server.received
+    finally:
+        await component.stop()
