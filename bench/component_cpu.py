@@ -42,7 +42,9 @@ STANZA_END = re.compile(rb"</(?:iq|message|presence)>|<(?:iq|message|presence)[^
 class StandIn(asyncio.Protocol):
     """The XMPP server's side of one component stream: handshake, then counting."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, multicast: bool) -> None:
+        self.multicast = multicast
+        self.queried = asyncio.Event()
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.stream_id = secrets.token_hex(8)
@@ -84,14 +86,34 @@ class StandIn(asyncio.Protocol):
         for match in STANZA_END.finditer(self.buffer):
             stanza = self.buffer[end : match.end()]
             end = match.end()
-            if stanza.lstrip().startswith(b"<iq"):
+            if stanza.lstrip().startswith(b"<iq") and b'type="get"' in stanza:
+                self.answer_query(stanza)
+            elif stanza.lstrip().startswith(b"<iq"):
                 if b"type='error'" in stanza or b'type="error"' in stanza:
                     self.errors += 1
                 self.replies += 1
             elif stanza.lstrip().startswith(b"<message"):
-                self.notifications += 1
+                # a multicast stanza stands for one notification per address
+                self.notifications += max(1, stanza.count(b"<address "))
         self.buffer = self.buffer[end:]
         self.changed.set()
+
+    def answer_query(self, iq: bytes) -> None:
+        """The component's disco#info on the server's domain, looking for XEP-0033: the
+        stand-in is its own multicast service, as Prosody with the project's module is."""
+        match = re.search(rb'id="([^"]+)"', iq)
+        assert match is not None, iq
+        head = f"<iq type='result' id='{match.group(1).decode()}' from='{DOMAIN}' to='{CHANNELS}'>"
+        if b"disco#items" in iq:  # asked after an info without the feature: no services
+            self.send(f"{head}<query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+            self.queried.set()
+            return
+        feature = "<feature var='http://jabber.org/protocol/address'/>" if self.multicast else ""
+        self.send(
+            f"{head}<query xmlns='http://jabber.org/protocol/disco#info'>{feature}</query></iq>"
+        )
+        if self.multicast:
+            self.queried.set()
 
     async def until(self, condition: Callable[[], bool], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -216,7 +238,7 @@ class Callgrind:
 
 
 async def run(args: argparse.Namespace, base: Path) -> None:
-    stand_in = StandIn()
+    stand_in = StandIn(multicast=args.multicast)
     loop = asyncio.get_running_loop()
     port = free_port()
     server = await loop.create_server(lambda: stand_in, HOST, port)
@@ -226,6 +248,7 @@ async def run(args: argparse.Namespace, base: Path) -> None:
     )
     try:
         await asyncio.wait_for(stand_in.ready.wait(), 600 if counter else 30)
+        await asyncio.wait_for(stand_in.queried.wait(), 600 if counter else 30)
         stand_in.send(
             f"<presence from='{OWNER}/pub' to='{CHANNELS}'/>"
             f"<iq type='set' id='reg' from='{OWNER}/pub' to='{CHANNELS}'>"
@@ -275,6 +298,12 @@ def main() -> None:
         action="store_true",
         help="count the server's instructions per publish under valgrind (callgrind): "
         "slow, but the same on every run",
+    )
+    parser.add_argument(
+        "--no-multicast",
+        dest="multicast",
+        action="store_false",
+        help="the stand-in offers no XEP-0033 service: one notification stanza per follower",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()

@@ -295,17 +295,19 @@ async def expect_ready(proc: Process, timeout: float) -> None:
         raise RuntimeError(f"trivial components did not start: {line!r} {proc.tail()}")
 
 
-def start_ours(base: Path, server: XmppServer) -> Process:
+def start_ours(base: Path, server: XmppServer, *, multicast: bool) -> Process:
     """Run the channel server as a component of `server`, storage on SQLite under `base`."""
-    return start_channel_server(base, server.secret_for(CHANNELS), server.port_for(CHANNELS))
+    return start_channel_server(
+        base, server.secret_for(CHANNELS), server.port_for(CHANNELS), multicast=multicast
+    )
 
 
 def start_channel_server(
-    base: Path, secret: str, port: int, *, wrapper: Sequence[str] = ()
+    base: Path, secret: str, port: int, *, wrapper: Sequence[str] = (), multicast: bool = True
 ) -> Process:
     """`buddycloud migrate`, then `buddycloud serve` as component CHANNELS of the XMPP server
     on HOST:port, storage on SQLite in `base` (created; it must not exist). `wrapper`
-    prefixes the serve command (a profiler, for example)."""
+    prefixes the serve command (a profiler, for example); `multicast` is `[xmpp] multicast`."""
     base.mkdir()
     config = base / "buddycloud.toml"
     config.write_text(
@@ -319,6 +321,7 @@ def start_channel_server(
         f'secret = "{secret}"\n'
         f'host = "{HOST}"\n'
         f"port = {port}\n"
+        f"multicast = {'true' if multicast else 'false'}\n"
         "[http]\n"
         f'listen = "{HOST}:{free_port()}"\n'
     )
@@ -343,7 +346,7 @@ def start_channel_server(
     )
 
 
-async def setup_bed(kind: str, scratch: Path, with_ours: bool) -> Bed:
+async def setup_bed(kind: str, scratch: Path, with_ours: bool, *, multicast: bool) -> Bed:
     components = (CHANNELS, ECHO, ROUTE)
     owner_jid = f"{OWNER}@{DOMAIN}"
     start = start_prosody if kind == "prosody" else start_ejabberd
@@ -377,7 +380,7 @@ async def setup_bed(kind: str, scratch: Path, with_ours: bool) -> Bed:
         )
         await expect_ready(bed.components, 30)
         if with_ours:
-            bed.ours = start_ours(scratch / f"{kind}-buddycloud", server)
+            bed.ours = start_ours(scratch / f"{kind}-buddycloud", server, multicast=multicast)
         bed.owner = await connect(bed, OWNER, "pub")
         bed.echo_client = await connect(bed, "echoer", "echo")
         await wait_component(bed.echo_client, ECHO, 30)
@@ -714,7 +717,7 @@ async def bench_server(
     kind: str, scratch: Path, args: argparse.Namespace, results: Results, with_ours: bool
 ) -> None:
     log(f"{kind}: starting")
-    bed = await setup_bed(kind, scratch, with_ours)
+    bed = await setup_bed(kind, scratch, with_ours, multicast=args.multicast)
     d = args.duration
     try:
         log(f"{kind}: up (c2s port {bed.server.c2s_port})")
@@ -830,7 +833,14 @@ def report(results: Results, servers: list[str], args: argparse.Namespace, elaps
     lines.append("")
     lines.append(
         f"Median of {args.rounds} round(s), about {args.duration:g} s per measurement; "
-        f"whole run {elapsed:.0f} s."
+        f"whole run {elapsed:.0f} s. The channel server sent notifications "
+        + (
+            "through the XMPP server's XEP-0033 multicast service (one stanza per publish); "
+            "the ceiling's and the ideal component one stanza per follower."
+            if args.multicast
+            else "one stanza per follower (--no-multicast), as the ceiling's and the ideal "
+            "component do."
+        )
     )
     if results.errors:
         lines.append("")
@@ -888,6 +898,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--no-buddycloud", action="store_true", help="measure only the XMPP servers"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--no-multicast",
+        dest="multicast",
+        action="store_false",
+        help="the channel server sends one notification stanza per follower ([xmpp] multicast "
+        "= false), as the ceiling's and the ideal component do",
+    )
     parser.add_argument(
         "--followers",
         default=",".join(str(c) for c in FOLLOWER_COUNTS),
