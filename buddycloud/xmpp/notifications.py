@@ -5,8 +5,8 @@ copies, so fan-out costs one string format per online resource and no database q
 Recipients are the online full JIDs (from directed presence) of the event's audience,
 which the engine computed.
 
-Where the XMPP server has an XEP-0033 multicast service (`multicast.py`), a notification
-for several resources leaves as one stanza with their JIDs as `bcc` addresses. Should the
+Where the XMPP server has an XEP-0033 multicast service (`multicast.py`), each headline
+leaves as one stanza with its recipients' JIDs as `bcc` addresses. Should the
 service refuse one, that notification is sent again, one copy per resource, and so is
 every later one.
 """
@@ -153,8 +153,10 @@ class Notifier:
     def _send(self, body: str, targets: list[str], *, message_type: str | None) -> None:
         # Only headlines go through the multicast service: the XMPP server never stores
         # them, while an authorization prompt to an offline moderator is stored as sent.
+        # Every headline takes it, even for one recipient: with one path per recipient,
+        # they arrive in the order they were sent (ejabberd's service is a process apart).
         service = self.multicast
-        if service is not None and message_type == "headline" and len(targets) > 1:
+        if service is not None and message_type == "headline":
             self._multicast(service, body, targets)
             return
         type_attribute = f" type={quote_attribute(message_type)}" if message_type else ""

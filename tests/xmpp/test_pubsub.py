@@ -11,6 +11,9 @@ from xmpp.support import NS, SERVICE, Client, Harness, condition_of
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import Entry, Item, NodeId
 from buddycloud.storage.base import Storage
+from buddycloud.xmpp.multicast import MulticastService
+from buddycloud.xmpp.namespaces import NS_ADDRESS
+from buddycloud.xmpp.xml import serialize
 
 PUBSUB = f"<pubsub xmlns='{NS['pubsub']}'>"
 OWNER = f"<pubsub xmlns='{NS['owner']}'>"
@@ -286,6 +289,36 @@ async def test_subscribing_someone_else_is_refused(juliet: Client, romeo: Client
         "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='tybalt@capulet.lit'/></pubsub>"
     )
     assert condition[0] in ("bad-request", "forbidden")
+
+
+async def test_with_a_multicast_service_every_headline_takes_it_and_prompts_do_not(
+    harness: Harness, juliet: Client, romeo: Client
+) -> None:
+    """A headline for one resource goes through the service too (one path per follower
+    keeps them in order); an authorization prompt goes straight to the moderator."""
+    harness.notifier.multicast = MulticastService("capulet.lit", 20)
+    await register(juliet)
+    await juliet.presence()
+    form = (
+        f"<x xmlns='{NS['x']}' type='submit'>"
+        "<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>"
+        "<field var='pubsub#access_model'><value>authorize</value></field></x>"
+    )
+    await juliet.ok("set", f"{OWNER}<configure node='{JULIET_POSTS}'>{form}</configure></pubsub>")
+    await romeo.ok(
+        "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>"
+    )
+    prompts = [m for m in harness.extra if m.find("x:x", NS) is not None]
+    assert [(m.get("to"), m.get("type")) for m in prompts] == [("juliet@capulet.lit/balcony", None)]
+    assert all(m.find(f"{{{NS_ADDRESS}}}addresses") is None for m in prompts)
+
+    await juliet.ok("set", publish_xml(JULIET_POSTS, "through the service"))
+    (headline,) = [m for m in harness.extra if m.get("type") == "headline"]
+    assert headline.get("to") == "capulet.lit"
+    assert [(a.get("type"), a.get("jid")) for a in headline.iter(f"{{{NS_ADDRESS}}}address")] == [
+        ("bcc", "juliet@capulet.lit/balcony")
+    ]
+    assert "through the service" in serialize(headline)
 
 
 async def test_a_closed_channel_asks_the_owner_and_the_owner_approves_by_form(
