@@ -73,7 +73,7 @@ def parse_service(jid: str, info: Element) -> MulticastService | None:
         advertised = advertised.strip()
         if advertised == "infinite":
             limit = MAX_ADDRESSES
-        elif advertised.isdigit():
+        elif advertised.isascii() and advertised.isdigit():
             limit = int(advertised)
     if limit < 2:
         return None  # one address per stanza is no multicast at all

@@ -5,6 +5,8 @@ from __future__ import annotations
 from xml.etree.ElementTree import Element
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from buddycloud.xmpp.multicast import (
     DEFAULT_LIMIT,
@@ -47,12 +49,28 @@ def items(*jids: str, node: str | None = None) -> Element:
         ("infinite", MAX_ADDRESSES),
         ("100000", MAX_ADDRESSES),
         ("many", DEFAULT_LIMIT),
+        ("\u00b2", DEFAULT_LIMIT),  # a digit to str.isdigit, not to int()
     ],
 )
 def test_the_limit_comes_from_the_service_and_is_capped(advertised: str | None, limit: int) -> None:
     assert parse_service("capulet.lit", info(NS_ADDRESS, limit=advertised)) == MulticastService(
         "capulet.lit", limit
     )
+
+
+@given(st.text(max_size=30))
+def test_any_advertised_limit_gives_a_usable_one_or_none(advertised: str) -> None:
+    form = (
+        "<x xmlns='jabber:x:data' type='result'>"
+        f"<field var='FORM_TYPE' type='hidden'><value>{NS_ADDRESS}</value></field>"
+        "<field var='message'><value/></field></x>"
+    )
+    query = parse_xml(f"<query xmlns='{NS_DISCO_INFO}'><feature var='{NS_ADDRESS}'/>{form}</query>")
+    value = query.find(".//{jabber:x:data}field[@var='message']/{jabber:x:data}value")
+    assert value is not None
+    value.text = advertised
+    service = parse_service("capulet.lit", query)
+    assert service is None or 2 <= service.limit <= MAX_ADDRESSES
 
 
 def test_no_feature_or_a_limit_below_two_is_no_multicast() -> None:
