@@ -291,12 +291,8 @@ async def test_subscribing_someone_else_is_refused(juliet: Client, romeo: Client
     assert condition[0] in ("bad-request", "forbidden")
 
 
-async def test_with_a_multicast_service_every_headline_takes_it_and_prompts_do_not(
-    harness: Harness, juliet: Client, romeo: Client
-) -> None:
-    """A headline for one resource goes through the service too (one path per follower
-    keeps them in order); an authorization prompt goes straight to the moderator."""
-    harness.notifier.multicast = MulticastService("capulet.lit", 20)
+async def online_owner_of_a_closed_channel(juliet: Client) -> None:
+    """Juliet registers, comes online, and makes her posts channel ask her for followers."""
     await register(juliet)
     await juliet.presence()
     form = (
@@ -305,6 +301,15 @@ async def test_with_a_multicast_service_every_headline_takes_it_and_prompts_do_n
         "<field var='pubsub#access_model'><value>authorize</value></field></x>"
     )
     await juliet.ok("set", f"{OWNER}<configure node='{JULIET_POSTS}'>{form}</configure></pubsub>")
+
+
+async def test_with_a_multicast_service_every_headline_takes_it_and_prompts_do_not(
+    harness: Harness, juliet: Client, romeo: Client
+) -> None:
+    """A headline for one resource goes through the service too (one path per follower
+    keeps them in order); an authorization prompt goes straight to the moderator."""
+    harness.notifier.multicast = MulticastService("capulet.lit", 20)
+    await online_owner_of_a_closed_channel(juliet)
     await romeo.ok(
         "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>"
     )
@@ -325,14 +330,7 @@ async def test_a_closed_channel_asks_the_owner_and_the_owner_approves_by_form(
     harness: Harness, juliet: Client, romeo: Client
 ) -> None:
     """Reference row 29 + 35: pending, a subscribe_authorization form, then subscribed."""
-    await register(juliet)
-    await juliet.presence()
-    form = (
-        f"<x xmlns='{NS['x']}' type='submit'>"
-        "<field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>"
-        "<field var='pubsub#access_model'><value>authorize</value></field></x>"
-    )
-    await juliet.ok("set", f"{OWNER}<configure node='{JULIET_POSTS}'>{form}</configure></pubsub>")
+    await online_owner_of_a_closed_channel(juliet)
     reply = await romeo.ok(
         "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>"
     )
