@@ -320,3 +320,24 @@ async def test_without_multicast_the_component_asks_nothing(
         assert "disco#info" not in server.received
     finally:
         await component.stop()
+
+
+async def test_the_multicast_service_is_looked_for_again_on_every_connection(
+    component: ChannelComponent, server: ComponentServer
+) -> None:
+    await asyncio.wait_for(component.connected.wait(), 5)
+    await server.wait_for(lambda: "disco#info" in server.received)
+    (query,) = _stanzas(server.received, "iq")
+    server.send(_multicast_info(query.get("id", ""), 50))
+    await _until(lambda: component.notifier.multicast is not None)
+
+    # The XMPP server restarts, maybe without the service: forget it until it answers again.
+    server.received = ""
+    server.drop_all()
+    await server.wait_for(lambda: server.handshakes_ok >= 2 and "disco#info" in server.received)
+    assert component.notifier.multicast is None
+    (again,) = _stanzas(server.received, "iq")
+    server.send(_multicast_info(again.get("id", ""), 7))
+    await _until(lambda: component.notifier.multicast is not None)
+    assert component.notifier.multicast is not None
+    assert component.notifier.multicast.limit == 7
