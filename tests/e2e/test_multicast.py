@@ -8,9 +8,6 @@ none twice, none to anyone else, and no follower learning who else follows.
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from e2e.conftest import Connect, XmppServer
 from e2e.harness import (
     Client,
@@ -28,13 +25,6 @@ from e2e.harness import (
 NS_ADDRESS = "http://jabber.org/protocol/address"
 
 
-async def wait_for_log(server: ServerProcess, text: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in server.log_path.read_text(errors="replace"):
-        assert time.monotonic() < deadline, f"not in the server log: {text}\n{server.log_tail()}"
-        await asyncio.sleep(0.05)
-
-
 async def test_a_notification_reaches_each_online_follower_resource_once(
     server: ServerProcess,
     xmpp_server: XmppServer,
@@ -45,7 +35,9 @@ async def test_a_notification_reaches_each_online_follower_resource_once(
     unique: str,
 ) -> None:
     service = "capulet.lit" if xmpp_server.name == "prosody" else "multicast.capulet.lit"
-    await wait_for_log(server, f"notifications go through the multicast service {service},")
+    await server.wait_for_log(
+        f"notifications go through the multicast service {service},", timeout=15.0
+    )
     node = topic(f"multicast-{unique}")  # a new channel: juliet and romeo, no one else
     await juliet.ok("set", create(node))
     await romeo.ok("set", subscribe(node, romeo.bare))
