@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -30,6 +30,7 @@ from buddycloud.domain.model import (
     Membership,
     Node,
     NodeId,
+    Page,
     PageRequest,
     RawPayload,
     Role,
@@ -964,33 +965,23 @@ async def test_recent_items_of_followed_channels(storage: Storage) -> None:
     assert page.count == 5
     assert page.first == f"{POSTS},reply" and page.last == f"{nurse_posts},n3"
 
-    parents = await storage.recent_items(
-        ROMEO,
-        since=at(5),
-        max_per_node=3,
-        parent_only=True,
-        node_names=frozenset({"posts"}),
-        page=PageRequest(max=2),
-    )
+    def parent_posts(page: PageRequest) -> Awaitable[Page[Item]]:
+        """Top-level posts of the posts nodes Romeo follows, at most three per node."""
+        return storage.recent_items(
+            ROMEO,
+            since=at(5),
+            max_per_node=3,
+            parent_only=True,
+            node_names=frozenset({"posts"}),
+            page=page,
+        )
+
+    parents = await parent_posts(PageRequest(max=2))
     assert ids(parents.items) == ["j0", "n4"]
     assert parents.count == 6
-    more = await storage.recent_items(
-        ROMEO,
-        since=at(5),
-        max_per_node=3,
-        parent_only=True,
-        node_names=frozenset({"posts"}),
-        page=PageRequest(max=10, after=parents.last),
-    )
+    more = await parent_posts(PageRequest(max=10, after=parents.last))
     assert ids(more.items) == ["j4", "n3", "j3", "n2"]
-    back = await storage.recent_items(
-        ROMEO,
-        since=at(5),
-        max_per_node=3,
-        parent_only=True,
-        node_names=frozenset({"posts"}),
-        page=PageRequest(max=1, before=more.first),
-    )
+    back = await parent_posts(PageRequest(max=1, before=more.first))
     assert ids(back.items) == ["n4"]
     # until and author narrow each node's pick before it is limited to max_per_node.
     nurse_until = await storage.recent_items(
