@@ -185,10 +185,11 @@ class Notifier:
     def refused(self, message: Element) -> bool:
         """Handle an error answer to a multicast stanza: send its copies one by one, and
         every later notification too. False if `message` answers no multicast stanza."""
-        sent = self._unconfirmed.get(message.get("id", ""))
+        stanza_id = message.get("id", "")
+        sent = self._unconfirmed.get(stanza_id)
         if sent is None or message.get("from") != sent[0]:
             return False
-        del self._unconfirmed[message.get("id", "")]
+        del self._unconfirmed[stanza_id]
         service_jid, body, targets = sent
         if self.multicast is not None and self.multicast.jid == service_jid:
             log.warning(
