@@ -23,6 +23,10 @@ from typing import TextIO
 
 from buddycloud.config import Config, XmppConfig
 from buddycloud.domain.jid import Jid
+from buddycloud.http.app import create_app
+from buddycloud.http.auth import Authenticator
+from buddycloud.http.requests import HttpContext
+from buddycloud.http.server import HttpServer
 from buddycloud.prosody import PrivateProsody, ProsodySettings, ProsodyStartFailed
 from buddycloud.services.config import EngineConfig
 from buddycloud.services.engine import Engine
@@ -54,15 +58,23 @@ class App:
         storage: the open storage backend.
         engine: the channel engine over that storage.
         component: the XMPP edge, or None when no [xmpp] section is configured.
+        http: the HTTP edge (REST API and websocket), on `[http] listen`.
     """
 
     config: Config
     storage: Storage
     engine: Engine
     component: ChannelComponent | None
+    http: HttpServer
 
     async def start(self) -> None:
-        """Start the edges (the XMPP component starts connecting and returns at once)."""
+        """Start the edges: the HTTP edge listens before this returns; the XMPP component
+        starts connecting and returns at once.
+
+        Raises:
+            OSError: `[http] listen` cannot be listened on.
+        """
+        await self.http.start()
         if self.component is not None:
             # Nobody is online for a component that has just started: temporary
             # subscriptions left over from the last run end now.
@@ -74,6 +86,7 @@ class App:
     async def close(self) -> None:
         """Stop the edges, then close the storage. Safe to call twice."""
         try:
+            await self.http.stop()
             if self.component is not None:
                 await self.component.stop()
         finally:
@@ -137,10 +150,12 @@ async def build(config: Config) -> App:
                 multicast=config.xmpp.multicast,
                 server_domain=config.server.domain.domain,
             )
+        http_app = create_app(HttpContext(engine=engine, authenticator=Authenticator(engine)))
+        http = HttpServer(http_app, config.http.host, config.http.port)
     except BaseException:
         await storage.close()
         raise
-    return App(config=config, storage=storage, engine=engine, component=component)
+    return App(config=config, storage=storage, engine=engine, component=component, http=http)
 
 
 def data_directory(config: Config) -> Path:
@@ -302,11 +317,7 @@ def _settled_garbage_collector() -> Iterator[None]:
 def _announce(app: App, prosody: PrivateProsody | None, out: TextIO) -> None:
     log.info("storage open: %s", _redacted(app.config.storage.url))
     if app.config.xmpp is None:
-        # The HTTP edge will serve [http] listen; until it exists nothing else listens.
-        log.info(
-            "no edge configured: add an [xmpp] section or run with --with-prosody to serve "
-            "XMPP clients"
-        )
+        log.info("no XMPP: add an [xmpp] section or run with --with-prosody to serve XMPP clients")
     else:
         log.info(
             "XMPP component %s connecting to %s:%s",

@@ -339,8 +339,9 @@ def _listen(raw: str) -> tuple[str, str, int]:
         raise ValueError("write an IPv6 address in brackets: [::1]:8080")
     else:
         _host(host)
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"the port must be a number between 1 and 65535, got {port_text!r}")
+    # Port 0 asks the system for a free port; the log line "HTTP API listening on" names it.
+    if not port_text.isascii() or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"the port must be a number between 0 and 65535, got {port_text!r}")
     return raw, host, int(port_text)
 
 

@@ -87,7 +87,7 @@ async def storage(
         url = f"sqlite:///{path}"
     else:
         url = request.getfixturevalue("postgres_url")
-        await _postgres(url, "TRUNCATE channels, nodes, memberships, items")
+        await _postgres(url, "TRUNCATE channels, nodes, memberships, items, accounts")
     opened = await open_storage(url)
     try:
         yield opened

@@ -281,7 +281,7 @@ def test_unknown_key_from_the_environment_names_the_variable() -> None:
         ("[http]\nlisten = '8080'", "[http] listen: must be host:port"),
         ("[http]\nlisten = ':8080'", "[http] listen: must be host:port"),
         ("[http]\nlisten = 'localhost:http'", "[http] listen: the port must be a number"),
-        ("[http]\nlisten = 'localhost:0'", "[http] listen: the port must be a number"),
+        ("[http]\nlisten = 'localhost:-1'", "[http] listen: the port must be a number"),
         ("[http]\nlisten = 'localhost:70000'", "[http] listen: the port must be a number"),
         ("[http]\nlisten = '::1:8080'", "[http] listen: write an IPv6 address in brackets"),
         ("[http]\nlisten = '[nope]:8080'", "[http] listen: 'nope' is not an IPv6 address"),

@@ -184,6 +184,26 @@ class OwnSubscription(Forbidden):
     condition = "can-not-modify-own-subscription"
 
 
+class NotAuthenticated(ChannelError):
+    """The credentials are wrong, or name no account; which of the two is never said."""
+
+
+class AccountExists(ChannelError):
+    """An account of that name exists already."""
+
+    def __init__(self, jid: str) -> None:
+        super().__init__(f"the account {jid} exists already")
+        self.jid = jid
+
+
+class AccountNotFound(NotFound):
+    """No account of that name."""
+
+    def __init__(self, jid: str) -> None:
+        super().__init__(f"no account {jid}")
+        self.jid = jid
+
+
 class OwnerRequired(ChannelError):
     """A channel must keep an owner: the owner can neither leave nor be demoted."""
 

@@ -307,3 +307,16 @@ class Page(Generic[T]):
     first: str | None = None
     last: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user of the built-in user database: a bare JID of this server's domain.
+
+    `password_hash` is an argon2id hash in its encoded form, never the password.
+    """
+
+    jid: Jid
+    password_hash: str
+    email: str
+    created: datetime

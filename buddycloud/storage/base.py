@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
     AccessModel,
+    Account,
     Channel,
     ChannelConfig,
     Item,
@@ -265,3 +266,19 @@ class Storage(Protocol):
         """
 
     async def count_items(self, node: NodeId) -> int: ...
+
+    # --- the built-in user database ------------------------------------------------------
+
+    async def insert_account(self, account: Account) -> None:
+        """Add an account. Raises AccountExists when one of that JID exists."""
+
+    async def find_account(self, jid: Jid) -> Account | None: ...
+
+    async def update_account_password(self, jid: Jid, password_hash: str) -> None:
+        """Replace an account's password hash. Raises AccountNotFound."""
+
+    async def delete_account(self, jid: Jid) -> None:
+        """Remove an account. Raises AccountNotFound."""
+
+    async def list_accounts(self, page: PageRequest) -> Page[Account]:
+        """Accounts in JID order, paged by keyset on the JID."""

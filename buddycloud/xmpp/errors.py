@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.errors import (
+    AccountExists,
     AnonymousReadOnly,
     BadRequest,
     Banned,
@@ -37,6 +38,7 @@ from buddycloud.domain.errors import (
     ItemRequired,
     NodeExists,
     NodeNotFound,
+    NotAuthenticated,
     NotFound,
     NotLocalUser,
     NotSubscribed,
@@ -170,6 +172,8 @@ STANZA_ERRORS: dict[type[BaseException], StanzaErrorSpec] = {
     ChannelNotFound: _spec("item-not-found", "cancel"),
     ItemNotFound: _spec("item-not-found", "cancel"),
     NodeExists: _spec("conflict", "cancel"),
+    AccountExists: _spec("conflict", "cancel"),
+    NotAuthenticated: _spec("not-authorized", "auth"),
     Forbidden: _spec("forbidden", "auth"),
     ClosedNode: _spec("forbidden", "auth", "closed-node"),
     Banned: _spec("forbidden", "auth"),

@@ -141,6 +141,8 @@ def write_server_config(directory: Path, xmpp: XmppServer, storage_url: str) -> 
                 f'secret = "{xmpp.component_secret}"',
                 f'host = "{xmpp.interface}"',
                 f"port = {xmpp.component_port}",
+                "[http]",
+                'listen = "127.0.0.1:0"',
                 "",
             ]
         )

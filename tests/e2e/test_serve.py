@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from e2e.conftest import require_prosody
 from e2e.harness import (
@@ -29,12 +30,26 @@ from buddycloud.prosody import PrivateProsody, ProsodyNotInstalled, ProsodySetti
 async def test_the_embedded_default_creates_its_database_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
-    """No config, no XMPP: SQLite under ./data, up until a signal, then a clean exit."""
-    server = ServerProcess(None, tmp_path, c2s_port=0)
+    """No config, no XMPP: SQLite under ./data, the HTTP API answering at once (on a free
+    port here instead of 8080), up until a signal, then a clean exit."""
+    port = free_port()
+    server = ServerProcess(
+        None, tmp_path, c2s_port=0, env={"BUDDYCLOUD_HTTP_LISTEN": f"127.0.0.1:{port}"}
+    )
     server.spawn()
     try:
-        output = await server.wait_for_log("no edge configured")
+        output = await server.wait_for_log(f"HTTP API listening on http://127.0.0.1:{port}/api")
         assert (tmp_path / "data" / "buddycloud.db").is_file(), output
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            made = await http.post(
+                "/api/account",
+                json={"username": "juliet", "password": "balcony-at-midnight", "email": "j@e.org"},
+            )
+            assert made.status_code == 200, made.text
+            signed_in = await http.get("/api", auth=("juliet", "balcony-at-midnight"))
+            assert signed_in.status_code == 204
+            posts = await http.get("/api/juliet@localhost/content/posts")
+            assert posts.status_code == 200 and posts.json() == []
     finally:
         status = server.stop()
     assert status == 0, server.log_tail()
@@ -52,6 +67,8 @@ async def test_serve_with_prosody_is_a_complete_server(tmp_path: Path) -> None:
         f'component_jid = "{SERVICE}"\n'
         'secret = "balcony"\n'
         f"port = {component_port}\n"
+        "[http]\n"
+        'listen = "127.0.0.1:0"\n'
     )
     server = ServerProcess(
         config,

@@ -1075,3 +1075,30 @@ async def test_search_sees_edits(storage: Storage) -> None:
     old = await storage.search_items(SearchQuery(("nightingale",), None, scope), PageRequest())
     new = await storage.search_items(SearchQuery(("lark",), None, scope), PageRequest())
     assert old.items == [] and ids(new.items) == ["a"]
+
+
+# --- the built-in user database ----------------------------------------------------------
+
+
+async def test_accounts_are_kept_found_updated_and_deleted(storage: Storage) -> None:
+    from buddycloud.domain.errors import AccountExists, AccountNotFound
+    from buddycloud.domain.model import Account
+
+    juliet = Account(Jid.parse("juliet@capulet.lit"), "$argon2id$hash", "j@example.org", at(1))
+    await storage.insert_account(juliet)
+
+    assert await storage.find_account(juliet.jid) == juliet
+    assert await storage.find_account(Jid.parse("romeo@capulet.lit")) is None
+    with pytest.raises(AccountExists):
+        await storage.insert_account(juliet)
+
+    await storage.update_account_password(juliet.jid, "$argon2id$other")
+    found = await storage.find_account(juliet.jid)
+    assert found is not None and found.password_hash == "$argon2id$other"
+
+    await storage.delete_account(juliet.jid)
+    assert await storage.find_account(juliet.jid) is None
+    with pytest.raises(AccountNotFound):
+        await storage.delete_account(juliet.jid)
+    with pytest.raises(AccountNotFound):
+        await storage.update_account_password(juliet.jid, "$argon2id$again")

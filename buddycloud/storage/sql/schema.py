@@ -175,3 +175,13 @@ items = sa.Table(
 )
 
 RATING_INDEX = "ux_items_rating"
+
+# The built-in user database of the HTTP edge's `database` sign-in method.
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("jid", key_text(), primary_key=True),
+    sa.Column("password_hash", sa.Text(), nullable=False),
+    sa.Column("email", sa.Text(), nullable=False),
+    sa.Column("created", UtcDateTime(), nullable=False),
+)

@@ -28,6 +28,8 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from buddycloud.domain.errors import (
+    AccountExists,
+    AccountNotFound,
     ChannelNotFound,
     InvalidNodeId,
     InvalidPaging,
@@ -39,6 +41,7 @@ from buddycloud.domain.errors import (
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
     AccessModel,
+    Account,
     Channel,
     ChannelConfig,
     ChannelType,
@@ -58,7 +61,7 @@ from buddycloud.domain.model import (
 from buddycloud.storage.base import NodeContext, SearchQuery
 from buddycloud.storage.sql.database import Database, T, Work
 from buddycloud.storage.sql.prepared import Prepared
-from buddycloud.storage.sql.schema import RATING_INDEX, channels, items, memberships
+from buddycloud.storage.sql.schema import RATING_INDEX, accounts, channels, items, memberships
 from buddycloud.storage.sql.schema import nodes as nodes_table
 
 Condition = sa.ColumnElement[bool]
@@ -1435,6 +1438,84 @@ class SqlStorage:
             return self._node_counter(conn, node, "item_count")
 
         return await self._db.read(work)
+
+    # --- the built-in user database ------------------------------------------------------
+
+    async def insert_account(self, account: Account) -> None:
+        values = {
+            "jid": str(account.jid),
+            "password_hash": account.password_hash,
+            "email": account.email,
+            "created": account.created,
+        }
+
+        def work(conn: sa.Connection) -> None:
+            try:
+                conn.execute(sa.insert(accounts).values(values))
+            except IntegrityError:
+                raise AccountExists(str(account.jid)) from None
+
+        await self._db.write(work)
+
+    async def find_account(self, jid: Jid) -> Account | None:
+        def work(conn: sa.Connection) -> Account | None:
+            row = (
+                conn.execute(sa.select(accounts).where(accounts.c.jid == str(jid)))
+                .mappings()
+                .first()
+            )
+            return _account(row) if row is not None else None
+
+        return await self._db.lookup(work)
+
+    async def update_account_password(self, jid: Jid, password_hash: str) -> None:
+        def work(conn: sa.Connection) -> None:
+            result = conn.execute(
+                sa.update(accounts)
+                .where(accounts.c.jid == str(jid))
+                .values(password_hash=password_hash)
+            )
+            if result.rowcount == 0:
+                raise AccountNotFound(str(jid))
+
+        await self._db.write(work)
+
+    async def delete_account(self, jid: Jid) -> None:
+        def work(conn: sa.Connection) -> None:
+            result = conn.execute(sa.delete(accounts).where(accounts.c.jid == str(jid)))
+            if result.rowcount == 0:
+                raise AccountNotFound(str(jid))
+
+        await self._db.write(work)
+
+    async def list_accounts(self, page: PageRequest) -> Page[Account]:
+        def work(conn: sa.Connection) -> Page[Account]:
+            total = conn.execute(sa.select(sa.func.count()).select_from(accounts)).scalar_one()
+            query = sa.select(accounts)
+            if page.before is not None:
+                query = query.where(accounts.c.jid < page.before).order_by(accounts.c.jid.desc())
+            elif page.last_page:
+                query = query.order_by(accounts.c.jid.desc())
+            else:
+                if page.after is not None:
+                    query = query.where(accounts.c.jid > page.after)
+                query = query.order_by(accounts.c.jid)
+            rows = conn.execute(query.limit(page.max)).mappings().all()
+            found = [_account(row) for row in rows]
+            if page.before is not None or page.last_page:
+                found.reverse()
+            return _page(found, int(total), lambda account: str(account.jid))
+
+        return await self._db.read(work)
+
+
+def _account(row: RowMapping) -> Account:
+    return Account(
+        jid=Jid.parse(row["jid"]),
+        password_hash=row["password_hash"],
+        email=row["email"],
+        created=row["created"],
+    )
 
 
 def _page(found: list[Any], total: int, key: Any) -> Page[Any]:

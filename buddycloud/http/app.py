@@ -1,0 +1,67 @@
+"""The ASGI application of the HTTP edge: its routes, CORS and the one error funnel."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from buddycloud.http.errors import error_response, render_error
+from buddycloud.http.requests import HttpContext
+from buddycloud.http.routes import account, content
+
+# The REST API of the original HTTP API, under /api (reference 9.2).
+ROUTES: list[BaseRoute] = [
+    Route("/api", account.root_get, methods=["GET"]),
+    Route("/api/", account.root_get, methods=["GET"]),
+    Route("/api/account", account.account_post, methods=["POST"]),
+    Route("/api/account", account.account_delete, methods=["DELETE"]),
+    Route("/api/account/pw/change", account.password_change_post, methods=["POST"]),
+    Route("/api/{channel}/content/{node}", content.content_get, methods=["GET"]),
+]
+
+# Reference 9.1: any origin, with credentials; the headers clients send and read.
+CORS = Middleware(
+    CORSMiddleware,
+    allow_origin_regex=".*",
+    allow_credentials=True,
+    allow_methods=["GET", "POST", "PUT", "DELETE"],
+    allow_headers=["Authorization", "Content-Type", "X-Requested-With", "X-Session-Id"],
+    expose_headers=["Location", "X-Session-Id", "X-First", "X-Last", "X-Count"],
+    max_age=86400,
+)
+
+
+def create_app(http: HttpContext) -> Starlette:
+    """The HTTP edge over an engine: every route, CORS and the error funnel."""
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[CORS],
+        exception_handlers={
+            HTTPException: _http_exception,
+            Exception: _any_exception,
+        },
+    )
+    app.state.http = http
+    return app
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(404, "no-such-endpoint", f"nothing is served at {request.url.path}")
+    if exc.status_code == 405:
+        return error_response(
+            405, "method-not-allowed", f"{request.method} is not served at {request.url.path}"
+        )
+    return error_response(exc.status_code, "bad-request", str(exc.detail))
+
+
+async def _any_exception(request: Request, exc: Exception) -> Response:
+    requester = getattr(request.state, "requester", None)
+    anonymous = requester is None or requester.anonymous
+    return render_error(exc, anonymous=anonymous)

@@ -1,0 +1,142 @@
+"""The built-in user database: accounts with a password, for the `database` sign-in method.
+
+An account is a bare JID of this server's domain with an argon2id password hash and an
+email address (for password resets). Creating one also registers the user's personal
+channel, as the original HTTP API did after its in-band registration; deleting one
+unregisters the user first (`AccountOps.unregister`), then forgets the password.
+
+Hashing costs tens of milliseconds of CPU by design, so it runs in a worker thread and
+never stalls the event loop. A sign-in for an account that does not exist verifies against
+a fixed hash all the same, so the time taken does not tell whether the account exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from buddycloud.domain.errors import (
+    AccountNotFound,
+    InvalidConfiguration,
+    InvalidJid,
+    NotAuthenticated,
+)
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import Account, Page, PageRequest
+from buddycloud.services.accounts import AccountOps
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+MAX_EMAIL_LENGTH = 254
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
+_ABSENT_HASH = _HASHER.hash("no account has this password")
+
+
+class UserOps(AccountOps):
+    def account_jid(self, username: str) -> Jid:
+        """The bare JID a username names: `user@domain`, or `user` on this server's domain.
+
+        Raises:
+            InvalidJid: the username is not a JID, or names a user of another domain or a
+                guest domain.
+        """
+        raw = username.strip()
+        if not raw or len(raw) > 1024:
+            raise InvalidJid(username[:64], "a username is required")
+        jid = Jid.parse(raw if "@" in raw else f"{raw}@{self.config.domain}")
+        if not jid.local or jid.resource:
+            raise InvalidJid(raw[:64], "a username is user or user@domain")
+        if not self.is_local_user(jid):
+            raise InvalidJid(raw[:64], f"accounts here are of the domain {self.config.domain}")
+        return jid.bare
+
+    async def create_account(self, username: str, password: str, email: str) -> Account:
+        """Add an account and create its personal channel.
+
+        Raises:
+            InvalidJid: see `account_jid`.
+            InvalidConfiguration: the password or email is not acceptable (field named).
+            AccountExists: the name is taken.
+        """
+        jid = self.account_jid(username)
+        _check_password(password)
+        email = email.strip()
+        if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
+            raise InvalidConfiguration("email", "not an email address")
+        password_hash = await asyncio.to_thread(_HASHER.hash, password)
+        account = Account(jid, password_hash, email, self.clock.now())
+        await self.storage.insert_account(account)
+        await self.register(jid)
+        return account
+
+    async def authenticate(self, username: str, password: str) -> Jid:
+        """The account's JID when the password is right.
+
+        Raises:
+            NotAuthenticated: a wrong password, a malformed name or no such account (the
+                same error for all three).
+        """
+        try:
+            jid = self.account_jid(username)
+        except InvalidJid:
+            raise NotAuthenticated() from None
+        account = await self.storage.find_account(jid)
+        stored = account.password_hash if account is not None else _ABSENT_HASH
+        if not await asyncio.to_thread(_verify, stored, password) or account is None:
+            raise NotAuthenticated()
+        if _HASHER.check_needs_rehash(stored):
+            rehashed = await asyncio.to_thread(_HASHER.hash, password)
+            await self.storage.update_account_password(jid, rehashed)
+        return jid
+
+    async def change_password(self, user: Jid, password: str) -> None:
+        """Set a new password for an existing account.
+
+        Raises:
+            InvalidConfiguration: the password is not acceptable.
+            AccountNotFound: `user` has no account here.
+        """
+        _check_password(password)
+        password_hash = await asyncio.to_thread(_HASHER.hash, password)
+        await self.storage.update_account_password(user.bare, password_hash)
+
+    async def find_account(self, user: Jid) -> Account | None:
+        return await self.storage.find_account(user.bare)
+
+    async def delete_account(self, user: Jid) -> None:
+        """Unregister the user (their channels, posts and follows go) and remove the account.
+
+        Raises:
+            AccountNotFound: `user` has no account here.
+        """
+        jid = user.bare
+        if await self.storage.find_account(jid) is None:
+            raise AccountNotFound(str(jid))
+        await self.unregister(jid)
+        await self.storage.delete_account(jid)
+
+    async def list_accounts(self, page: PageRequest) -> Page[Account]:
+        return await self.storage.list_accounts(page)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidConfiguration(
+            "password", f"a password has at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidConfiguration(
+            "password", f"a password has at most {MAX_PASSWORD_LENGTH} characters"
+        )
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return bool(_HASHER.verify(password_hash, password))
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
