@@ -36,14 +36,29 @@ RETRACT_OWN            yes yes yes no  no  no
 """
 
 
-def cells_5() -> list[tuple[Operation, AccessModel, Role, bool]]:
+# The cells where the server departs from table 5 as printed, with what it does instead.
+# Table 7 ("Outcast: cannot view any posts or replies"), the seed ("Banned: a list of users
+# that cannot access the channel") and both original servers refuse banned users on open
+# channels too; docs/permissions.md, "Banned users and open channels", says why.
+DEPARTURES = {
+    (Operation.READ_ITEMS, AccessModel.OPEN, Role.OUTCAST): False,
+    (Operation.READ_FOLLOWERS, AccessModel.OPEN, Role.OUTCAST): False,
+}
+
+
+def cells_5(*, as_printed: bool = False) -> list[tuple[Operation, AccessModel, Role, bool]]:
+    """Table 5's cells as the server applies them, or `as_printed` in the ProtoXEP."""
     cells = []
     for line in TABLE_5.strip().splitlines():
         name, model, *answers = line.split()
         models = list(AccessModel) if model == "all" else [AccessModel(model)]
         for access_model in models:
             for role, answer in zip(COLUMNS, answers, strict=True):
-                cells.append((Operation[name], access_model, role, answer == "yes"))
+                operation = Operation[name]
+                allowed = answer == "yes"
+                if not as_printed:
+                    allowed = DEPARTURES.get((operation, access_model, role), allowed)
+                cells.append((operation, access_model, role, allowed))
     return cells
 
 

@@ -5,6 +5,10 @@ data; the functions only look it up. Columns map to roles as: producer = owner,
 moderator = moderator, follower+post = publisher, follower = member,
 anonymous = none (not following), banned = outcast.
 
+One cell differs from table 5 as printed: banned users read neither the posts nor the
+followers of an `open` channel (table 7, the seed's "cannot access the channel" and both
+original servers agree; docs/permissions.md, "Banned users and open channels").
+
 An anonymous requester (a guest session of a web client, reference section 5.3) is the
 tables' "Anonymous" column whatever role it might hold: it may read what that column
 allows, follow for the time it is online (a temporary subscription), and write nothing.
@@ -63,8 +67,10 @@ _NOT_BANNED = _ALL - {Role.OUTCAST}
 # Table 5. Reads that depend on the access model map each model to the roles allowed.
 # For `local`, the "anonymous" column is an outside user; a user of the channel's home
 # domain who does not follow is treated as under `open` (table 3), see `may`.
+# `open` leaves banned users out, where table 5 prints "yes": table 7's outcast "cannot
+# view any posts or replies" wins (module docstring).
 _BY_MODEL_FOLLOWERS_ONLY = {
-    AccessModel.OPEN: _ALL,
+    AccessModel.OPEN: _NOT_BANNED,
     AccessModel.AUTHORIZE: _FOLLOWERS,
     AccessModel.LOCAL: _FOLLOWERS,
 }
@@ -246,9 +252,20 @@ def read_scope(requester: Jid, *, requester_is_local: bool) -> ReadScope:
 
 def public_models(*, requester_is_local: bool) -> frozenset[AccessModel]:
     """The access models whose channels anyone may read without following them (table 5
-    with role `none`): what the firehose shows a requester."""
+    with role `none`)."""
     return frozenset(
         model
         for model in AccessModel
         if may(Operation.READ_ITEMS, Role.NONE, model, requester_is_local=requester_is_local)
+    )
+
+
+def public_scope(requester: Jid, *, requester_is_local: bool) -> ReadScope:
+    """What the firehose shows `requester`: the channels of `public_models`, less those
+    where the requester's own role forbids reading (a ban)."""
+    scope = read_scope(requester, requester_is_local=requester_is_local)
+    public = public_models(requester_is_local=requester_is_local)
+    return ReadScope(
+        scope.requester,
+        {model: roles for model, roles in scope.roles_by_model.items() if model in public},
     )

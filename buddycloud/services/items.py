@@ -29,7 +29,7 @@ from buddycloud.domain.model import (
     RawPayload,
     Thread,
 )
-from buddycloud.domain.permissions import Operation, public_models, read_scope
+from buddycloud.domain.permissions import Operation, public_scope, read_scope
 from buddycloud.domain.times import parse_datetime
 from buddycloud.services.following import FollowOps
 from buddycloud.storage.base import NodeContext, SearchQuery
@@ -235,14 +235,15 @@ class ItemOps(FollowOps):
     ) -> Page[Item]:
         """The newest items of every channel the requester may read without following it:
         open channels, and `local` ones for users of this domain (reference op 17,
-        `/firehose`). Newest `updated` first; cursors are "<node>,<item id>".
+        `/firehose`), less those the requester is banned from. Newest `updated` first;
+        cursors are "<node>,<item id>".
 
         Raises:
             ItemNotFound: an unknown cursor.
         """
-        models = public_models(requester_is_local=self.is_local_user(requester.bare))
+        scope = public_scope(requester.bare, requester_is_local=self.is_local_user(requester.bare))
         return await self.storage.list_public_items(
-            models, _with_global_cursors(page), parent_only=parent_only
+            scope, _with_global_cursors(page), parent_only=parent_only
         )
 
     async def recent_items(

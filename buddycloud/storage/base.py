@@ -221,11 +221,12 @@ class Storage(Protocol):
         by node and item id, starting after the (node, item id) `after`."""
 
     async def list_public_items(
-        self, models: frozenset[AccessModel], page: PageRequest, *, parent_only: bool = False
+        self, scope: ReadScope, page: PageRequest, *, parent_only: bool = False
     ) -> Page[Item]:
-        """Live items (no tombstones) of every advertised channel whose access model is in
-        `models`, newest `updated` first, ties by node and id; cursors are "<node>,<item id>"
-        as in recent items. Raises ItemNotFound for an unknown cursor."""
+        """Live items (no tombstones) of every advertised channel the scope may read (as in
+        `search_items`: its access model maps to a set holding the requester's role there),
+        newest `updated` first, ties by node and id; cursors are "<node>,<item id>" as in
+        recent items. Raises ItemNotFound for an unknown cursor."""
 
     async def list_replies(self, node: NodeId, parent_id: str, page: PageRequest) -> Page[Item]:
         """Replies to one item, newest first. Raises ItemNotFound if the parent is missing."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from protoxep_tables import cells, cells_5, cells_6
+from protoxep_tables import DEPARTURES, cells, cells_5, cells_6
 
 from buddycloud.domain.errors import (
     AnonymousReadOnly,
@@ -23,6 +23,7 @@ from buddycloud.domain.permissions import (
     check_role_change,
     may,
     public_models,
+    public_scope,
     read_scope,
     require,
 )
@@ -33,6 +34,21 @@ def test_the_transcription_covers_every_operation_of_both_tables() -> None:
     assert len(cells_5()) == 3 * 3 * 6 + 6 * 6  # 3 "all" rows x 3 models, 6 model rows
     assert len(cells_6()) == 7 * 3 * 6
     assert len(covered) == 12
+
+
+def test_the_server_departs_from_table_5_only_for_banned_users_of_open_channels() -> None:
+    """Table 5 prints "yes" for banned users reading an open channel's posts and followers;
+    table 7 says an outcast "cannot view any posts or replies", and the server refuses."""
+    printed = {cell[:3]: cell[3] for cell in cells_5(as_printed=True)}
+    applied = {cell[:3]: cell[3] for cell in cells_5()}
+    differing = {key for key in printed if printed[key] != applied[key]}
+    assert differing == set(DEPARTURES)
+    for operation, access_model, role in DEPARTURES:
+        assert printed[(operation, access_model, role)] is True
+        assert may(operation, role, access_model, requester_is_local=False) is False
+        assert may(operation, role, access_model, requester_is_local=True) is False
+        with pytest.raises(Banned):
+            require(operation, role, access_model, requester_is_local=True)
 
 
 @pytest.mark.parametrize(("operation", "access_model", "role", "expected"), cells_5() + cells_6())
@@ -137,7 +153,7 @@ def test_nobody_changes_their_own_role(role: Role) -> None:
 
 def test_the_read_scope_follows_table_5() -> None:
     remote = read_scope(ALICE, requester_is_local=False)
-    assert remote.roles_by_model[AccessModel.OPEN] == frozenset(Role)
+    assert remote.roles_by_model[AccessModel.OPEN] == frozenset(Role) - {Role.OUTCAST}
     assert Role.NONE not in remote.roles_by_model[AccessModel.LOCAL]
     local = read_scope(ALICE, requester_is_local=True)
     assert Role.NONE in local.roles_by_model[AccessModel.LOCAL]
@@ -146,9 +162,15 @@ def test_the_read_scope_follows_table_5() -> None:
 
 
 def test_the_public_stream_is_what_a_non_follower_may_read() -> None:
-    """The firehose's channels: table 5's item reads for role `none`."""
+    """The firehose's channels: table 5's item reads for role `none`, less bans."""
     assert public_models(requester_is_local=False) == {AccessModel.OPEN}
     assert public_models(requester_is_local=True) == {AccessModel.OPEN, AccessModel.LOCAL}
+    not_banned = frozenset(Role) - {Role.OUTCAST}
+    remote = public_scope(ALICE, requester_is_local=False)
+    assert remote.requester == ALICE
+    assert remote.roles_by_model == {AccessModel.OPEN: not_banned}
+    local = public_scope(ALICE, requester_is_local=True)
+    assert local.roles_by_model == {AccessModel.OPEN: not_banned, AccessModel.LOCAL: not_banned}
 
 
 ANONYMOUS_COLUMN = {

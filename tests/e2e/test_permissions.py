@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import pytest
 from e2e.harness import (
+    NS_BC,
     NS_OWNER,
+    NS_PUBSUB,
     TOPICS_DOMAIN,
     Client,
     create,
     entry,
     items_request,
+    local_id,
     posts,
     publish,
+    published_id,
     set_affiliation,
     set_subscription,
     subscribe,
@@ -37,12 +41,13 @@ EXPECTED_PUBLISH = {
     "none": FORBIDDEN,
     "outcast": FORBIDDEN,
 }
-# Table 5 "channel posts": everyone on open channels, banned users included (table 5 says
-# "yes"; docs/permissions.md "Known conflict" explains why table 7 does not win here);
-# followers only on authorize channels; on local channels every user of the home domain
-# (all ours are local) except banned ones.
+# Table 5 "channel posts" and "followers, moderators and owner": everyone but banned users
+# on open channels (table 5 prints "yes" for them; table 7 and the original servers refuse
+# them, see docs/permissions.md "Banned users and open channels"); followers only on
+# authorize channels; on local channels every user of the home domain (all ours are
+# local) except banned ones.
 EXPECTED_READ = {
-    "open": dict.fromkeys(ROLES, OK),
+    "open": dict.fromkeys(ROLES, OK) | {"outcast": FORBIDDEN},
     "authorize": dict.fromkeys(ROLES, OK) | {"none": FORBIDDEN, "outcast": FORBIDDEN},
     "local": dict.fromkeys(ROLES, OK) | {"outcast": FORBIDDEN},
 }
@@ -99,14 +104,20 @@ async def test_publish_and_read_by_role(
     }
     published: dict[str, str] = {}
     read: dict[str, str] = {}
+    followers_read: dict[str, str] = {}
     for role, user in users.items():
         reply = await user.iq("set", publish(node, entry(f"{role} speaks {unique}")))
         published[role] = outcome(reply.ok, reply.condition)
         reply = await user.iq("get", items_request(node))
         read[role] = outcome(reply.ok, reply.condition)
+        reply = await user.iq(
+            "get", f"<pubsub xmlns='{NS_PUBSUB}'><subscriptions node='{node}'/></pubsub>"
+        )
+        followers_read[role] = outcome(reply.ok, reply.condition)
 
     assert published == EXPECTED_PUBLISH
     assert read == EXPECTED_READ[access_model]
+    assert followers_read == EXPECTED_READ[access_model]
 
 
 async def test_a_banned_user_cannot_follow_again(
@@ -135,3 +146,37 @@ async def test_the_banned_list_is_shown_to_moderators_only(
     assert paris.bare in as_moderator.text
     as_follower = await tybalt.iq("get", request)
     assert paris.bare not in as_follower.text
+
+
+async def test_a_banned_user_reads_nothing_of_an_open_channel(
+    juliet: Client, paris: Client, tybalt: Client, unique: str
+) -> None:
+    """Paris followed an open channel and read it; once banned, every read of its posts,
+    replies and followers answers `forbidden`, and the firehose leaves the channel out."""
+    node = posts(f"open-ban-{unique}@{TOPICS_DOMAIN}")
+    await juliet.ok("set", create(node, {"pubsub#access_model": "open"}))
+    post = published_id(await juliet.ok("set", publish(node, entry(f"balcony {unique}"))))
+    await juliet.ok("set", publish(node, entry(f"reply {unique}", in_reply_to=post)))
+    await paris.ok("set", subscribe(node, paris.bare))
+    await paris.ok("get", items_request(node))
+    await juliet.ok("set", set_affiliation(node, paris.bare, "outcast"))
+
+    reads = {
+        "items": items_request(node),
+        "one item": items_request(node, item_id=local_id(post)),
+        "replies": f"<pubsub xmlns='{NS_PUBSUB}'><replies xmlns='{NS_BC}' node='{node}' "
+        f"item_id='{local_id(post)}'/></pubsub>",
+        "followers": f"<pubsub xmlns='{NS_PUBSUB}'><subscriptions node='{node}'/></pubsub>",
+    }
+    answers = {}
+    for name, request in reads.items():
+        await tybalt.ok("get", request)  # the channel is open to everyone else
+        reply = await paris.iq("get", request)
+        answers[name] = (reply.type, reply.condition)
+    assert answers == dict.fromkeys(reads, ("error", "forbidden"))
+
+    firehose = f"<pubsub xmlns='{NS_PUBSUB}'><items node='/firehose'/></pubsub>"
+    shown = await tybalt.ok("get", firehose)
+    assert unique in shown.text
+    hidden = await paris.ok("get", firehose)
+    assert unique not in hidden.text

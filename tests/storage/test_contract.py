@@ -36,7 +36,7 @@ from buddycloud.domain.model import (
     Role,
     SubscriptionState,
 )
-from buddycloud.domain.permissions import read_scope
+from buddycloud.domain.permissions import ReadScope, read_scope
 from buddycloud.storage.base import SearchQuery, Storage
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -44,6 +44,14 @@ JULIET = Jid.parse("juliet@capulet.lit")
 ROMEO = Jid.parse("romeo@montague.lit")
 NURSE = Jid.parse("nurse@capulet.lit")
 TYBALT = Jid.parse("tybalt@capulet.lit")
+
+
+PARIS = Jid.parse("paris@verona.lit")
+
+
+def public(*models: AccessModel, requester: Jid = PARIS) -> ReadScope:
+    """The channels of `models` for every role but a ban: a firehose's scope."""
+    return ReadScope(requester, dict.fromkeys(models, frozenset(Role) - {Role.OUTCAST}))
 
 
 def at(seconds: float) -> datetime:
@@ -644,9 +652,9 @@ async def test_public_items_come_from_the_given_access_models_newest_first(
     dead = entry_item(POSTS, "gone", at(6))
     await storage.put_item(replace(dead, payload=None, deleted=True))
 
-    open_only = await storage.list_public_items(frozenset({AccessModel.OPEN}), PageRequest())
+    open_only = await storage.list_public_items(public(AccessModel.OPEN), PageRequest())
     assert ids(open_only.items) == ["s1", "j2", "j1"] and open_only.count == 3
-    both = frozenset({AccessModel.OPEN, AccessModel.LOCAL})
+    both = public(AccessModel.OPEN, AccessModel.LOCAL)
     everything = await storage.list_public_items(both, PageRequest())
     # The reply moved its parent j1 up to its own time; ties go by node, then id.
     assert ids(everything.items) == ["s1", "j2", "j1", "n1"]
@@ -662,7 +670,24 @@ async def test_public_items_come_from_the_given_access_models_newest_first(
     assert ids(back.items) == ["s1", "j2"]
     with pytest.raises(ItemNotFound):
         await storage.list_public_items(both, PageRequest(after=f"{POSTS},nothing"))
-    assert (await storage.list_public_items(frozenset(), PageRequest())).count == 0
+    assert (await storage.list_public_items(public(), PageRequest())).count == 0
+
+
+async def test_public_items_leave_out_channels_where_the_requesters_role_may_not_read(
+    storage: Storage,
+) -> None:
+    await make_channel(storage, JULIET)
+    await make_channel(storage, ROMEO)
+    await storage.put_item(entry_item(POSTS, "j1", at(1)))
+    await storage.put_item(entry_item(NodeId(ROMEO, "posts"), "r1", at(2), author=ROMEO))
+    await storage.put_membership(membership(JULIET, PARIS, Role.OUTCAST, SubscriptionState.NONE))
+    await storage.put_membership(membership(ROMEO, PARIS, Role.MEMBER))
+    banned = await storage.list_public_items(public(AccessModel.OPEN), PageRequest())
+    assert ids(banned.items) == ["r1"] and banned.count == 1
+    other = await storage.list_public_items(
+        public(AccessModel.OPEN, requester=TYBALT), PageRequest()
+    )
+    assert ids(other.items) == ["r1", "j1"] and other.count == 2
 
 
 async def test_top_channels_by_recent_followers_and_posts(storage: Storage) -> None:
@@ -733,8 +758,8 @@ async def test_channels_not_advertised_stay_out_of_every_discovery_list(
     listed = await storage.list_channels(PageRequest(), advertised_only=True)
     assert [c.jid for c in listed.items] == [JULIET] and listed.count == 1
     assert (await storage.list_channels(PageRequest())).count == 2
-    public = await storage.list_public_items(frozenset({AccessModel.OPEN}), PageRequest())
-    assert [item.node.channel for item in public.items] == [JULIET] and public.count == 1
+    shown = await storage.list_public_items(public(AccessModel.OPEN), PageRequest())
+    assert [item.node.channel for item in shown.items] == [JULIET] and shown.count == 1
     for by in ("followers", "posts"):
         top = await storage.top_channels(
             by=by, since=at(10), models=frozenset({AccessModel.OPEN}), limit=10

@@ -58,6 +58,7 @@ from buddycloud.domain.model import (
     SubscriptionState,
     Thread,
 )
+from buddycloud.domain.permissions import ReadScope
 from buddycloud.storage.base import NodeContext, SearchQuery
 from buddycloud.storage.sql.database import Database, T, Work
 from buddycloud.storage.sql.prepared import Prepared
@@ -1241,19 +1242,17 @@ class SqlStorage:
         return _page([_item(row) for row in rows], total, _cross_cursor)
 
     async def list_public_items(
-        self, models: frozenset[AccessModel], page: PageRequest, *, parent_only: bool = False
+        self, scope: ReadScope, page: PageRequest, *, parent_only: bool = False
     ) -> Page[Item]:
         conditions: list[Condition] = [
-            channels.c.access_model.in_(sorted(model.value for model in models)),
+            _readable(scope),
             channels.c.advertised,
             items.c.deleted == sa.false(),
         ]
         if parent_only:
             conditions.append(items.c.in_reply_to.is_(None))
         base = (
-            sa.select(*items.columns)
-            .select_from(items.join(channels, channels.c.jid == items.c.channel))
-            .where(*conditions)
+            sa.select(*items.columns).select_from(_with_scope_membership(scope)).where(*conditions)
         )
         # Walks the newest items on ix_items_recent and keeps those of readable channels;
         # the count is a separate statement rather than a window over every public item.
@@ -1382,36 +1381,14 @@ class SqlStorage:
         if offset < 0:
             raise InvalidPaging("offset must be a non-negative integer")
         scope = query.scope
-        role = sa.func.coalesce(memberships.c.role, Role.NONE.value)
-        readable = [
-            sa.and_(
-                channels.c.access_model == model.value,
-                role.in_(sorted(r.value for r in roles)),
-            )
-            for model, roles in scope.roles_by_model.items()
-            if roles
-        ]
-        conditions: list[Condition] = [
-            sa.or_(*readable) if readable else sa.false(),
-            items.c.deleted == sa.false(),
-        ]
+        conditions: list[Condition] = [_readable(scope), items.c.deleted == sa.false()]
         words = [word for word in query.words if word.strip()]
         if words:
             conditions.append(self._matches(words))
         if query.author is not None:
             conditions.append(items.c.author == str(query.author.bare))
         found = (
-            sa.select(*items.columns)
-            .select_from(
-                items.join(channels, channels.c.jid == items.c.channel).outerjoin(
-                    memberships,
-                    sa.and_(
-                        memberships.c.channel == items.c.channel,
-                        memberships.c.jid == str(scope.requester.bare),
-                    ),
-                )
-            )
-            .where(*conditions)
+            sa.select(*items.columns).select_from(_with_scope_membership(scope)).where(*conditions)
         )
 
         def work(conn: sa.Connection) -> Page[Item]:
@@ -1516,6 +1493,32 @@ def _account(row: RowMapping) -> Account:
         email=row["email"],
         created=row["created"],
     )
+
+
+def _with_scope_membership(scope: ReadScope) -> sa.FromClause:
+    """Items joined to their channel and to the scope requester's membership there, if any."""
+    return items.join(channels, channels.c.jid == items.c.channel).outerjoin(
+        memberships,
+        sa.and_(
+            memberships.c.channel == items.c.channel,
+            memberships.c.jid == str(scope.requester.bare),
+        ),
+    )
+
+
+def _readable(scope: ReadScope) -> Condition:
+    """The channel (joined by `_with_scope_membership`) is one the scope may read: its access
+    model maps to roles holding the requester's role there (`none` without a membership)."""
+    role = sa.func.coalesce(memberships.c.role, Role.NONE.value)
+    readable = [
+        sa.and_(
+            channels.c.access_model == model.value,
+            role.in_(sorted(r.value for r in roles)),
+        )
+        for model, roles in scope.roles_by_model.items()
+        if roles
+    ]
+    return sa.or_(*readable) if readable else sa.false()
 
 
 def _page(found: list[Any], total: int, key: Any) -> Page[Any]:
