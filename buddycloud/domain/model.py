@@ -209,6 +209,16 @@ class Membership:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeMembership:
+    """A membership as it shows on one node of its channel: following a channel follows
+    each of its nodes, with the channel's one subscription state and role (ProtoXEP 5.4)."""
+
+    node: Node
+    channel: Channel
+    membership: Membership
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """An Atom entry as the server understands it (ProtoXEP 6.3).
 

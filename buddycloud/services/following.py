@@ -17,11 +17,11 @@ from buddycloud.domain.errors import (
 from buddycloud.domain.events import AuthorizationRequested, RoleChanged, SubscriptionChanged
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
-    MAX_PAGE,
     AccessModel,
     Channel,
     Membership,
     NodeId,
+    NodeMembership,
     Page,
     PageRequest,
     Role,
@@ -37,19 +37,6 @@ _STAFF = frozenset({Role.OWNER, Role.MODERATOR})
 FILTER_FIELDS = frozenset(
     {"title", "description", "access_model", "default_role", "channel_type", "creator"}
 )
-
-
-def _config_value(channel: Channel, field: str) -> str:
-    config = channel.config
-    values = {
-        "title": config.title,
-        "description": config.description,
-        "access_model": config.access_model.value,
-        "default_role": config.default_role.value,
-        "channel_type": config.channel_type.value,
-        "creator": str(config.creator),
-    }
-    return values[field]
 
 
 class FollowOps(ChannelOps):
@@ -429,11 +416,17 @@ class FollowOps(ChannelOps):
 
     async def user_subscriptions(
         self, requester: Jid, page: PageRequest, *, ephemeral: bool = False
-    ) -> Page[tuple[Membership, Channel]]:
-        """The requester's own follows, including pending requests and invitations: those
-        of lasting channels, or with `ephemeral` only those of ephemeral channels (as the
-        original server listed them, reference row 23)."""
-        return await self.storage.list_user_memberships(
+    ) -> Page[NodeMembership]:
+        """The requester's own follows, including pending requests and invitations, once for
+        every node of each channel (ProtoXEP 5.4: following a channel follows all its
+        nodes): those of lasting channels, or with `ephemeral` only those of ephemeral
+        channels (as the original server listed them, reference row 23). Paged over the
+        nodes; cursors are node ids.
+
+        Raises:
+            InvalidPaging: a cursor that is not a node id.
+        """
+        return await self.storage.list_user_node_memberships(
             requester.bare,
             page,
             states=frozenset(
@@ -444,37 +437,38 @@ class FollowOps(ChannelOps):
 
     async def user_affiliations(
         self, requester: Jid, page: PageRequest, *, ephemeral: bool = False
-    ) -> Page[tuple[Membership, Channel]]:
+    ) -> Page[NodeMembership]:
         """The requester's roles in every lasting channel where they have one, or with
-        `ephemeral` in every ephemeral one (reference row 26)."""
-        return await self.storage.list_user_memberships(requester.bare, page, ephemeral=ephemeral)
+        `ephemeral` in every ephemeral one (reference row 26), once for every node of each
+        channel (ProtoXEP 5.4). Paged over the nodes; cursors are node ids.
+
+        Raises:
+            InvalidPaging: a cursor that is not a node id.
+        """
+        return await self.storage.list_user_node_memberships(
+            requester.bare, page, ephemeral=ephemeral
+        )
 
     async def subscriptions_with_configuration(
         self, requester: Jid, filters: Mapping[str, str], page: PageRequest
-    ) -> Page[tuple[Membership, Channel]]:
-        """ProtoXEP 7.1: the requester's subscriptions with each channel's configuration,
-        keeping only channels whose configuration has every `filters` value.
+    ) -> Page[NodeMembership]:
+        """ProtoXEP 7.1: the requester's subscriptions, one for every node of each followed
+        channel with that node's configuration, keeping only channels whose configuration
+        has every `filters` value.
 
         Raises:
             BadRequest: a filter names an unknown field.
+            InvalidPaging: a cursor that is not a node id.
         """
         unknown = set(filters) - FILTER_FIELDS
         if unknown:
             raise BadRequest(f"unknown configuration field {sorted(unknown)[0]!r} in filter")
-        subscribed = frozenset({SubscriptionState.SUBSCRIBED})
-        if not filters:
-            return await self.storage.list_user_memberships(requester.bare, page, states=subscribed)
-        # Filters apply to configuration values; the set is one user's follows, so it is
-        # read whole and paged here.
-        everything = await self.storage.list_user_memberships(
-            requester.bare, PageRequest(max=MAX_PAGE), states=subscribed
+        return await self.storage.list_user_node_memberships(
+            requester.bare,
+            page,
+            states=frozenset({SubscriptionState.SUBSCRIBED}),
+            config=filters,
         )
-        kept = [
-            pair
-            for pair in everything.items
-            if all(_config_value(pair[1], k) == v for k, v in filters.items())
-        ]
-        return _page_in_memory(kept, page)
 
 
 def _distinct_targets(changes: Sequence[tuple[Jid, object]]) -> list[Jid]:
@@ -482,25 +476,3 @@ def _distinct_targets(changes: Sequence[tuple[Jid, object]]) -> list[Jid]:
     if len(set(targets)) != len(targets):
         raise BadRequest("each JID may appear only once in one request")
     return targets
-
-
-def _page_in_memory(
-    rows: list[tuple[Membership, Channel]],
-    page: PageRequest,
-) -> Page[tuple[Membership, Channel]]:
-    keys = [str(pair[1].jid) for pair in rows]
-    start, end = 0, len(rows)
-    if page.after is not None:
-        start = next((i + 1 for i, k in enumerate(keys) if k == page.after), len(rows))
-    if page.before is not None:
-        end = next((i for i, k in enumerate(keys) if k == page.before), 0)
-        start = max(0, end - page.max)
-    elif page.last_page:
-        start = max(0, end - page.max)
-    chosen = rows[start:end][: page.max]
-    return Page(
-        chosen,
-        len(rows),
-        str(chosen[0][1].jid) if chosen else None,
-        str(chosen[-1][1].jid) if chosen else None,
-    )

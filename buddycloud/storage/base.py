@@ -9,7 +9,7 @@ Rules for every method:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
@@ -24,6 +24,7 @@ from buddycloud.domain.model import (
     Membership,
     Node,
     NodeId,
+    NodeMembership,
     Page,
     PageRequest,
     Role,
@@ -161,6 +162,25 @@ class Storage(Protocol):
         """One user's memberships with their channels, ordered by channel JID; with
         `temporary_only`, only their temporary subscriptions; with `ephemeral`, only those in
         ephemeral channels (True) or only those in lasting ones (False)."""
+
+    async def list_user_node_memberships(
+        self,
+        jid: Jid,
+        page: PageRequest,
+        *,
+        states: frozenset[SubscriptionState] | None = None,
+        ephemeral: bool | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> Page[NodeMembership]:
+        """One user's memberships, once for each node of their channels (ProtoXEP 5.4),
+        ordered by channel JID then node name; cursors are node ids. `states` and
+        `ephemeral` filter as in `list_user_memberships`; `config` keeps the channels whose
+        configuration holds every given value, by field: title, description, access_model,
+        default_role, channel_type, creator (enum values and bare JIDs as text).
+
+        Raises:
+            InvalidPaging: a cursor that is not a node id.
+        """
 
     # --- items ----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from buddycloud.domain.model import (
     Item,
     Membership,
     NodeId,
+    NodeMembership,
     Page,
     PageRequest,
     RawPayload,
@@ -624,11 +625,12 @@ def render_node_subscriptions(namespace: str, node: NodeId, page: Page[Membershi
     return pubsub
 
 
-def render_user_subscriptions(page: Page[tuple[Membership, Channel]]) -> Element:
+def render_user_subscriptions(page: Page[NodeMembership]) -> Element:
+    """One `<subscription node jid subscription/>` per node of each followed channel."""
     pubsub = _pubsub()
     block = SubElement(pubsub, qname(NS_PUBSUB, "subscriptions"))
-    for membership, _channel in page.items:
-        block.append(_subscription(NS_PUBSUB, membership, node=node_of(membership)))
+    for row in page.items:
+        block.append(_subscription(NS_PUBSUB, row.membership, node=row.node.id))
     pubsub.append(render_rsm(page))
     return pubsub
 
@@ -651,14 +653,15 @@ def render_node_affiliations(namespace: str, node: NodeId, page: Page[Membership
     return pubsub
 
 
-def render_user_affiliations(page: Page[tuple[Membership, Channel]]) -> Element:
+def render_user_affiliations(page: Page[NodeMembership]) -> Element:
+    """One `<affiliation node affiliation/>` per node of each channel the user has a role in."""
     pubsub = _pubsub()
     block = SubElement(pubsub, qname(NS_PUBSUB, "affiliations"))
-    for membership, _channel in page.items:
+    for row in page.items:
         SubElement(
             block,
             qname(NS_PUBSUB, "affiliation"),
-            {"node": str(node_of(membership)), "affiliation": membership.role.value},
+            {"node": str(row.node.id), "affiliation": row.membership.role.value},
         )
     pubsub.append(render_rsm(page))
     return pubsub
@@ -830,24 +833,24 @@ def parse_subscriptions_with_configuration(
 
 
 def render_subscriptions_with_configuration(
-    page: Page[tuple[Membership, Channel]], allowed_fields: Sequence[str] | None
+    page: Page[NodeMembership], allowed_fields: Sequence[str] | None
 ) -> Element:
-    """ProtoXEP examples 18 and 20."""
+    """ProtoXEP examples 18 and 20: one row per node, with that node's configuration."""
     pubsub = _pubsub()
     block = SubElement(pubsub, qname(NS_BUDDYCLOUD, "subscriptions-with-configuration"))
-    for membership, channel in page.items:
-        node = node_of(membership)
+    for found in page.items:
+        node = str(found.node.id)
         row = SubElement(
             block,
             qname(NS_BUDDYCLOUD, "subscription-with-configuration"),
             {
-                "node": str(node),
-                "subscription": membership.subscription.value,
-                "jid": str(membership.jid),
+                "node": node,
+                "subscription": found.membership.subscription.value,
+                "jid": str(found.membership.jid),
             },
         )
-        configure = SubElement(row, qname(NS_BUDDYCLOUD, "configure"), {"node": str(node)})
-        fields = filter_fields(node_config_fields(channel, None), allowed_fields)
+        configure = SubElement(row, qname(NS_BUDDYCLOUD, "configure"), {"node": node})
+        fields = filter_fields(node_config_fields(found.channel, found.node), allowed_fields)
         configure.append(render_form(DataForm("result", NS_PUBSUB_NODE_CONFIG, fields)))
     pubsub.append(render_rsm(page))
     return pubsub

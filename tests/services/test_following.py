@@ -63,10 +63,77 @@ async def test_one_follow_covers_every_node_of_the_channel(engine: Engine) -> No
     await engine.set_subscription(JULIET, posts(JULIET), ROMEO, SubscriptionState.SUBSCRIBED)
     page = await engine.get_items(ROMEO, NodeId(JULIET, "geoloc"), ALL)
     assert page.count == 0
+
+
+async def test_own_lists_name_every_node_of_each_followed_channel(engine: Engine) -> None:
+    """Section 5.4 made visible: the subscriptions, affiliations and subscriptions with
+    configuration of a follower show each node of the channel with its state and role."""
+    await closed_channel(engine)
+    await engine.create_node(JULIET, NodeId(JULIET, "diary"))
+    await engine.register(NURSE)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    await engine.set_subscription(JULIET, posts(JULIET), ROMEO, SubscriptionState.SUBSCRIBED)
+    await engine.subscribe(ROMEO, NodeId(NURSE, "status"), ROMEO)
+    juliet_nodes = sorted(n.id.name for n in await engine.list_nodes(ROMEO, JULIET))
+    assert "diary" in juliet_nodes and "status" in juliet_nodes
+
     subscriptions = await engine.user_subscriptions(ROMEO, ALL)
-    assert [(m.channel, m.subscription) for m, _ in subscriptions.items] == [
-        (JULIET, SubscriptionState.SUBSCRIBED)
-    ]
+    shown = [(row.node.id, row.membership.subscription) for row in subscriptions.items]
+    expected_channels = [JULIET] * len(juliet_nodes)
+    assert [node.channel for node, _ in shown if node.channel != NURSE] == expected_channels
+    assert [node.name for node, _ in shown if node.channel == JULIET] == juliet_nodes
+    assert {state for _, state in shown} == {SubscriptionState.SUBSCRIBED}
+    assert (
+        subscriptions.count
+        == len(shown)
+        == len(juliet_nodes) + len(await engine.list_nodes(ROMEO, NURSE))
+    )
+    roles = await engine.user_affiliations(ROMEO, ALL)
+    assert {
+        (row.node.id.name, row.membership.role)
+        for row in roles.items
+        if row.node.id.channel == JULIET
+    } == {(name, Role.PUBLISHER) for name in juliet_nodes}
+    configured = await engine.subscriptions_with_configuration(ROMEO, {}, ALL)
+    assert [row.node.id for row in configured.items] == [node for node, _ in shown]
+    filtered = await engine.subscriptions_with_configuration(ROMEO, {"creator": str(NURSE)}, ALL)
+    assert {row.node.id.channel for row in filtered.items} == {NURSE}
+
+    # Paged over the nodes: pages of two put every node in order, once.
+    seen, after = [], None
+    while True:
+        batch = await engine.user_subscriptions(ROMEO, PageRequest(max=2, after=after))
+        seen.extend(row.node.id for row in batch.items)
+        assert batch.count == subscriptions.count
+        if len(batch.items) < 2:
+            break
+        after = batch.last
+    assert seen == [node for node, _ in shown]
+
+
+async def test_a_pending_follow_shows_pending_on_every_node(engine: Engine) -> None:
+    await closed_channel(engine)
+    await engine.subscribe(ROMEO, NodeId(JULIET, "status"), ROMEO)
+    mine = await engine.user_subscriptions(ROMEO, ALL)
+    assert {row.membership.subscription for row in mine.items} == {SubscriptionState.PENDING}
+    assert {row.node.id.name for row in mine.items} == {
+        n.id.name for n in await engine.list_nodes(ROMEO, JULIET)
+    }
+
+
+async def test_the_followers_of_any_node_are_the_channels_followers(engine: Engine) -> None:
+    await engine.register(JULIET)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    await engine.subscribe(NURSE, NodeId(JULIET, "status"), NURSE)
+    for name in ("posts", "status", "geoloc"):
+        followers = await engine.node_subscriptions(TYBALT, NodeId(JULIET, name), ALL)
+        assert {m.jid for m in followers.items} == {JULIET, ROMEO, NURSE}, name
+        roles = await engine.node_affiliations(TYBALT, NodeId(JULIET, name), ALL)
+        assert {m.jid: m.role for m in roles.items} == {
+            JULIET: Role.OWNER,
+            ROMEO: Role.PUBLISHER,
+            NURSE: Role.PUBLISHER,
+        }
 
 
 async def test_a_closed_channel_asks_the_owner_and_moderators_to_approve(
@@ -224,9 +291,14 @@ async def test_subscriptions_with_configuration_filters_by_configuration(engine:
     await engine.configure(ROMEO, posts(ROMEO), ConfigUpdate(title="Romeo"))
     await engine.subscribe(JULIET, posts(ROMEO), JULIET)
     everything = await engine.subscriptions_with_configuration(JULIET, {}, ALL)
-    assert {channel.jid for _, channel in everything.items} == {JULIET, ROMEO}
+    assert {row.channel.jid for row in everything.items} == {JULIET, ROMEO}
     filtered = await engine.subscriptions_with_configuration(JULIET, {"title": "Romeo"}, ALL)
-    assert [channel.config.title for _, channel in filtered.items] == ["Romeo"]
+    assert {row.channel.config.title for row in filtered.items} == {"Romeo"}
+    assert [row.node.id for row in filtered.items] == [
+        node.id for node in await engine.list_nodes(JULIET, ROMEO)
+    ]
+    with pytest.raises(BadRequest):
+        await engine.subscriptions_with_configuration(JULIET, {"colour": "red"}, ALL)
 
 
 async def test_several_changes_in_one_request_are_all_checked_before_any_is_written(
@@ -327,11 +399,13 @@ async def test_own_lists_keep_ephemeral_channels_apart(engine: Engine) -> None:
     await engine.subscribe(ROMEO, room, ROMEO)
 
     lasting = await engine.user_subscriptions(ROMEO, ALL)
-    assert [m.channel for m, _ in lasting.items] == [JULIET]
+    assert {row.membership.channel for row in lasting.items} == {JULIET}
     rooms = await engine.user_subscriptions(ROMEO, ALL, ephemeral=True)
-    assert [(m.channel, m.role) for m, _ in rooms.items] == [(room.channel, Role.MODERATOR)]
+    assert [(row.node.id, row.membership.role) for row in rooms.items] == [(room, Role.MODERATOR)]
     assert rooms.count == 1
     roles = await engine.user_affiliations(ROMEO, ALL)
-    assert [(m.channel, m.role) for m, _ in roles.items] == [(JULIET, Role.PUBLISHER)]
+    assert {(row.membership.channel, row.membership.role) for row in roles.items} == {
+        (JULIET, Role.PUBLISHER)
+    }
     room_roles = await engine.user_affiliations(ROMEO, ALL, ephemeral=True)
-    assert [m.channel for m, _ in room_roles.items] == [room.channel]
+    assert [row.node.id for row in room_roles.items] == [room]

@@ -455,6 +455,75 @@ async def test_a_users_memberships_split_by_ephemeral_channels(storage: Storage)
     assert everything.count == 3
 
 
+async def test_a_users_memberships_show_on_every_node_of_their_channels(
+    storage: Storage,
+) -> None:
+    """ProtoXEP 5.4: one membership per channel, listed once per node, paged over nodes."""
+    await make_channel(storage, JULIET, names=("geoloc", "posts", "status"))
+    await make_channel(storage, NURSE, access=AccessModel.AUTHORIZE)
+    chat = Channel(ROMEO, replace(config(ROMEO), ephemeral=True))
+    await storage.create_channel(chat, [node(ROMEO, "posts")], membership(ROMEO, ROMEO, Role.OWNER))
+    await storage.put_membership(membership(JULIET, TYBALT, Role.PUBLISHER))
+    await storage.put_membership(membership(NURSE, TYBALT, Role.NONE, SubscriptionState.PENDING))
+    await storage.put_membership(membership(ROMEO, TYBALT, Role.MODERATOR))
+
+    every = await storage.list_user_node_memberships(TYBALT, PageRequest())
+    assert [
+        (str(row.node.id), row.membership.subscription, row.membership.role) for row in every.items
+    ] == [
+        ("/user/juliet@capulet.lit/geoloc", SubscriptionState.SUBSCRIBED, Role.PUBLISHER),
+        ("/user/juliet@capulet.lit/posts", SubscriptionState.SUBSCRIBED, Role.PUBLISHER),
+        ("/user/juliet@capulet.lit/status", SubscriptionState.SUBSCRIBED, Role.PUBLISHER),
+        ("/user/nurse@capulet.lit/posts", SubscriptionState.PENDING, Role.NONE),
+        ("/user/nurse@capulet.lit/status", SubscriptionState.PENDING, Role.NONE),
+        ("/user/romeo@montague.lit/posts", SubscriptionState.SUBSCRIBED, Role.MODERATOR),
+    ]
+    assert every.count == 6
+    assert (every.first, every.last) == (
+        "/user/juliet@capulet.lit/geoloc",
+        "/user/romeo@montague.lit/posts",
+    )
+    assert {row.channel.jid for row in every.items} == {JULIET, NURSE, ROMEO}
+    assert all(
+        row.node.id.channel == row.channel.jid == row.membership.channel for row in every.items
+    )
+
+    # Pages are cut between the nodes of one channel and go on where they stopped.
+    first = await storage.list_user_node_memberships(TYBALT, PageRequest(max=2))
+    second = await storage.list_user_node_memberships(TYBALT, PageRequest(max=2, after=first.last))
+    third = await storage.list_user_node_memberships(TYBALT, PageRequest(max=2, after=second.last))
+    assert [row.node.id for page in (first, second, third) for row in page.items] == [
+        row.node.id for row in every.items
+    ]
+    back = await storage.list_user_node_memberships(TYBALT, PageRequest(max=2, before=third.first))
+    assert back.items == second.items
+    last = await storage.list_user_node_memberships(TYBALT, PageRequest(max=1, last_page=True))
+    assert last.items == every.items[-1:]
+    with pytest.raises(InvalidPaging):
+        await storage.list_user_node_memberships(TYBALT, PageRequest(after="juliet@capulet.lit"))
+
+    subscribed = await storage.list_user_node_memberships(
+        TYBALT, PageRequest(), states=frozenset({SubscriptionState.SUBSCRIBED}), ephemeral=False
+    )
+    assert [row.node.id.name for row in subscribed.items] == ["geoloc", "posts", "status"]
+    assert subscribed.count == 3
+    rooms = await storage.list_user_node_memberships(TYBALT, PageRequest(), ephemeral=True)
+    assert [row.node.id.channel for row in rooms.items] == [ROMEO]
+
+    closed = await storage.list_user_node_memberships(
+        TYBALT, PageRequest(), config={"access_model": "authorize", "creator": str(NURSE)}
+    )
+    assert [str(row.node.id) for row in closed.items] == [
+        "/user/nurse@capulet.lit/posts",
+        "/user/nurse@capulet.lit/status",
+    ]
+    assert closed.count == 2
+    nothing = await storage.list_user_node_memberships(
+        TYBALT, PageRequest(), config={"title": "no such title"}
+    )
+    assert (nothing.items, nothing.count) == ([], 0)
+
+
 # --- items ----------------------------------------------------------------------------------
 
 

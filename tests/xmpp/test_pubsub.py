@@ -9,7 +9,7 @@ from xml.etree.ElementTree import Element
 from xmpp.support import NS, SERVICE, Client, Harness, condition_of
 
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import Entry, Item, NodeId
+from buddycloud.domain.model import WELL_KNOWN_NODES, Entry, Item, NodeId
 from buddycloud.storage.base import Storage
 from buddycloud.xmpp.multicast import MulticastService
 from buddycloud.xmpp.namespaces import NS_ADDRESS
@@ -841,7 +841,10 @@ async def test_subscriptions_with_configuration_filters(juliet: Client, romeo: C
     rows = everything.findall(
         "pubsub:pubsub/bc:subscriptions-with-configuration/bc:subscription-with-configuration", NS
     )
-    assert {r.get("node") for r in rows} == {JULIET_POSTS, "/user/romeo@capulet.lit/posts"}
+    # One row per node of each followed channel (ProtoXEP 5.4).
+    juliet_nodes = [f"/user/juliet@capulet.lit/{name}" for name in sorted(WELL_KNOWN_NODES)]
+    romeo_nodes = [f"/user/romeo@capulet.lit/{name}" for name in sorted(WELL_KNOWN_NODES)]
+    assert [r.get("node") for r in rows] == juliet_nodes + romeo_nodes
     filtered = await romeo.ok(
         "get",
         f"{PUBSUB}<subscriptions-with-configuration xmlns='{NS['bc']}'>"
@@ -851,9 +854,10 @@ async def test_subscriptions_with_configuration_filters(juliet: Client, romeo: C
         "</subscriptions-with-configuration></pubsub>",
     )
     rows = filtered.findall(".//bc:subscription-with-configuration", NS)
-    assert [r.get("node") for r in rows] == [JULIET_POSTS]
-    fields = [f.get("var") for f in rows[0].findall("bc:configure/x:x/x:field", NS)]
-    assert fields == ["FORM_TYPE", "pubsub#description"]
+    assert [r.get("node") for r in rows] == juliet_nodes
+    for row in rows:
+        fields = [f.get("var") for f in row.findall("bc:configure/x:x/x:field", NS)]
+        assert fields == ["FORM_TYPE", "pubsub#description"]
 
 
 async def test_search_finds_posts_by_words(juliet: Client, romeo: Client) -> None:

@@ -50,6 +50,7 @@ from buddycloud.domain.model import (
     Membership,
     Node,
     NodeId,
+    NodeMembership,
     Page,
     PageRequest,
     Payload,
@@ -69,6 +70,10 @@ Condition = sa.ColumnElement[bool]
 Column = sa.ColumnElement[Any]
 
 _SUBSCRIBED = SubscriptionState.SUBSCRIBED.value
+# The channel settings `list_user_node_memberships` filters on: columns of `channels`.
+CONFIG_FILTER_COLUMNS = frozenset(
+    {"title", "description", "access_model", "default_role", "channel_type", "creator"}
+)
 _ITEM_KEY = ("channel", "node", "id")
 
 
@@ -860,6 +865,65 @@ class SqlStorage:
             total = _count(conn, sa.select(sa.func.count()).select_from(joined).where(*conditions))
             found = [(_membership(row, "m_"), _channel(row, "c_")) for row in rows]
             return _page(found, total, lambda pair: str(pair[0].channel))
+
+        return await self._db.read(work)
+
+    async def list_user_node_memberships(
+        self,
+        jid: Jid,
+        page: PageRequest,
+        *,
+        states: frozenset[SubscriptionState] | None = None,
+        ephemeral: bool | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> Page[NodeMembership]:
+        conditions: list[Condition] = [memberships.c.jid == str(jid)]
+        if states is not None:
+            conditions.append(memberships.c.subscription.in_([state.value for state in states]))
+        if ephemeral is not None:
+            conditions.append(channels.c.ephemeral == ephemeral)
+        for field, value in (config or {}).items():
+            if field not in CONFIG_FILTER_COLUMNS:
+                raise ValueError(f"cannot filter channels on {field!r}")
+            conditions.append(channels.c[field] == value)
+        # One statement for every node of every channel: the user's memberships (in
+        # ix_memberships_user order), each joined to its channel and its channel's nodes.
+        joined = memberships.join(channels, channels.c.jid == memberships.c.channel).join(
+            nodes_table, nodes_table.c.channel == memberships.c.channel
+        )
+        query = (
+            sa.select(
+                *_labelled(memberships, "m_"),
+                *_labelled(channels, "c_"),
+                *_labelled(nodes_table, "n_"),
+            )
+            .select_from(joined)
+            .where(*conditions)
+        )
+        cursor_text = _cursor_text(page)
+        cursor: tuple[str, str] | None = None
+        if cursor_text is not None:
+            try:
+                at_node = NodeId.parse(cursor_text)
+            except InvalidNodeId:
+                raise InvalidPaging(f"cursor {cursor_text[:80]!r} is not a node id") from None
+            cursor = (str(at_node.channel), at_node.name)
+
+        def work(conn: sa.Connection) -> Page[NodeMembership]:
+            rows = _page_rows(
+                conn,
+                query,
+                [memberships.c.channel, nodes_table.c.name],
+                descending=False,
+                cursor=cursor,
+                page=page,
+            )
+            total = _count(conn, sa.select(sa.func.count()).select_from(joined).where(*conditions))
+            found = [
+                NodeMembership(_node(row, "n_"), _channel(row, "c_"), _membership(row, "m_"))
+                for row in rows
+            ]
+            return _page(found, total, lambda row: str(row.node.id))
 
         return await self._db.read(work)
 
