@@ -30,14 +30,28 @@ class ItemRetracted:
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionChanged:
+    """A follower's subscription to the channel changed.
+
+    `node` is the node the request named (the channel's posts node when none did): the
+    membership holds for every node, the notification names the one the user asked about.
+    With `with_role`, the same notification also tells the follower's role, as the original
+    servers did when a subscription came with a role or ended (reference section 4).
+    """
+
     channel: Channel
+    node: NodeId
     membership: Membership
     audience: tuple[Jid, ...]
+    with_role: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RoleChanged:
+    """A follower's role changed and their subscription did not (else: `SubscriptionChanged`
+    with `with_role`). `node` as in `SubscriptionChanged`."""
+
     channel: Channel
+    node: NodeId
     membership: Membership
     audience: tuple[Jid, ...]
 

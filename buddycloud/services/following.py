@@ -28,7 +28,7 @@ from buddycloud.domain.model import (
     SubscriptionState,
 )
 from buddycloud.domain.permissions import Operation, check_invitation, check_role_change
-from buddycloud.services.base import READ_BATCH, role_of
+from buddycloud.services.base import READ_BATCH, role_of, state_of
 from buddycloud.services.channels import ChannelOps
 from buddycloud.storage.base import NodeContext
 
@@ -84,7 +84,7 @@ class FollowOps(ChannelOps):
                 channel.jid, requester, role, SubscriptionState.SUBSCRIBED, now, temporary=True
             )
             await self.storage.put_membership(visit)
-            await self._emit_subscription(channel, visit)
+            await self._emit_subscription(channel, node, visit, previous=current)
             return visit
         if await self._accepts_at_once(requester, context):
             new_role = max(role, channel.config.default_role, key=lambda r: r.rank)
@@ -94,7 +94,7 @@ class FollowOps(ChannelOps):
         else:
             membership = Membership(channel.jid, requester, role, SubscriptionState.PENDING, now)
         await self.storage.put_membership(membership)
-        await self._emit_subscription(channel, membership)
+        await self._emit_subscription(channel, node, membership, previous=current)
         if membership.subscription is SubscriptionState.PENDING:
             staff = await self._staff(channel.jid)
             await self._emit(AuthorizationRequested(channel, node, requester, staff))
@@ -133,7 +133,7 @@ class FollowOps(ChannelOps):
             raise NotSubscribed("you do not follow this channel")
         if current.role is Role.OWNER and not channel.config.ephemeral:
             raise OwnerRequired("the owner cannot unsubscribe from their own channel")
-        return await self._leave(channel, current)
+        return await self._leave(channel, current, node)
 
     async def end_temporary_subscriptions(self, user: Jid) -> None:
         """The user went offline: their temporary subscriptions end, as if unsubscribed."""
@@ -159,9 +159,12 @@ class FollowOps(ChannelOps):
         """At start nobody is online: every temporary subscription left over ends, quietly."""
         return await self.storage.delete_temporary_memberships()
 
-    async def _leave(self, channel: Channel, current: Membership) -> Membership | None:
-        """End a subscription; an ephemeral channel goes with its last follower."""
-        result = await self._drop_subscription(channel, current)
+    async def _leave(
+        self, channel: Channel, current: Membership, node: NodeId | None = None
+    ) -> Membership | None:
+        """End a subscription (announced on `node`, else the posts node); an ephemeral
+        channel goes with its last follower."""
+        result = await self._drop_subscription(channel, current, node)
         if channel.config.ephemeral:
             remaining = await self.storage.list_memberships(
                 channel.jid, PageRequest(max=0), states=frozenset({SubscriptionState.SUBSCRIBED})
@@ -170,7 +173,9 @@ class FollowOps(ChannelOps):
                 await self._delete_channel(channel, ())
         return result
 
-    async def _drop_subscription(self, channel: Channel, current: Membership) -> Membership | None:
+    async def _drop_subscription(
+        self, channel: Channel, current: Membership, node: NodeId | None = None
+    ) -> Membership | None:
         """End a subscription; the role goes back to none, except a ban, which stays."""
         role = Role.OUTCAST if current.role is Role.OUTCAST else Role.NONE
         ended = Membership(channel.jid, current.jid, role, SubscriptionState.NONE, self.clock.now())
@@ -178,7 +183,7 @@ class FollowOps(ChannelOps):
             await self.storage.delete_membership(channel.jid, current.jid)
         else:
             await self.storage.put_membership(ended)
-        await self._emit_subscription(channel, ended, previous=current)
+        await self._emit_subscription(channel, node or _posts(channel), ended, previous=current)
         return ended if role is not Role.NONE else None
 
     def _check_subscription_change(
@@ -269,18 +274,18 @@ class FollowOps(ChannelOps):
                     invited_by=requester,
                 )
                 await self.storage.put_membership(invited)
-                await self._emit_subscription(channel, invited)
+                await self._emit_subscription(channel, node, invited, previous=current)
                 results.append(invited)
             elif state is SubscriptionState.SUBSCRIBED:
                 assert current is not None
                 role = max(current.role, channel.config.default_role, key=lambda r: r.rank)
                 approved = Membership(channel.jid, target, role, SubscriptionState.SUBSCRIBED, now)
                 await self.storage.put_membership(approved)
-                await self._emit_subscription(channel, approved, previous=current)
+                await self._emit_subscription(channel, node, approved, previous=current)
                 results.append(approved)
             else:
                 assert current is not None
-                ended = await self._drop_subscription(channel, current)
+                ended = await self._drop_subscription(channel, current, node)
                 results.append(
                     ended or replace(current, subscription=SubscriptionState.NONE, role=Role.NONE)
                 )
@@ -324,7 +329,7 @@ class FollowOps(ChannelOps):
                 target_is_anonymous=self.is_anonymous(target),
             )
         return [
-            await self._apply_role(channel, target, current, role)
+            await self._apply_role(channel, node, target, current, role)
             for target, current, (_, role) in zip(targets, currents, changes, strict=True)
         ]
 
@@ -343,7 +348,7 @@ class FollowOps(ChannelOps):
         return context, targets, currents
 
     async def _apply_role(
-        self, channel: Channel, target: Jid, current: Membership | None, role: Role
+        self, channel: Channel, node: NodeId, target: Jid, current: Membership | None, role: Role
     ) -> Membership:
         state = current.subscription if current is not None else SubscriptionState.NONE
         if role is Role.OUTCAST:
@@ -360,20 +365,33 @@ class FollowOps(ChannelOps):
             await self.storage.delete_membership(channel.jid, target)
         else:
             await self.storage.put_membership(changed)
+        if current is not None and current.subscription is not state:
+            # A ban ended a subscription: one notification tells both.
+            await self._emit_subscription(channel, node, changed, previous=current)
+            return changed
         audience = self._union(await self._audience(channel, Operation.READ_FOLLOWERS), (target,))
         if role is Role.OUTCAST:
             # Table 5: the banned list is for the owner and moderators only.
             audience = self._union(await self._staff(channel.jid), (target,))
-        await self._emit(RoleChanged(channel, changed, audience))
-        if current is not None and current.subscription is not state:
-            await self._emit_subscription(channel, changed, previous=current)
+        await self._emit(RoleChanged(channel, node, changed, audience))
         return changed
 
     async def _emit_subscription(
-        self, channel: Channel, membership: Membership, previous: Membership | None = None
+        self,
+        channel: Channel,
+        node: NodeId,
+        membership: Membership,
+        *,
+        previous: Membership | None,
     ) -> None:
-        """Followers see subscribed changes; pending, invitations, bans and removals go only to
-        the owner, moderators and the user concerned (ProtoXEP 5.1, reference 4)."""
+        """Announce a subscription change on `node`, with the follower's role in the same
+        notification when the change gave or took one, or ended the subscription
+        (reference section 4, rows 25, 29 and 30).
+
+        Who hears it (reference section 4): the follower concerned always; the owner and
+        moderators every change; the other followers allowed to see the channel's followers
+        only `subscribed` states, so never a request, an invitation, a removal or a ban
+        (ProtoXEP 5.1)."""
         staff = await self._staff(channel.jid)
         if membership.subscription is SubscriptionState.SUBSCRIBED:
             audience = self._union(
@@ -381,7 +399,12 @@ class FollowOps(ChannelOps):
             )
         else:
             audience = self._union(staff, (membership.jid,))
-        await self._emit(SubscriptionChanged(channel, membership, audience))
+        ended = (
+            membership.subscription is SubscriptionState.NONE
+            and state_of(previous) is not SubscriptionState.NONE
+        )
+        with_role = ended or membership.role is not role_of(previous)
+        await self._emit(SubscriptionChanged(channel, node, membership, audience, with_role))
 
     # --- lists ----------------------------------------------------------------------------
 
@@ -469,6 +492,11 @@ class FollowOps(ChannelOps):
             states=frozenset({SubscriptionState.SUBSCRIBED}),
             config=filters,
         )
+
+
+def _posts(channel: Channel) -> NodeId:
+    """The node a change is announced on when no request named one."""
+    return NodeId(channel.jid, "posts")
 
 
 def _distinct_targets(changes: Sequence[tuple[Jid, object]]) -> list[Jid]:

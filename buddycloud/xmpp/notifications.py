@@ -29,14 +29,14 @@ from buddycloud.domain.events import (
     SubscriptionChanged,
 )
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import Entry, NodeId
+from buddycloud.domain.model import Entry, Membership, NodeId
 from buddycloud.xmpp.atom import entry_text
 from buddycloud.xmpp.forms import render_node_config
 from buddycloud.xmpp.handlers.context import StanzaSink
 from buddycloud.xmpp.multicast import MulticastService
 from buddycloud.xmpp.namespaces import NS_ADDRESS, NS_PUBSUB_EVENT, qname
 from buddycloud.xmpp.presence import OnlineUsers
-from buddycloud.xmpp.stanzas import node_of, render_authorization_form, render_item
+from buddycloud.xmpp.stanzas import render_authorization_form, render_item
 from buddycloud.xmpp.xml import quote_attribute, serialize
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,17 @@ def _event(child: Element) -> Element:
     event = Element(qname(NS_PUBSUB_EVENT, "event"))
     event.append(child)
     return event
+
+
+def _affiliations(node: NodeId, membership: Membership) -> Element:
+    """`<affiliations node><affiliation jid affiliation/></affiliations>` (XEP-0060 8.9.4)."""
+    affiliations = Element(qname(NS_PUBSUB_EVENT, "affiliations"), {"node": str(node)})
+    SubElement(
+        affiliations,
+        qname(NS_PUBSUB_EVENT, "affiliation"),
+        {"jid": str(membership.jid), "affiliation": membership.role.value},
+    )
+    return affiliations
 
 
 class Notifier:
@@ -100,26 +111,23 @@ class Notifier:
                 SubElement(items, qname(NS_PUBSUB_EVENT, "retract"), {"id": tombstone.id})
                 items.append(render_item(tombstone, service=service, namespace=NS_PUBSUB_EVENT))
                 return [serialize(_event(items))]
-            case SubscriptionChanged(membership=membership):
+            case SubscriptionChanged(node=node_id, membership=membership, with_role=with_role):
+                # One <event> with both children when the role goes with it, as the
+                # original server sent them (reference section 4).
                 attributes = {
-                    "node": str(node_of(membership)),
+                    "node": str(node_id),
                     "jid": str(membership.jid),
                     "subscription": membership.subscription.value,
                 }
                 if membership.invited_by is not None:
                     attributes["invited-by"] = str(membership.invited_by)
                 subscription = Element(qname(NS_PUBSUB_EVENT, "subscription"), attributes)
-                return [serialize(_event(subscription))]
-            case RoleChanged(membership=membership):
-                affiliations = Element(
-                    qname(NS_PUBSUB_EVENT, "affiliations"), {"node": str(node_of(membership))}
-                )
-                SubElement(
-                    affiliations,
-                    qname(NS_PUBSUB_EVENT, "affiliation"),
-                    {"jid": str(membership.jid), "affiliation": membership.role.value},
-                )
-                return [serialize(_event(affiliations))]
+                message = _event(subscription)
+                if with_role:
+                    message.append(_affiliations(node_id, membership))
+                return [serialize(message)]
+            case RoleChanged(node=node_id, membership=membership):
+                return [serialize(_event(_affiliations(node_id, membership)))]
             case ConfigurationChanged(channel=channel, nodes=nodes):
                 bodies = []
                 for node_id in nodes:
