@@ -33,6 +33,15 @@ class InvalidJid(BadRequest):
         self.raw = raw
 
 
+class JidMismatch(BadRequest):
+    """A subscribe or unsubscribe names someone other than the requester (bare JIDs
+    compared; XEP-0060 §6.1.3.1 "JIDs do not match")."""
+
+    def __init__(self, named: str, operation: str) -> None:
+        super().__init__(f"you may only {operation} yourself, not {named[:100]!r}")
+        self.named = named
+
+
 class InvalidNodeId(BadRequest):
     """A node id does not follow /user/<channel-jid>/<node-name>."""
 

@@ -31,6 +31,7 @@ from buddycloud.domain.errors import (
     InvalidPayload,
     ItemNotFound,
     ItemRequired,
+    JidMismatch,
     NodeExists,
     NodeNotFound,
     NotAuthenticated,
@@ -60,6 +61,7 @@ class HttpError:
 HTTP_ERRORS: dict[type[Exception], HttpError] = {
     BadRequest: HttpError(400, "bad-request"),
     InvalidJid: HttpError(400, "invalid-jid"),
+    JidMismatch: HttpError(400, "invalid-jid"),
     InvalidNodeId: HttpError(400, "invalid-node"),
     InvalidDate: HttpError(400, "invalid-date"),
     InvalidPayload: HttpError(400, "invalid-payload"),

@@ -10,6 +10,7 @@ from buddycloud.domain.errors import (
     Banned,
     ClosedNode,
     Forbidden,
+    JidMismatch,
     NotSubscribed,
     OwnerRequired,
     OwnSubscription,
@@ -56,13 +57,13 @@ class FollowOps(ChannelOps):
         Anonymous users follow only temporarily (reference row 29).
 
         Raises:
-            NodeNotFound, Forbidden (subscriber is not the requester), Banned,
+            NodeNotFound, JidMismatch (subscriber is not the requester), Banned,
             ClosedNode (a temporary subscription to a channel closed to the user),
             AnonymousReadOnly (an anonymous user asking to follow for good)
         """
         requester = requester.bare
         if subscriber.bare != requester:
-            raise Forbidden("you may only subscribe yourself")
+            raise JidMismatch(str(subscriber), "subscribe")
         context = await self._context(requester, node)
         channel, current = context.channel, context.membership
         role = role_of(current)
@@ -122,11 +123,12 @@ class FollowOps(ChannelOps):
         which disappears when its last follower leaves.
 
         Raises:
-            NodeNotFound, Forbidden, NotSubscribed, OwnerRequired
+            NodeNotFound, JidMismatch (subscriber is not the requester), NotSubscribed,
+            OwnerRequired
         """
         requester = requester.bare
         if subscriber.bare != requester:
-            raise Forbidden("you may only unsubscribe yourself")
+            raise JidMismatch(str(subscriber), "unsubscribe")
         context = await self._context(requester, node)
         channel, current = context.channel, context.membership
         if current is None or current.subscription is SubscriptionState.NONE:

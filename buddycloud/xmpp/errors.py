@@ -36,6 +36,7 @@ from buddycloud.domain.errors import (
     InvalidPayload,
     ItemNotFound,
     ItemRequired,
+    JidMismatch,
     NodeExists,
     NodeNotFound,
     NotAuthenticated,
@@ -78,10 +79,18 @@ class MalformedStanza(BadRequest):
 
 
 class NodeIdRequired(MalformedStanza):
-    """The request must name a node (XEP-0060 §7.1.3.3, §6.5.9.4)."""
+    """A node operation names no node, or an empty one (XEP-0060 §7.2.3.3, §8.2.3.3)."""
 
     def __init__(self, message: str = "the request must name a node") -> None:
         super().__init__(message, condition="nodeid-required")
+
+
+class InstantNodesUnsupported(NodeIdRequired):
+    """A create names no node: instant nodes are not supported, Buddycloud node ids are
+    chosen by the channel's owner (XEP-0060 §8.1.2)."""
+
+    def __init__(self) -> None:
+        super().__init__("instant nodes are not supported: name the node to create")
 
 
 class WrongIqType(BadRequest):
@@ -154,9 +163,11 @@ STANZA_ERRORS: dict[type[BaseException], StanzaErrorSpec] = {
     ChannelError: _spec("undefined-condition", "cancel"),
     BadRequest: _spec("bad-request", "modify"),
     MalformedStanza: _spec("bad-request", "modify"),
-    NodeIdRequired: _spec("not-acceptable", "modify", "nodeid-required"),
+    NodeIdRequired: _spec("bad-request", "modify", "nodeid-required"),
+    InstantNodesUnsupported: _spec("not-acceptable", "modify", "nodeid-required"),
     WrongIqType: _spec("bad-request", "modify"),
     InvalidJid: _spec("bad-request", "modify", "invalid-jid"),
+    JidMismatch: _spec("bad-request", "modify", "invalid-jid"),
     InvalidNodeId: _spec("bad-request", "modify", "invalid-node-format"),
     InvalidDate: _spec("bad-request", "modify"),
     InvalidPayload: _spec("bad-request", "modify", "invalid-payload"),

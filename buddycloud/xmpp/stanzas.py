@@ -42,7 +42,7 @@ from buddycloud.domain.model import (
 from buddycloud.domain.times import format_datetime, parse_datetime
 from buddycloud.services.config import ConfigUpdate, NodeView
 from buddycloud.xmpp.atom import ENTRY, parse_entry, render_payload
-from buddycloud.xmpp.errors import MalformedStanza, NodeIdRequired
+from buddycloud.xmpp.errors import InstantNodesUnsupported, MalformedStanza, NodeIdRequired
 from buddycloud.xmpp.forms import (
     FILTER_KEYS,
     DataForm,
@@ -311,6 +311,8 @@ def parse_create(pubsub: Element) -> CreateRequest:
     the channel's owner (XEP-0060 §8.1.2, nodeid-required).
     """
     create = _child(pubsub, NS_PUBSUB, "create")
+    if not create.get("node"):
+        raise InstantNodesUnsupported()
     node = _node(create)
     configure = pubsub.find(qname(NS_PUBSUB, "configure"))
     update = None

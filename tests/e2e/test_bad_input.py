@@ -131,12 +131,18 @@ BAD_REQUESTS = {
     "publish without node": (
         "set",
         f"{PUBSUB}<publish><item>{ENTRY}</item></publish></pubsub>",
-        "not-acceptable",
+        "bad-request",
         "nodeid-required",
     ),
     "items without node": (
         "get",
         f"{PUBSUB}<items/></pubsub>",
+        "bad-request",
+        "nodeid-required",
+    ),
+    "create without node (an instant node)": (
+        "set",
+        f"{PUBSUB}<create/></pubsub>",
         "not-acceptable",
         "nodeid-required",
     ),
@@ -310,7 +316,8 @@ BURST_PAYLOADS = [
     ("get", f"{PUBSUB}<items node='garbage'/></pubsub>", "bad-request"),
     ("set", f"{PUBSUB}<publish node='{JULIET_POSTS}'><item/></publish></pubsub>", "bad-request"),
     ("set", f"{PUBSUB}<retract node='{JULIET_POSTS}'><item/></retract></pubsub>", "bad-request"),
-    ("get", f"{PUBSUB}<items/></pubsub>", "not-acceptable"),
+    ("get", f"{PUBSUB}<items/></pubsub>", "bad-request"),
+    ("set", f"{PUBSUB}<create/></pubsub>", "not-acceptable"),
     ("set", f"<query xmlns='{NS_DISCO_INFO}'/>", "bad-request"),
 ]
 

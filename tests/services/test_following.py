@@ -20,6 +20,7 @@ from buddycloud.domain.errors import (
     Banned,
     ClosedNode,
     Forbidden,
+    JidMismatch,
     NotSubscribed,
     OwnAffiliation,
     OwnerRequired,
@@ -210,10 +211,14 @@ async def test_the_owner_cannot_unsubscribe_from_their_own_channel(engine: Engin
     assert await engine.storage.find_membership(JULIET, ROMEO) is None
 
 
-async def test_nobody_subscribes_someone_else(engine: Engine) -> None:
+async def test_nobody_subscribes_or_unsubscribes_someone_else(engine: Engine) -> None:
     await engine.register(JULIET)
-    with pytest.raises(Forbidden):
+    with pytest.raises(JidMismatch):
         await engine.subscribe(ROMEO, posts(JULIET), TYBALT)
+    await engine.subscribe(TYBALT, posts(JULIET), TYBALT)
+    with pytest.raises(JidMismatch):
+        await engine.unsubscribe(ROMEO, posts(JULIET), TYBALT)
+    assert (await engine.storage.find_membership(JULIET, TYBALT)) is not None
 
 
 async def test_local_channels_are_open_to_the_home_domain_only(engine: Engine) -> None:

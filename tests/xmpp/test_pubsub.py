@@ -283,12 +283,63 @@ async def test_subscribe_answers_subscription_and_affiliation(
     assert affiliation is not None and affiliation.get("affiliation") == "publisher"
 
 
-async def test_subscribing_someone_else_is_refused(juliet: Client, romeo: Client) -> None:
+INVALID_JID = ("bad-request", "modify", "invalid-jid")
+
+
+async def test_subscribing_or_unsubscribing_someone_else_is_an_invalid_jid(
+    juliet: Client, romeo: Client
+) -> None:
+    """XEP-0060 §6.1.3.1 (and, for unsubscribe, the same answer; docs/errors.md): the jid
+    names the subscriber, and the only subscriber a user may name is themselves."""
     await register(juliet)
-    condition = await romeo.error(
-        "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='tybalt@capulet.lit'/></pubsub>"
+    await romeo.ok(
+        "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>"
     )
-    assert condition[0] in ("bad-request", "forbidden")
+    for operation in ("subscribe", "unsubscribe"):
+        for jid in ("tybalt@capulet.lit", "tybalt@capulet.lit/orchard", "capulet.lit"):
+            reply = await romeo.iq(
+                "set", f"{PUBSUB}<{operation} node='{JULIET_POSTS}' jid='{jid}'/></pubsub>"
+            )
+            assert condition_of(reply) == INVALID_JID, (operation, jid)
+            assert jid in (reply.findtext("error/stanzas:text", namespaces=NS) or "")
+    # Romeo still follows: the refused unsubscribe changed nothing.
+    followers = await juliet.ok("get", f"{OWNER}<subscriptions node='{JULIET_POSTS}'/></pubsub>")
+    jids = {s.get("jid") for s in followers.iterfind(".//owner:subscription", NS)}
+    assert "romeo@capulet.lit" in jids
+
+
+async def test_a_malformed_subscriber_jid_is_an_invalid_jid(juliet: Client, romeo: Client) -> None:
+    await register(juliet)
+    for operation in ("subscribe", "unsubscribe"):
+        for jid in ("@@", "romeo@", "romeo@capulet.lit/", "ro meo@capulet.lit", "x" * 2000):
+            condition = await romeo.error(
+                "set", f"{PUBSUB}<{operation} node='{JULIET_POSTS}' jid='{jid}'/></pubsub>"
+            )
+            assert condition == INVALID_JID, (operation, jid)
+
+
+async def test_the_requesters_own_jid_full_or_bare_is_theirs(juliet: Client, romeo: Client) -> None:
+    """Bare JIDs are compared: any resource of the requester names the requester."""
+    await register(juliet)
+    for jid in ("romeo@capulet.lit/elsewhere", "romeo@capulet.lit"):
+        await romeo.ok("set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='{jid}'/></pubsub>")
+        await romeo.ok("set", f"{PUBSUB}<unsubscribe node='{JULIET_POSTS}' jid='{jid}'/></pubsub>")
+
+
+async def test_a_subscribe_without_jid_is_jid_required_and_an_unsubscribe_means_oneself(
+    juliet: Client, romeo: Client
+) -> None:
+    """XEP-0060's schema requires jid on subscribe (docs/errors.md); the original servers
+    let unsubscribe leave it out (reference row 30)."""
+    await register(juliet)
+    condition = await romeo.error("set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}'/></pubsub>")
+    assert condition == ("bad-request", "modify", "jid-required")
+    await romeo.ok(
+        "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>"
+    )
+    await romeo.ok("set", f"{PUBSUB}<unsubscribe node='{JULIET_POSTS}'/></pubsub>")
+    condition = await romeo.error("set", f"{PUBSUB}<unsubscribe node='{JULIET_POSTS}'/></pubsub>")
+    assert condition == ("unexpected-request", "cancel", "not-subscribed")
 
 
 async def online_owner_of_a_closed_channel(juliet: Client) -> None:

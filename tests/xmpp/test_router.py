@@ -182,7 +182,7 @@ async def test_unregistering_deletes_the_channel_and_tells_online_followers(
         # An empty pubsub element.
         ("get", f"{PUBSUB}</pubsub>", ("bad-request", "modify", None)),
         # No node.
-        ("get", f"{PUBSUB}<items/></pubsub>", ("not-acceptable", "modify", "nodeid-required")),
+        ("get", f"{PUBSUB}<items/></pubsub>", ("bad-request", "modify", "nodeid-required")),
         # A node id that is not /user/<jid>/<name>.
         (
             "get",
@@ -210,6 +210,74 @@ async def test_requests_nobody_can_serve_get_rfc_6120_errors(
     juliet: Client, type_: str, payload: str, expected: tuple[str, str, str | None]
 ) -> None:
     assert await juliet.error(type_, payload) == expected
+
+
+OWNER = f"<pubsub xmlns='{NS['owner']}'>"
+BC = f"xmlns='{NS['bc']}'"
+ENTRY = f"<entry xmlns='{NS['atom']}'><content>hello</content></entry>"
+FORM = f"<x xmlns='{NS['x']}' type='submit'/>"
+
+# Every node operation but create, as (IQ type, payload with {node} where the node goes).
+NODE_OPERATIONS = {
+    "publish": ("set", f"{PUBSUB}<publish{{node}}><item>{ENTRY}</item></publish></pubsub>"),
+    "items": ("get", f"{PUBSUB}<items{{node}}/></pubsub>"),
+    "item by id": ("get", f"{PUBSUB}<items{{node}}><item id='a'/></items></pubsub>"),
+    "retract": ("set", f"{PUBSUB}<retract{{node}}><item id='a'/></retract></pubsub>"),
+    "subscribe": ("set", f"{PUBSUB}<subscribe{{node}} jid='juliet@capulet.lit'/></pubsub>"),
+    "unsubscribe": ("set", f"{PUBSUB}<unsubscribe{{node}} jid='juliet@capulet.lit'/></pubsub>"),
+    "configure get": ("get", f"{OWNER}<configure{{node}}/></pubsub>"),
+    "configure set": ("set", f"{OWNER}<configure{{node}}>{FORM}</configure></pubsub>"),
+    "delete": ("set", f"{OWNER}<delete{{node}}/></pubsub>"),
+    "node subscriptions (owner)": ("get", f"{OWNER}<subscriptions{{node}}/></pubsub>"),
+    "node affiliations (owner)": ("get", f"{OWNER}<affiliations{{node}}/></pubsub>"),
+    "manage subscriptions": (
+        "set",
+        f"{OWNER}<subscriptions{{node}}><subscription jid='romeo@capulet.lit' "
+        "subscription='none'/></subscriptions></pubsub>",
+    ),
+    "manage affiliations": (
+        "set",
+        f"{OWNER}<affiliations{{node}}><affiliation jid='romeo@capulet.lit' "
+        "affiliation='member'/></affiliations></pubsub>",
+    ),
+    "threads": ("get", f"{PUBSUB}<threads{{node}}/></pubsub>"),
+    "replies": ("get", f"{PUBSUB}<replies {BC}{{node}} item_id='a'/></pubsub>"),
+    "thread": ("get", f"{PUBSUB}<thread {BC}{{node}} item_id='a'/></pubsub>"),
+}
+
+
+@pytest.mark.parametrize("node", ["", " node=''"], ids=["no node", "empty node"])
+@pytest.mark.parametrize("operation", list(NODE_OPERATIONS))
+async def test_every_node_operation_without_a_node_is_nodeid_required(
+    juliet: Client, operation: str, node: str
+) -> None:
+    """XEP-0060 §7.2.3.3, §8.2.3.3 and their siblings: bad-request + nodeid-required."""
+    await juliet.ok("set", f"<query xmlns='{NS['register']}'/>")
+    type_, payload = NODE_OPERATIONS[operation]
+    reply = await juliet.iq(type_, payload.format(node=node))
+    assert condition_of(reply) == ("bad-request", "modify", "nodeid-required")
+    assert reply.findtext("error/stanzas:text", namespaces=NS) == "the request must name a node"
+
+
+async def test_a_create_without_a_node_is_an_instant_node_which_is_not_supported(
+    juliet: Client,
+) -> None:
+    """XEP-0060 §8.1.2: not-acceptable + nodeid-required when instant nodes are not
+    supported (Buddycloud node ids are chosen by the channel's owner)."""
+    for create in ("<create/>", "<create node=''/>"):
+        reply = await juliet.iq("set", f"{PUBSUB}{create}</pubsub>")
+        assert condition_of(reply) == ("not-acceptable", "modify", "nodeid-required")
+
+
+@pytest.mark.parametrize("name", ["subscriptions", "affiliations"])
+async def test_the_users_own_lists_need_no_node(juliet: Client, romeo: Client, name: str) -> None:
+    """Reference rows 23 and 26: without a node, `subscriptions` and `affiliations` in the
+    pubsub namespace list the requester's own."""
+    await juliet.ok("set", f"<query xmlns='{NS['register']}'/>")
+    for payload in (f"{PUBSUB}<{name}/></pubsub>", f"{PUBSUB}<{name} node=''/></pubsub>"):
+        reply = await juliet.ok("get", payload)
+        rows = reply.findall(f"pubsub:pubsub/pubsub:{name}/pubsub:{name[:-1]}", NS)
+        assert {row.get("node") for row in rows} >= {"/user/juliet@capulet.lit/posts"}
 
 
 async def test_an_iq_with_two_payloads_is_a_bad_request(harness: Harness) -> None:
