@@ -82,6 +82,7 @@ class InvalidConfiguration(BadRequest):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"configuration field {field!r}: {reason}")
         self.field = field
+        self.reason = reason
 
 
 class InvalidPaging(BadRequest):

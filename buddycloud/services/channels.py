@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from buddycloud.domain.errors import (
+    AnonymousReadOnly,
     Forbidden,
     InvalidConfiguration,
     NodeExists,
@@ -31,7 +32,7 @@ from buddycloud.domain.model import (
     SubscriptionState,
 )
 from buddycloud.domain.permissions import Operation, public_models
-from buddycloud.services.base import EngineBase
+from buddycloud.services.base import EngineBase, role_of
 from buddycloud.services.config import ConfigUpdate, NodeView
 
 TOP_WINDOW = timedelta(days=7)  # how far back the top channels are counted
@@ -40,6 +41,13 @@ MAX_TITLE = 128
 MAX_DESCRIPTION = 1024
 MAX_PAYLOAD_TYPE = 256
 MAX_ITEMS_LIMIT = 1_000_000
+# Each configuration field needs one of these (table 6 and docs/permissions.md).
+CONFIGURE_OPERATIONS = (
+    Operation.CONFIGURE_TITLE,
+    Operation.CONFIGURE_DESCRIPTION,
+    Operation.CONFIGURE_DEFAULT_ROLE,
+    Operation.CONFIGURE_OWNER_ONLY,
+)
 # Roles a new follower may be given by default. Higher roles are granted one by one.
 DEFAULT_ROLE_CHOICES = frozenset({Role.MEMBER, Role.PUBLISHER})
 
@@ -226,12 +234,19 @@ class ChannelOps(EngineBase):
     async def configure(self, requester: Jid, node: NodeId, update: ConfigUpdate) -> NodeView:
         """Change a channel's configuration (shared by all its nodes) and this node's own.
 
-        Each field needs its own permission (table 6 and docs/permissions.md).
+        Each field needs its own permission (table 6 and docs/permissions.md); a request,
+        even one that changes nothing, comes only from someone who may change some field
+        (XEP-0060 §8.2.3.2): every change is announced to the channel's followers.
 
         Raises:
-            NodeNotFound, Forbidden, InvalidConfiguration
+            NodeNotFound, Forbidden, AnonymousReadOnly, InvalidConfiguration
         """
         context = await self._context(requester, node)
+        if not any(self._may(op, requester, context) for op in CONFIGURE_OPERATIONS):
+            if self.is_anonymous(requester):
+                raise AnonymousReadOnly("configure a channel")
+            role = role_of(context.membership).value
+            raise Forbidden(f"role {role} may not configure this channel")
         channel = context.channel
         old = channel.config
         checks = [

@@ -133,6 +133,15 @@ _AUXILIARY = frozenset(
 )
 
 
+# The XEP-0060 feature names of operations this server does not implement, named by the
+# `unsupported` error (§6.3 subscription options, §8.3 default configuration, §8.5 purge).
+_FEATURES = {
+    "options": "subscription-options",
+    "default": "retrieve-default",
+    "purge": "purge-nodes",
+}
+
+
 def route_key(iq_type: str, payload: Element) -> RouteKey:
     """The IQ_ROUTES key of an IQ's payload.
 
@@ -165,7 +174,7 @@ def find_handler(key: RouteKey) -> IqHandler:
     if (other, namespace, name) in IQ_ROUTES:
         raise WrongIqType(f"<{name}/> takes an IQ of type {other}")
     if namespace in KNOWN_NAMESPACES:
-        raise Unsupported(name, f"<{name}/> is not implemented")
+        raise Unsupported(_FEATURES.get(name, name), f"<{name}/> is not implemented")
     raise ServiceUnavailable("the channel service does not speak this namespace")
 
 

@@ -18,6 +18,7 @@ from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.entries import EntryDraft
 from buddycloud.domain.errors import (
+    InvalidConfiguration,
     InvalidJid,
     InvalidPayload,
     ItemRequired,
@@ -169,7 +170,6 @@ FEATURES: tuple[str, ...] = (
     f"{NS_PUBSUB}#manage-subscriptions",
     f"{NS_PUBSUB}#modify-affiliations",
     f"{NS_PUBSUB}#meta-data",
-    f"{NS_PUBSUB}#retrieve-default",
     f"{NS_PUBSUB}#outcast-affiliation",
     f"{NS_PUBSUB}#member-affiliation",
     f"{NS_PUBSUB}#publisher-affiliation",
@@ -691,7 +691,13 @@ def _owner_changes(
         value = row.get(name)
         if not value:
             raise MalformedStanza(f"each {name} needs a {name} attribute")
-        changes.append((_jid(row), parse(value)))
+        try:
+            parsed = parse(value)
+        except InvalidConfiguration as exc:
+            # A value outside the XEP-0060 schema's list: a malformed request, not a
+            # configuration the server declines.
+            raise MalformedStanza(exc.reason) from None
+        changes.append((_jid(row), parsed))
     return node, tuple(changes)
 
 

@@ -6,6 +6,7 @@ import pytest
 from engine_support import (
     BENVOLIO,
     JULIET,
+    MERCUTIO,
     NURSE,
     ROMEO,
     TYBALT,
@@ -16,6 +17,7 @@ from engine_support import (
 )
 
 from buddycloud.domain.errors import (
+    AnonymousReadOnly,
     ChannelNotFound,
     Forbidden,
     InvalidConfiguration,
@@ -200,6 +202,30 @@ async def test_who_may_change_which_setting(engine: Engine) -> None:
     )
     assert view.channel.config.access_model is AccessModel.AUTHORIZE
     assert view.channel.config.title == "by the nurse"
+
+
+async def test_a_request_that_changes_nothing_still_needs_a_right_to_configure(
+    engine: Engine, recorder: Recorder
+) -> None:
+    """XEP-0060 §8.2.3.2: a follower, a stranger, a banned user or a guest who sends a
+    configuration changing nothing is refused, and nobody hears of a configuration change;
+    a moderator may (they may change some fields)."""
+    await engine.register(JULIET)
+    for user in (ROMEO, NURSE, TYBALT):
+        await engine.subscribe(user, posts(JULIET), user)
+    await engine.set_role(JULIET, posts(JULIET), NURSE, Role.MODERATOR)
+    await engine.set_role(JULIET, posts(JULIET), TYBALT, Role.OUTCAST)
+    recorder.clear()
+    unchanged = ConfigUpdate(title="juliet@capulet.lit's Buddycloud channel")
+    for update in (ConfigUpdate(), unchanged):
+        for user in (ROMEO, MERCUTIO, TYBALT, BENVOLIO):
+            with pytest.raises(Forbidden, match="may not configure this channel"):
+                await engine.configure(user, posts(JULIET), update)
+        with pytest.raises(AnonymousReadOnly):
+            await engine.configure(Jid.parse("guest@anon.capulet.lit"), posts(JULIET), update)
+    assert recorder.of(ConfigurationChanged) == []
+    await engine.configure(NURSE, posts(JULIET), ConfigUpdate())
+    await engine.configure(JULIET, posts(JULIET), ConfigUpdate())
 
 
 async def test_the_owner_deletes_a_node_and_deleting_posts_deletes_the_channel(
