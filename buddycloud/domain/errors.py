@@ -141,6 +141,14 @@ class ItemNotFound(NotFound):
         self.item_id = item_id
 
 
+class CursorNotFound(NotFound):
+    """A paging cursor (RSM `after` or `before`) names no entry of the list (XEP-0059)."""
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"the paging cursor {cursor[:100]!r} names nothing in this list")
+        self.cursor = cursor
+
+
 class NodeExists(ChannelError):
     """A node or channel with that id exists already."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from buddycloud.domain.errors import BadRequest
+from buddycloud.domain.errors import BadRequest, InvalidPaging
 from buddycloud.domain.model import NodeId
 
 MAX_ITEM_ID = 256
@@ -44,3 +44,19 @@ def local_item_id(raw: str) -> str:
     if not _LOCAL_ID.match(raw):
         raise InvalidItemId(f"invalid item id {raw[:100]!r}")
     return raw
+
+
+def cross_node_cursor(raw: str) -> str:
+    """A cursor over the items of several nodes, "<node id>,<item id>"; a global
+    `tag:<service>,<node id>,<item id>` names the same item.
+
+    Raises:
+        InvalidPaging: `raw` is a `tag:` id without a node and an item id.
+    """
+    if not raw.startswith("tag:"):
+        return raw
+    _service, _, rest = raw.partition(",")
+    node, comma, item_id = rest.partition(",")
+    if not node or not comma or not item_id:
+        raise InvalidPaging(f"malformed global item id {raw[:100]!r}: tag:<service>,<node>,<id>")
+    return rest

@@ -306,6 +306,10 @@ class PageRequest:
             object.__setattr__(self, "max", MAX_PAGE)
         if self.after is not None and self.before is not None:
             raise InvalidPaging("after and before cannot both be given")
+        if self.after == "" or self.before == "":
+            # XEP-0059: an empty <before/> asks for the last page (`last_page`); a cursor
+            # itself is never empty.
+            raise InvalidPaging("a paging cursor cannot be empty")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from buddycloud.domain.errors import (
     RecentItemsError,
 )
 from buddycloud.domain.events import ItemPublished, ItemRetracted
-from buddycloud.domain.ids import local_item_id, new_item_id
+from buddycloud.domain.ids import cross_node_cursor, local_item_id, new_item_id
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
     MAX_PAGE,
@@ -239,6 +239,7 @@ class ItemOps(FollowOps):
         cursors are "<node>,<item id>".
 
         Raises:
+            InvalidPaging: a malformed global id as cursor.
             ItemNotFound: an unknown cursor.
         """
         scope = public_scope(requester.bare, requester_is_local=self.is_local_user(requester.bare))
@@ -283,7 +284,7 @@ class ItemOps(FollowOps):
             max_per_node=min(per_node, MAX_PAGE),
             parent_only=parent_only,
             node_names=frozenset({"posts"}),
-            page=page,
+            page=_with_global_cursors(page),
         )
 
     async def user_items(
@@ -304,7 +305,7 @@ class ItemOps(FollowOps):
             max_per_node=MAX_PAGE,
             parent_only=parent_only,
             node_names=None,
-            page=page,
+            page=_with_global_cursors(page),
             until=until,
             author=author,
         )
@@ -370,6 +371,4 @@ def _with_item_cursors(page: PageRequest) -> PageRequest:
 def _with_global_cursors(page: PageRequest) -> PageRequest:
     """Cursors across nodes are "<node>,<item id>"; a global `tag:<service>,<node>,<id>`
     names the same item."""
-    return _with_cursors(
-        page, lambda cursor: cursor.partition(",")[2] if cursor.startswith("tag:") else cursor
-    )
+    return _with_cursors(page, cross_node_cursor)

@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from buddycloud.domain.errors import InvalidDate, InvalidJid, InvalidNodeId, InvalidPaging
-from buddycloud.domain.ids import InvalidItemId, global_item_id, local_item_id
+from buddycloud.domain.ids import (
+    InvalidItemId,
+    cross_node_cursor,
+    global_item_id,
+    local_item_id,
+)
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import AccessModel, NodeId, PageRequest, Role
 from buddycloud.domain.times import format_datetime, parse_datetime
@@ -88,6 +93,27 @@ def test_item_ids_accept_the_global_form() -> None:
             local_item_id(bad)
 
 
+def test_cross_node_cursors_accept_the_global_form_and_refuse_a_broken_one() -> None:
+    node = NodeId.parse("/user/romeo@capulet.lit/posts")
+    global_id = global_item_id("channels.capulet.lit", node, "fc36")
+    assert cross_node_cursor(global_id) == "/user/romeo@capulet.lit/posts,fc36"
+    assert cross_node_cursor("/user/romeo@capulet.lit/posts,fc36") == (
+        "/user/romeo@capulet.lit/posts,fc36"
+    )
+    assert cross_node_cursor("anything else") == "anything else"  # names nothing: not found
+    for broken in ("tag:", "tag:foo", "tag:x,", "tag:x,/user/romeo@capulet.lit/posts", "tag:x,,"):
+        with pytest.raises(InvalidPaging):
+            cross_node_cursor(broken)
+
+
+@given(st.text())
+def test_a_cross_node_cursor_is_never_empty(raw: str) -> None:
+    try:
+        assert cross_node_cursor(raw) or raw == ""
+    except InvalidPaging:
+        pass
+
+
 def test_dates_in_the_protoxep_forms_parse_to_utc() -> None:
     assert parse_datetime("2014-04-18T10:46:00.100Z") == datetime(
         2014, 4, 18, 10, 46, 0, 100000, tzinfo=UTC
@@ -135,3 +161,7 @@ def test_page_requests_are_bounded() -> None:
     assert PageRequest(max=5000).max == 1000
     with pytest.raises(InvalidPaging):
         PageRequest(max=-1)
+    with pytest.raises(InvalidPaging):
+        PageRequest(after="")
+    with pytest.raises(InvalidPaging):
+        PageRequest(before="")

@@ -11,6 +11,7 @@ import pytest
 
 from buddycloud.domain.errors import (
     ChannelNotFound,
+    CursorNotFound,
     Forbidden,
     InvalidPaging,
     ItemNotFound,
@@ -858,6 +859,56 @@ async def test_an_unknown_cursor_is_item_not_found(storage: Storage) -> None:
         await storage.list_items(POSTS, PageRequest(after="nope"))
     with pytest.raises(ItemNotFound):
         await storage.list_items(POSTS, PageRequest(before="nope"))
+
+
+async def test_a_list_cursor_must_name_an_entry_of_that_list(storage: Storage) -> None:
+    """XEP-0059 on the keyset lists (channels, a channel's members, a user's channels): a
+    cursor naming nothing in the list is CursorNotFound, not the page after its place."""
+    for owner in (JULIET, NURSE, TYBALT):
+        await make_channel(storage, owner)
+    await storage.put_membership(membership(JULIET, ROMEO))
+    await storage.put_membership(membership(TYBALT, ROMEO))
+    # Each list pages on from its own entries, both ways.
+    assert [c.jid for c in (await storage.list_channels(PageRequest(after=str(JULIET)))).items] == [
+        NURSE,
+        TYBALT,
+    ]
+    members = await storage.list_memberships(JULIET, PageRequest(before=str(ROMEO)))
+    assert [m.jid for m in members.items] == [JULIET]
+    mine = await storage.list_user_memberships(ROMEO, PageRequest(after=str(JULIET)))
+    assert [m.channel for m, _ in mine.items] == [TYBALT]
+    # "nurse@capulet.lit" sorts between entries of each list, but is not one of them.
+    lists = {
+        "channels": lambda page: storage.list_channels(page),
+        "members": lambda page: storage.list_memberships(JULIET, page),
+        "user's channels": lambda page: storage.list_user_memberships(ROMEO, page),
+    }
+    for name, read in lists.items():
+        for page in (PageRequest(after="nobody@capulet.lit"), PageRequest(before="a b c")):
+            with pytest.raises(CursorNotFound):
+                await read(page)
+        if name != "channels":
+            with pytest.raises(CursorNotFound):  # a channel, but not in this list
+                await read(PageRequest(after=str(NURSE)))
+    # The user's nodes are paged by node id: a node of a channel Romeo does not follow, or
+    # one that does not exist in a channel he follows, names nothing in his list.
+    nodes = await storage.list_user_node_memberships(ROMEO, PageRequest(max=1))
+    assert nodes.last == str(NodeId(JULIET, "posts"))
+    after = await storage.list_user_node_memberships(ROMEO, PageRequest(after=nodes.last))
+    assert [str(row.node.id) for row in after.items] == [
+        str(NodeId(JULIET, "status")),
+        str(NodeId(TYBALT, "posts")),
+        str(NodeId(TYBALT, "status")),
+    ]
+    for missing in (NodeId(NURSE, "posts"), NodeId(JULIET, "geoloc")):
+        for page in (PageRequest(after=str(missing)), PageRequest(before=str(missing))):
+            with pytest.raises(CursorNotFound):
+                await storage.list_user_node_memberships(ROMEO, page)
+    # An unadvertised channel is no entry of the advertised list.
+    hidden = await make_channel(storage, Jid.parse("hidden@capulet.lit"))
+    await storage.update_channel_config(hidden.jid, replace(hidden.config, advertised=False))
+    with pytest.raises(CursorNotFound):
+        await storage.list_channels(PageRequest(after="hidden@capulet.lit"), advertised_only=True)
 
 
 async def test_item_filters_and_their_count(storage: Storage) -> None:

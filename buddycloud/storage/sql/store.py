@@ -31,6 +31,7 @@ from buddycloud.domain.errors import (
     AccountExists,
     AccountNotFound,
     ChannelNotFound,
+    CursorNotFound,
     InvalidNodeId,
     InvalidPaging,
     ItemNotFound,
@@ -325,6 +326,25 @@ def _page_rows(
     return rows
 
 
+def _require_key(
+    conn: sa.Connection,
+    query: sa.Select[Any],
+    key: Column | Sequence[Column],
+    cursor: str,
+    values: Sequence[Any] | None = None,
+) -> None:
+    """Raise CursorNotFound unless a row of `query` has the `cursor`'s key (XEP-0059: a
+    cursor naming nothing is an error, not the page after where it would have been).
+
+    `key` is the column the list is paged on, or its columns with the cursor's `values`.
+    """
+    columns = [key] if isinstance(key, sa.ColumnElement) else list(key)
+    matches = [column == value for column, value in zip(columns, values or (cursor,), strict=True)]
+    found = conn.execute(query.with_only_columns(sa.literal(1)).where(*matches).limit(1)).first()
+    if found is None:
+        raise CursorNotFound(cursor)
+
+
 def _cursor_text(page: PageRequest) -> str | None:
     if page.last_page:
         return None
@@ -557,6 +577,8 @@ class SqlStorage:
         conditions: list[Condition] = [channels.c.advertised] if advertised_only else []
 
         def work(conn: sa.Connection) -> Page[Channel]:
+            if cursor is not None:
+                _require_key(conn, sa.select(channels).where(*conditions), channels.c.jid, cursor)
             rows = _page_rows(
                 conn,
                 sa.select(channels).where(*conditions),
@@ -800,6 +822,10 @@ class SqlStorage:
         cursor = _cursor_text(page)
 
         def work(conn: sa.Connection) -> Page[Membership]:
+            if cursor is not None:
+                _require_key(
+                    conn, sa.select(memberships).where(*conditions), memberships.c.jid, cursor
+                )
             rows = _page_rows(
                 conn,
                 sa.select(memberships).where(*conditions),
@@ -854,6 +880,8 @@ class SqlStorage:
         cursor = _cursor_text(page)
 
         def work(conn: sa.Connection) -> Page[tuple[Membership, Channel]]:
+            if cursor is not None:
+                _require_key(conn, query, memberships.c.channel, cursor)
             rows = _page_rows(
                 conn,
                 query,
@@ -910,6 +938,10 @@ class SqlStorage:
             cursor = (str(at_node.channel), at_node.name)
 
         def work(conn: sa.Connection) -> Page[NodeMembership]:
+            if cursor_text is not None:
+                _require_key(
+                    conn, query, [memberships.c.channel, nodes_table.c.name], cursor_text, cursor
+                )
             rows = _page_rows(
                 conn,
                 query,
