@@ -31,7 +31,7 @@ from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.router import Router
 from buddycloud.xmpp.stanzas import DEFAULT_MAX_PAYLOAD_BYTES
-from buddycloud.xmpp.xml import serialize
+from buddycloud.xmpp.xml import BoundedPullParser, serialize
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +42,36 @@ QUERY_TIMEOUT = 10.0
 
 
 class _ChannelStream(ComponentXMPP):
-    """The component stream. slixmpp reads the socket, parses the XML and performs the
+    """The component stream. slixmpp reads the socket, parses the XML (with
+    `BoundedPullParser`, which measures each stanza as it is parsed) and performs the
     handshake; every iq, message and presence then goes straight to `deliver` as its
-    ElementTree element, without slixmpp's stanza objects and handler matching."""
+    ElementTree element, with what the stanza broke of the parse-time limits (None if
+    nothing), without slixmpp's stanza objects and handler matching."""
 
     def __init__(
-        self, jid: str, secret: str, host: str, port: int, deliver: Callable[[Element], None]
+        self,
+        jid: str,
+        secret: str,
+        host: str,
+        port: int,
+        deliver: Callable[[Element, str | None], None],
     ) -> None:
         super().__init__(jid, secret, host, port)  # type: ignore[no-untyped-call]
         self._deliver = deliver
+        self._parser: BoundedPullParser | None = None
+
+    def init_parser(self) -> None:
+        super().init_parser()
+        self._parser = BoundedPullParser()
+        self.parser = self._parser
 
     def _spawn_event(self, xml: Element) -> None:
         if xml.tag in _STANZA_TAGS:
-            self._deliver(xml)
+            refusal = self._parser.refusal if self._parser is not None else None
+            if refusal is not None:
+                # Only the envelope answers: the rest may be what the limits keep out.
+                xml = Element(xml.tag, xml.attrib)
+            self._deliver(xml, refusal)
         else:  # the handshake and stream-level elements stay slixmpp's
             super()._spawn_event(xml)
 
@@ -239,13 +256,14 @@ class ChannelComponent:
             stream.remove_handler(name)
         return stream
 
-    def _on_stanza(self, stanza: Element) -> None:
+    def _on_stanza(self, stanza: Element, refusal: str | None = None) -> None:
         type_ = stanza.get("type")
-        if type_ in ("result", "error") and stanza.tag == _IQ and self._answered(stanza):
+        if type_ in ("result", "error") and stanza.tag == _IQ and self._answered(stanza, refusal):
             return
-        if type_ == "error" and stanza.tag == _MESSAGE and self.notifier.refused(stanza):
-            return
-        self._spawn(self.router.handle(stanza))
+        if refusal is None and type_ == "error" and stanza.tag == _MESSAGE:
+            if self.notifier.refused(stanza):
+                return
+        self._spawn(self.router.handle(stanza, refusal=refusal))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -273,11 +291,14 @@ class ChannelComponent:
         finally:
             self._queries.pop(stanza_id, None)
 
-    def _answered(self, iq: Element) -> bool:
+    def _answered(self, iq: Element, refusal: str | None = None) -> bool:
         """Settle the query `iq` answers; False if it answers none of ours."""
         pending = self._queries.get(iq.get("id", ""))
         if pending is None or pending[0] != iq.get("from") or pending[1].done():
             return False
+        if refusal is not None:
+            pending[1].set_exception(QueryFailed(f"{pending[0]} answered: {refusal}"))
+            return True
         children = [child for child in iq if isinstance(child.tag, str)]
         if iq.get("type") == "result" and children:
             pending[1].set_result(children[0])

@@ -94,6 +94,11 @@ class InstantNodesUnsupported(NodeIdRequired):
         super().__init__("instant nodes are not supported: name the node to create")
 
 
+class XmlLimitExceeded(BadRequest):
+    """A stanza broke a parse-time limit: elements nested too deep, too many attributes, an
+    attribute value or a name too long (`buddycloud/xmpp/xml.py`, docs/xmpp.md)."""
+
+
 class WrongIqType(BadRequest):
     """The IQ type does not fit the request (e.g. a set where only get is defined)."""
 
@@ -167,6 +172,7 @@ STANZA_ERRORS: dict[type[BaseException], StanzaErrorSpec] = {
     NodeIdRequired: _spec("bad-request", "modify", "nodeid-required"),
     InstantNodesUnsupported: _spec("not-acceptable", "modify", "nodeid-required"),
     WrongIqType: _spec("bad-request", "modify"),
+    XmlLimitExceeded: _spec("bad-request", "modify"),
     InvalidJid: _spec("bad-request", "modify", "invalid-jid"),
     JidMismatch: _spec("bad-request", "modify", "invalid-jid"),
     InvalidNodeId: _spec("bad-request", "modify", "invalid-node-format"),

@@ -29,6 +29,7 @@ from buddycloud.xmpp.errors import (
     MalformedStanza,
     ServiceUnavailable,
     WrongIqType,
+    XmlLimitExceeded,
     error_element,
 )
 from buddycloud.xmpp.handlers.buddycloud import (
@@ -209,11 +210,18 @@ class Router:
     def online(self) -> OnlineUsers:
         return self.edge.online
 
-    async def handle(self, stanza: Element) -> None:
-        """Handle one stanza; never raises (every failure becomes a reply or a log line)."""
+    async def handle(self, stanza: Element, *, refusal: str | None = None) -> None:
+        """Handle one stanza; never raises (every failure becomes a reply or a log line).
+
+        `refusal` says which parse-time limit the stanza broke (`BoundedPullParser`): an
+        IQ get/set or a message is then answered bad-request with it, anything else is
+        dropped; the stanza's content is not looked at.
+        """
         name = _stanza_name(stanza)
         try:
-            if name == "iq":
+            if refusal is not None:
+                self._refuse(stanza, XmlLimitExceeded(refusal))
+            elif name == "iq":
                 await self._handle_iq(stanza)
             elif name == "presence":
                 await self._handle_presence(stanza)
@@ -221,6 +229,17 @@ class Router:
                 await self._handle_message(stanza)
         except Exception:
             log.exception("failed to handle a %s stanza", name)
+
+    def _refuse(self, stanza: Element, error: XmlLimitExceeded) -> None:
+        name = _stanza_name(stanza)
+        type_ = stanza.get("type")
+        answerable = (
+            name == "iq" and type_ in ("get", "set") and stanza.get("id") is not None
+        ) or (name == "message" and type_ != "error")
+        if not answerable or self._sender(stanza) is None:
+            log.info("dropped a %s over the parse-time limits: %s", name, error.message)
+            return
+        self.edge.sink.send_text(self._reply(stanza, "error", error_element(error)))
 
     # --- IQ -------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from buddycloud.services.engine import Engine
 from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.router import Router
-from buddycloud.xmpp.xml import parse_xml, serialize
+from buddycloud.xmpp.xml import BoundedPullParser, parse_xml, serialize
 
 SERVICE = "channels.capulet.lit"
 NS = {
@@ -39,6 +39,29 @@ NS = {
     "search": "jabber:iq:search",
     "register": "jabber:iq:register",
 }
+
+
+STREAM_HEADER = (
+    "<stream:stream xmlns='jabber:component:accept' "
+    "xmlns:stream='http://etherx.jabber.org/streams' from='capulet.lit' id='fake'>"
+)
+
+
+def parse_stanza(xml: str) -> tuple[Element, str | None]:
+    """One stanza as the component's stream parser hands it over: the element, and the
+    parse-time limit it broke (None if none)."""
+    parser = BoundedPullParser()
+    parser.feed(STREAM_HEADER)
+    parser.feed(xml)
+    depth = 0
+    found: tuple[Element, str | None] | None = None
+    for event, element in parser.read_events():
+        depth += 1 if event == "start" else -1
+        if event == "end" and depth == 1:
+            assert found is None, "one stanza at a time"
+            found = (element, parser.refusal)
+    assert found is not None, f"not a whole stanza: {xml[:200]}"
+    return found
 
 
 class FakeStream:
@@ -144,8 +167,10 @@ class Harness:
         self.extra: list[Element] = []
 
     async def feed(self, xml: str) -> list[Element]:
-        """Hand one stanza to the router; return everything sent while handling it."""
-        await self.router.handle(parse_xml(xml))
+        """Hand one stanza to the router, parsed as the component's stream parses it;
+        return everything sent while handling it."""
+        stanza, refusal = parse_stanza(xml)
+        await self.router.handle(stanza, refusal=refusal)
         return self.stream.take()
 
     def client(self, jid: str) -> Client:

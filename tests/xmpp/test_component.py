@@ -16,7 +16,7 @@ import pytest
 
 from buddycloud.domain.entries import EntryDraft
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import NodeId
+from buddycloud.domain.model import NodeId, PageRequest
 from buddycloud.services.engine import Engine
 from buddycloud.xmpp.component import ChannelComponent
 from buddycloud.xmpp.namespaces import NS_ADDRESS
@@ -341,3 +341,41 @@ async def test_the_multicast_service_is_looked_for_again_on_every_connection(
     await _until(lambda: component.notifier.multicast is not None)
     assert component.notifier.multicast is not None
     assert component.notifier.multicast.limit == 7
+
+
+async def test_the_stream_parser_refuses_a_stanza_nesting_too_deep_and_serves_on(
+    component: ChannelComponent, server: ComponentServer, engine: Engine
+) -> None:
+    """docs/xmpp.md limits, on the real stream: the deep publish (sent in pieces, as the
+    network delivers) is answered bad-request and stores nothing; the stanza sent right
+    behind it in the same write is served."""
+    await asyncio.wait_for(component.connected.wait(), 5)
+    juliet = Jid.parse("juliet@capulet.lit")
+    await engine.register(juliet)
+    deep = "<a>" * 1000 + "</a>" * 1000
+    stanza = (
+        "<iq type='set' id='deep1' from='juliet@capulet.lit/balcony' "
+        f"to='{SERVICE}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+        "<publish node='/user/juliet@capulet.lit/posts'><item>"
+        f"<entry xmlns='http://www.w3.org/2005/Atom'><content>x</content>{deep}</entry>"
+        "</item></publish></pubsub></iq>"
+        "<iq type='get' id='after1' from='juliet@capulet.lit/balcony' "
+        f"to='{SERVICE}'><ping xmlns='urn:xmpp:ping'/></iq>"
+    )
+    for start in range(0, len(stanza), 1000):
+        server.send(stanza[start : start + 1000])
+    await server.wait_for(
+        lambda: 'id="deep1"' in server.received and 'id="after1"' in server.received
+    )
+    (refused,) = [iq for iq in _stanzas(server.received, "iq") if iq.get("id") == "deep1"]
+    assert refused.get("type") == "error"
+    error = refused.find("error")
+    assert error is not None and error.get("type") == "modify"
+    stanzas_ns = "urn:ietf:params:xml:ns:xmpp-stanzas"
+    assert error.find(f"{{{stanzas_ns}}}bad-request") is not None
+    assert "deeper than 64 levels" in (error.findtext(f"{{{stanzas_ns}}}text") or "")
+    (after,) = [iq for iq in _stanzas(server.received, "iq") if iq.get("id") == "after1"]
+    assert after.get("type") == "result"
+    page = await engine.get_items(juliet, NodeId(juliet, "posts"), PageRequest())
+    assert page.items == []
+    assert component.connected.is_set() and server.handshakes_ok == 1
