@@ -146,6 +146,37 @@ BAD_REQUESTS = {
         "not-acceptable",
         "nodeid-required",
     ),
+    "retract without node": (
+        "set",
+        f"{PUBSUB}<retract><item id='x'/></retract></pubsub>",
+        "bad-request",
+        "nodeid-required",
+    ),
+    "subscribe with an empty node": (
+        "set",
+        f"{PUBSUB}<subscribe node='' jid='juliet@capulet.lit'/></pubsub>",
+        "bad-request",
+        "nodeid-required",
+    ),
+    "unsubscribe without node": (
+        "set",
+        f"{PUBSUB}<unsubscribe/></pubsub>",
+        "bad-request",
+        "nodeid-required",
+    ),
+    "configure without node": (
+        "get",
+        f"{OWNER}<configure/></pubsub>",
+        "bad-request",
+        "nodeid-required",
+    ),
+    "delete without node": ("set", f"{OWNER}<delete/></pubsub>", "bad-request", "nodeid-required"),
+    "node subscribers without node": (
+        "get",
+        f"{OWNER}<subscriptions/></pubsub>",
+        "bad-request",
+        "nodeid-required",
+    ),
     "retract without item id": (
         "set",
         f"{PUBSUB}<retract node='{JULIET_POSTS}'><item/></retract></pubsub>",
@@ -169,6 +200,24 @@ BAD_REQUESTS = {
     "subscribe with an invalid jid": (
         "set",
         f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='juliet@@capulet.lit'/></pubsub>",
+        "bad-request",
+        "invalid-jid",
+    ),
+    "subscribe someone else": (
+        "set",
+        f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>",
+        "bad-request",
+        "invalid-jid",
+    ),
+    "unsubscribe someone else": (
+        "set",
+        f"{PUBSUB}<unsubscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit/orchard'/></pubsub>",
+        "bad-request",
+        "invalid-jid",
+    ),
+    "unsubscribe with an invalid jid": (
+        "set",
+        f"{PUBSUB}<unsubscribe node='{JULIET_POSTS}' jid='juliet@'/></pubsub>",
         "bad-request",
         "invalid-jid",
     ),
@@ -208,6 +257,34 @@ BAD_REQUESTS = {
         f"{PUBSUB}<items node='{JULIET_POSTS}'/><set xmlns='{NS_RSM}'><max>lots</max></set>"
         "</pubsub>",
         "bad-request",
+        None,
+    ),
+    "a firehose page after tag:": (
+        "get",
+        f"{PUBSUB}<items node='/firehose'/><set xmlns='{NS_RSM}'><after>tag:</after></set>"
+        "</pubsub>",
+        "bad-request",
+        None,
+    ),
+    "a firehose page before tag:": (
+        "get",
+        f"{PUBSUB}<items node='/firehose'/><set xmlns='{NS_RSM}'><before>tag:</before></set>"
+        "</pubsub>",
+        "bad-request",
+        None,
+    ),
+    "a firehose page after a post that does not exist": (
+        "get",
+        f"{PUBSUB}<items node='/firehose'/><set xmlns='{NS_RSM}'>"
+        f"<after>tag:{SERVICE},{JULIET_POSTS},nothing</after></set></pubsub>",
+        "item-not-found",
+        None,
+    ),
+    "followers after someone who does not follow": (
+        "get",
+        f"{PUBSUB}<subscriptions node='{JULIET_POSTS}'/><set xmlns='{NS_RSM}'>"
+        "<after>nobody@capulet.lit</after></set></pubsub>",
+        "item-not-found",
         None,
     ),
     "a date out of range": (
@@ -255,6 +332,29 @@ async def test_an_oversized_payload_is_refused_and_not_stored(juliet: Client, un
     # Just under the limit is fine.
     fits = await juliet.ok("set", publish(node, entry("y" * (60 * 1024))))
     assert item_ids(await juliet.ok("get", items_request(node))) == [local_id(published_id(fits))]
+
+
+async def test_a_publish_nesting_a_thousand_levels_is_refused_and_the_service_serves_on(
+    juliet: Client, unique: str
+) -> None:
+    """docs/xmpp.md, limits on incoming stanzas: bad-request naming the limit (it was
+    internal-server-error), nothing stored, the component's stream still up."""
+    node = posts(f"deep-{unique}@{TOPICS_DOMAIN}")
+    await juliet.ok("set", create(node))
+    deep = "<a>" * 1000 + "</a>" * 1000
+    payload = (
+        f"{PUBSUB}<publish node='{node}'><item><entry xmlns='{NS_ATOM}'>"
+        f"<content>deep {unique}</content>{deep}</entry></item></publish></pubsub>"
+    )
+    reply = await juliet.raw_iq("set", payload)
+    assert reply.type == "error", reply
+    assert reply.element.get("from") == SERVICE, reply
+    assert reply.condition == "bad-request", reply
+    reason = reply.find("client:error/stanzas:text")
+    assert reason is not None and "deeper than 64 levels" in (reason.text or ""), reply
+    assert_no_leak(reply.text, reply.element)
+    assert item_ids(await juliet.ok("get", items_request(node))) == []
+    await still_serving(juliet, unique)
 
 
 def closed(client: Client) -> asyncio.Event:
