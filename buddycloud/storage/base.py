@@ -38,6 +38,18 @@ class SchemaVersionMismatch(Exception):
     """The database schema is not the version this code expects: run `buddycloud migrate`."""
 
 
+class StorageClosed(RuntimeError):
+    """The storage was closed: it takes no more work."""
+
+    def __init__(self) -> None:
+        super().__init__("the storage is closed")
+
+
+# Called with the seconds each write took, from the call until its commit was acknowledged
+# (metrics); must be cheap and must not raise.
+WriteObserver = Callable[[float], None]
+
+
 @dataclass(frozen=True, slots=True)
 class NodeContext:
     """What the engine needs to decide an operation on a node, loaded in one round trip."""
@@ -58,6 +70,14 @@ class SearchQuery:
 
 class Storage(Protocol):
     async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Answer one cheap query of the database (health checks).
+
+        Raises:
+            StorageClosed: the storage was closed.
+            Exception: whatever the database raises when it cannot answer.
+        """
 
     # --- channels and nodes -------------------------------------------------------------
 

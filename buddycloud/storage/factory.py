@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from buddycloud.storage.base import Storage
+from buddycloud.storage.base import Storage, WriteObserver
 
 
-async def open_storage(url: str, *, migrate: bool = False) -> Storage:
+async def open_storage(
+    url: str, *, migrate: bool = False, observe_write: WriteObserver | None = None
+) -> Storage:
     """Open the storage at `url` and check that its schema is the expected version.
 
     Args:
@@ -13,6 +15,8 @@ async def open_storage(url: str, *, migrate: bool = False) -> Storage:
             `sqlite:///:memory:` (one connection, for tests) or
             `postgresql://user@host:port/database`.
         migrate: create or upgrade the schema first, as `buddycloud migrate` does.
+        observe_write: called with the seconds each write took, from its call until its
+            commit was acknowledged (the server's metrics); cheap, never raising.
 
     Raises:
         ValueError: the URL is malformed or its scheme is not supported.
@@ -23,7 +27,7 @@ async def open_storage(url: str, *, migrate: bool = False) -> Storage:
     from buddycloud.storage.sql.database import open_database
     from buddycloud.storage.sql.store import SqlStorage
 
-    return SqlStorage(await open_database(url, migrate=migrate))
+    return SqlStorage(await open_database(url, migrate=migrate, observe_write=observe_write))
 
 
 async def migrate(url: str) -> None:

@@ -28,6 +28,7 @@ hop, which is what makes the throughput targets reachable.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
-from buddycloud.storage.base import SchemaVersionMismatch
+from buddycloud.storage.base import SchemaVersionMismatch, StorageClosed, WriteObserver
 
 T = TypeVar("T")
 Work = Callable[[sa.Connection], T]
@@ -143,11 +144,11 @@ class PostgresDatabase:
 
     dialect = "postgresql"
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, observe_write: WriteObserver | None = None) -> None:
         self.engine = engine
         # A lookup is one statement: autocommit spares it the BEGIN and ROLLBACK round trips.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._writes = _GroupCommit(self._commit)
+        self._writes = _GroupCommit(self._commit, observe_write)
 
     async def read(self, work: Work[T]) -> T:
         # Reads run in autocommit: no BEGIN and ROLLBACK round trips around them. A page and
@@ -189,7 +190,7 @@ class SqliteDatabase:
 
     dialect = "sqlite"
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, observe_write: WriteObserver | None = None) -> None:
         memory = _is_memory(url)
         self._writer_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE", pool_size=1)
         self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
@@ -202,7 +203,7 @@ class SqliteDatabase:
             self._lookup_engine = _sqlite_engine(url, begin=None, pool_size=1)
             self._reader_threads = ThreadPoolExecutor(_READERS, thread_name_prefix="sqlite-read")
         self._lookup_conn: sa.Connection | None = None
-        self._writes = _GroupCommit(self._commit)
+        self._writes = _GroupCommit(self._commit, observe_write)
 
     async def read(self, work: Work[T]) -> T:
         loop = asyncio.get_running_loop()
@@ -297,17 +298,23 @@ class _GroupCommit:
     Each caller is answered only after the commit of the transaction holding its write,
     so an acknowledged write is durable; concurrent writers share one commit (and one
     fsync) instead of queueing for one each, and never contend for the same rows.
+    `observe`, when given, is told how long each write took from its call to its answer.
     """
 
-    def __init__(self, commit: Callable[[list[_Job]], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        commit: Callable[[list[_Job]], Awaitable[None]],
+        observe: WriteObserver | None = None,
+    ) -> None:
         self._commit = commit
+        self._observe = observe
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     async def write(self, work: Work[T]) -> T:
         if self._closed:
-            raise RuntimeError("the storage is closed")
+            raise StorageClosed()
         loop = asyncio.get_running_loop()
         if self._task is None:
             self._task = loop.create_task(self._run())
@@ -315,7 +322,13 @@ class _GroupCommit:
         self._queue.put_nowait(_Job(work, future))
         # The job runs even if its caller stops waiting (a cancelled caller cancels the
         # future, which the batch then leaves alone): its outcome is in the database.
-        return await future
+        if self._observe is None:
+            return await future
+        start = time.perf_counter()
+        try:
+            return await future
+        finally:
+            self._observe(time.perf_counter() - start)
 
     async def close(self) -> None:
         self._closed = True
@@ -419,8 +432,12 @@ async def migrate_url(url: str) -> None:
         await async_engine.dispose()
 
 
-async def open_database(url: str, *, migrate: bool) -> Database:
+async def open_database(
+    url: str, *, migrate: bool, observe_write: WriteObserver | None = None
+) -> Database:
     """Connect to `url`, migrating first if asked, and check the schema version.
+
+    `observe_write`, when given, is told how long each write took (metrics).
 
     Raises:
         ValueError: the URL is not a supported storage URL.
@@ -429,7 +446,7 @@ async def open_database(url: str, *, migrate: bool) -> Database:
     parsed = parse_url(url)
     database: Database
     if parsed.get_backend_name() == "sqlite":
-        database = SqliteDatabase(parsed)
+        database = SqliteDatabase(parsed, observe_write)
     else:
         database = PostgresDatabase(
             create_async_engine(
@@ -439,7 +456,8 @@ async def open_database(url: str, *, migrate: bool) -> Database:
                 # Keyset pages compare against the cursor row: a generic plan cannot know how
                 # selective that bound is and may sort a whole node, so plan each one.
                 connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
-            )
+            ),
+            observe_write,
         )
     try:
         if migrate:

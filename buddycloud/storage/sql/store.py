@@ -61,7 +61,7 @@ from buddycloud.domain.model import (
     Thread,
 )
 from buddycloud.domain.permissions import ReadScope
-from buddycloud.storage.base import NodeContext, SearchQuery
+from buddycloud.storage.base import NodeContext, SearchQuery, StorageClosed
 from buddycloud.storage.sql.database import Database, T, Work
 from buddycloud.storage.sql.prepared import Prepared
 from buddycloud.storage.sql.schema import RATING_INDEX, accounts, channels, items, memberships
@@ -71,6 +71,7 @@ Condition = sa.ColumnElement[bool]
 Column = sa.ColumnElement[Any]
 
 _SUBSCRIBED = SubscriptionState.SUBSCRIBED.value
+_PING = sa.text("SELECT version_num FROM alembic_version")
 # The channel settings `list_user_node_memberships` filters on: columns of `channels`.
 CONFIG_FILTER_COLUMNS = frozenset(
     {"title", "description", "access_model", "default_role", "channel_type", "creator"}
@@ -522,6 +523,7 @@ class SqlStorage:
         self._recent_cache: dict[tuple[bool, bool, bool, bool], sa.Select[Any]] = {}
         self._page_statements: dict[tuple[Any, ...], sa.Select[Any]] = {}
         self._cache = _ChannelCache(enabled=database.dialect == "sqlite")
+        self._closed = False
 
     async def _write_channel(self, channel: Jid, work: Work[T]) -> T:
         """A write that changes a channel's configuration, nodes or memberships."""
@@ -533,7 +535,20 @@ class SqlStorage:
             self._cache.forget(key)
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         await self._db.close()
+
+    async def ping(self) -> None:
+        if self._closed:
+            raise StorageClosed()
+
+        def work(conn: sa.Connection) -> None:
+            # A row of a real table, so that SQLite reads the file, not only a constant.
+            conn.execute(_PING).first()
+
+        await self._db.read(work)
 
     # --- channels and nodes ---------------------------------------------------------------
 
