@@ -25,6 +25,7 @@ from buddycloud.config import Config, XmppConfig
 from buddycloud.domain.jid import Jid
 from buddycloud.http.app import create_app
 from buddycloud.http.auth import Authenticator
+from buddycloud.http.metrics import Metrics
 from buddycloud.http.requests import HttpContext
 from buddycloud.http.server import HttpServer
 from buddycloud.prosody import PrivateProsody, ProsodySettings, ProsodyStartFailed
@@ -59,6 +60,7 @@ class App:
         engine: the channel engine over that storage.
         component: the XMPP edge, or None when no [xmpp] section is configured.
         http: the HTTP edge (REST API and websocket), on `[http] listen`.
+        metrics: the server's Prometheus collectors, served at `/metrics`.
     """
 
     config: Config
@@ -66,6 +68,7 @@ class App:
     engine: Engine
     component: ChannelComponent | None
     http: HttpServer
+    metrics: Metrics
 
     async def start(self) -> None:
         """Start the edges: the HTTP edge listens before this returns; the XMPP component
@@ -135,10 +138,17 @@ async def build(config: Config) -> App:
             (run `buddycloud migrate`).
         ValueError: the storage URL is not usable.
     """
-    storage = await open_storage(config.storage.url, migrate=_migrates_on_open(config.storage.url))
+    metrics = Metrics()
+    storage = await open_storage(
+        config.storage.url,
+        migrate=_migrates_on_open(config.storage.url),
+        observe_write=metrics.observe_storage_write,
+    )
     try:
         engine = Engine(storage, SystemClock(), engine_config(config))
+        engine.add_listener(metrics.count_event)
         component = None
+        xmpp_connected = None
         if config.xmpp is not None:
             component = ChannelComponent(
                 engine,
@@ -150,12 +160,32 @@ async def build(config: Config) -> App:
                 multicast=config.xmpp.multicast,
                 server_domain=config.server.domain.domain,
             )
-        http_app = create_app(HttpContext(engine=engine, authenticator=Authenticator(engine)))
+            # The HTTP edge and the metrics read the connection state through this
+            # callable: neither knows the XMPP edge.
+            xmpp_connected = component.connected.is_set
+            metrics.watch_xmpp(xmpp_connected)
+        http_app = create_app(
+            HttpContext(
+                engine=engine,
+                authenticator=Authenticator(engine),
+                metrics=metrics,
+                metrics_token=config.http.metrics_token,
+                xmpp_connected=xmpp_connected,
+                access_log=config.http.access_log,
+            )
+        )
         http = HttpServer(http_app, config.http.host, config.http.port)
     except BaseException:
         await storage.close()
         raise
-    return App(config=config, storage=storage, engine=engine, component=component, http=http)
+    return App(
+        config=config,
+        storage=storage,
+        engine=engine,
+        component=component,
+        http=http,
+        metrics=metrics,
+    )
 
 
 def data_directory(config: Config) -> Path:

@@ -21,6 +21,7 @@ from buddycloud import __version__
 from buddycloud.config import Config, ConfigError, load_config
 from buddycloud.domain.errors import ChannelError
 from buddycloud.storage.base import SchemaVersionMismatch
+from buddycloud.util.logs import context_handler
 
 PROG = "buddycloud"
 EXIT_OK = 0
@@ -141,10 +142,8 @@ async def _wait(awaitable: object) -> None:
 
 def _configure_logging() -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        # Each line written while a request is handled names it (buddycloud.util.logs).
+        logging.basicConfig(level=logging.INFO, handlers=[context_handler(logging.StreamHandler())])
         # Alembic announces each of its plugins at INFO on every migration run.
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 

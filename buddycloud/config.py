@@ -31,6 +31,7 @@ ENV_PREFIX = "BUDDYCLOUD_"
 DEFAULT_DOMAIN = "localhost"
 DEFAULT_STORAGE_URL = "sqlite:///data/buddycloud.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
+MIN_METRICS_TOKEN = 16
 DEFAULT_MAX_PAYLOAD_BYTES = 65536
 MIN_PAYLOAD_LIMIT = 1024
 MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024
@@ -111,17 +112,22 @@ class XmppConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
-    """`[http]`: where the HTTP edge listens.
+    """`[http]`: where the HTTP edge listens, and its operational settings.
 
     Attributes:
         listen: the configured `host:port` (`[v6addr]:port` for IPv6).
         host: the host part, without brackets.
         port: the port part.
+        metrics_token: the bearer token `/metrics` requires; None serves `/metrics` to
+            loopback callers only.
+        access_log: log every request at INFO (else at DEBUG).
     """
 
     listen: str = DEFAULT_LISTEN
     host: str = "127.0.0.1"
     port: int = 8080
+    metrics_token: str | None = field(default=None, repr=False)
+    access_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +221,12 @@ class _Section:
         except ValueError as exc:
             shown = "" if secret else f" (got {raw.value[:200]!r})"
             raise self.fail(key, f"{exc}{shown}", raw.origin) from None
+
+    def optional(self, key: str, convert: Callable[[str], T], *, secret: bool = False) -> T | None:
+        """A string value converted by `convert`, or None when the key is not set."""
+        if key not in self._raw:
+            return None
+        return self.parsed(key, None, convert, secret=secret)
 
     def integer(self, key: str, default: int, *, minimum: int, maximum: int) -> int:
         raw = self._take(key)
@@ -432,10 +444,25 @@ def _build_xmpp(section: _Section) -> XmppConfig | None:
     return config
 
 
+def _metrics_token(raw: str) -> str:
+    if len(raw) < MIN_METRICS_TOKEN:
+        raise ValueError(f"must have at least {MIN_METRICS_TOKEN} characters")
+    if not raw.isascii() or not raw.isprintable() or " " in raw:
+        raise ValueError("must be printable ASCII without spaces (it is sent in a header)")
+    return raw
+
+
 def _build_http(section: _Section) -> HttpConfig:
     listen, host, port = section.parsed("listen", DEFAULT_LISTEN, _listen)
+    config = HttpConfig(
+        listen=listen,
+        host=host,
+        port=port,
+        metrics_token=section.optional("metrics_token", _metrics_token, secret=True),
+        access_log=section.boolean("access_log", False),
+    )
     section.check_no_unknown_keys(HTTP_KEYS)
-    return HttpConfig(listen=listen, host=host, port=port)
+    return config
 
 
 SERVER_KEYS = (
@@ -451,7 +478,7 @@ SERVER_KEYS = (
 )
 STORAGE_KEYS = ("url",)
 XMPP_KEYS = ("component_jid", "secret", "host", "port", "multicast")
-HTTP_KEYS = ("listen",)
+HTTP_KEYS = ("listen", "metrics_token", "access_log")
 SECTIONS: dict[str, tuple[str, ...]] = {
     "server": SERVER_KEYS,
     "storage": STORAGE_KEYS,

@@ -42,6 +42,8 @@ multicast = false
 
 [http]
 listen = "0.0.0.0:9090"
+metrics_token = "prometheus-scrapes-with-this"
+access_log = true
 """
 
 
@@ -84,6 +86,8 @@ def test_no_file_and_no_environment_gives_the_embedded_default() -> None:
         "127.0.0.1",
         8080,
     )
+    assert config.http.metrics_token is None  # /metrics for loopback callers only
+    assert config.http.access_log is False
 
 
 def test_an_empty_file_gives_the_embedded_default(write: Write) -> None:
@@ -108,6 +112,8 @@ def test_every_key_of_a_full_file_is_read(write: Write) -> None:
     assert (config.xmpp.host, config.xmpp.port) == ("xmpp.capulet.lit", 15347)
     assert config.xmpp.multicast is False
     assert (config.http.host, config.http.port) == ("0.0.0.0", 9090)
+    assert config.http.metrics_token == "prometheus-scrapes-with-this"
+    assert config.http.access_log is True
 
 
 def test_topics_domain_defaults_to_topics_dot_domain(write: Write) -> None:
@@ -126,6 +132,7 @@ def test_xmpp_section_gets_default_host_and_port(write: Write) -> None:
 def test_the_secret_never_appears_in_the_repr(write: Write) -> None:
     config = load_config(write(FULL), {})
     assert "s3cret" not in repr(config)
+    assert "prometheus-scrapes-with-this" not in repr(config)
 
 
 def test_role_and_access_model_accept_buddycloud_names(write: Write) -> None:
@@ -157,6 +164,8 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
         "BUDDYCLOUD_XMPP_SECRET": "from-env",
         "BUDDYCLOUD_XMPP_MULTICAST": "True",
         "BUDDYCLOUD_HTTP_LISTEN": "[::1]:8443",
+        "BUDDYCLOUD_HTTP_METRICS_TOKEN": "from-the-environment",
+        "BUDDYCLOUD_HTTP_ACCESS_LOG": "false",
     }
     config = load_config(write(FULL), environ)
     assert config.server.domain == Jid("", "verona.lit")
@@ -171,6 +180,8 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
     assert config.xmpp.multicast is True  # the file says false
     assert config.xmpp.component_jid == Jid.parse("channels.capulet.lit")  # from the file
     assert (config.http.listen, config.http.host, config.http.port) == ("[::1]:8443", "::1", 8443)
+    assert config.http.metrics_token == "from-the-environment"
+    assert config.http.access_log is False  # the file says true
 
 
 def test_environment_alone_can_enable_xmpp() -> None:
@@ -286,6 +297,12 @@ def test_unknown_key_from_the_environment_names_the_variable() -> None:
         ("[http]\nlisten = '::1:8080'", "[http] listen: write an IPv6 address in brackets"),
         ("[http]\nlisten = '[nope]:8080'", "[http] listen: 'nope' is not an IPv6 address"),
         ("[http]\nlisten = 8080", "[http] listen: must be a string"),
+        ("[http]\nmetrics_token = ''", "[http] metrics_token: must have at least 16"),
+        ("[http]\nmetrics_token = 'short'", "[http] metrics_token: must have at least 16"),
+        ("[http]\nmetrics_token = 'has a space in it!'", "metrics_token: must be printable"),
+        ("[http]\nmetrics_token = 'tab\tinside-the-token'", "metrics_token: must be printable"),
+        ("[http]\nmetrics_token = 1234567890123456", "metrics_token: must be a string"),
+        ("[http]\naccess_log = 'yes'", "[http] access_log: must be true or false"),
         (
             "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nmulticast = 'no'",
             "[xmpp] multicast: must be true or false, got",
@@ -326,6 +343,12 @@ def test_bad_environment_values_name_the_variable(variable: str, value: str, exp
 def test_a_mistyped_secret_is_not_echoed(write: Write) -> None:
     message = error_of(write("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 12345678\n"))
     assert message.endswith("[xmpp] secret: must be a string, got an integer")
+
+
+def test_a_refused_metrics_token_is_not_echoed() -> None:
+    message = error_of(None, {"BUDDYCLOUD_HTTP_METRICS_TOKEN": "too-short"})
+    assert "[http] metrics_token: must have at least 16 characters" in message
+    assert "too-short" not in message
 
 
 def test_anonymous_domains_reach_the_engine(write: Write) -> None:

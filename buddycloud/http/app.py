@@ -1,4 +1,9 @@
-"""The ASGI application of the HTTP edge: its routes, CORS and the one error funnel."""
+"""The ASGI application of the HTTP edge: its routes, CORS and the one error funnel.
+
+The middleware run outermost first: `ObserveRequests` (request ids, log context, metrics,
+access lines, and the 500 of an unexpected exception), then CORS. Domain and API errors
+are rendered by the funnel where the route raised them.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from buddycloud.http.errors import error_response, render_error
+from buddycloud.domain.errors import ChannelError
+from buddycloud.http.errors import ApiError, error_response, render_error
+from buddycloud.http.observe import ObserveRequests
 from buddycloud.http.requests import HttpContext
-from buddycloud.http.routes import account, content
+from buddycloud.http.routes import account, content, operations
 
 # The REST API of the original HTTP API, under /api (reference 9.2).
 ROUTES: list[BaseRoute] = [
@@ -22,6 +29,9 @@ ROUTES: list[BaseRoute] = [
     Route("/api/account", account.account_delete, methods=["DELETE"]),
     Route("/api/account/pw/change", account.password_change_post, methods=["POST"]),
     Route("/api/{channel}/content/{node}", content.content_get, methods=["GET"]),
+    # Operations (docs/http.md, "Operations"): outside /api and outside sign-in.
+    Route("/metrics", operations.metrics_get, methods=["GET"]),
+    Route("/health", operations.health_get, methods=["GET"]),
 ]
 
 # Reference 9.1: any origin, with credentials; the headers clients send and read.
@@ -38,11 +48,17 @@ CORS = Middleware(
 
 def create_app(http: HttpContext) -> Starlette:
     """The HTTP edge over an engine: every route, CORS and the error funnel."""
+    observe = Middleware(ObserveRequests, metrics=http.metrics, access_log_info=http.access_log)
     app = Starlette(
         routes=ROUTES,
-        middleware=[CORS],
+        middleware=[observe, CORS],
         exception_handlers={
             HTTPException: _http_exception,
+            # Handled where raised, so that they are answers, not crashes: an `Exception`
+            # handler would run outside every middleware, after the server logged a
+            # traceback for each 404.
+            ChannelError: _any_exception,
+            ApiError: _any_exception,
             Exception: _any_exception,
         },
     )

@@ -7,34 +7,52 @@ checked one way and every mistake gets the same clear error.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from buddycloud.domain.errors import InvalidNodeId, InvalidPaging
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import MAX_PAGE, NodeId, PageRequest
 from buddycloud.http.auth import Authenticator, Requester
 from buddycloud.http.errors import ApiError
+from buddycloud.http.metrics import Metrics
 from buddycloud.services.engine import Engine
 
 DEFAULT_MAX_BODY = 1024 * 1024
 MAX_CURSOR = 1024
+# How long /health waits for the storage's answer before it reports it unavailable.
+HEALTH_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class HttpContext:
-    """What every route needs: the engine and how requesters are recognised."""
+    """What every route needs: the engine, how requesters are recognised, and the server's
+    operational parts.
+
+    Attributes:
+        metrics: the server's Prometheus collectors (`/metrics`).
+        metrics_token: `[http] metrics_token`; None serves `/metrics` to loopback only.
+        xmpp_connected: whether the XMPP component is connected now; None without XMPP.
+        access_log: write the access line of every request at INFO instead of DEBUG.
+        health_timeout: seconds `/health` waits for the storage.
+    """
 
     engine: Engine
     authenticator: Authenticator
     max_body_bytes: int = DEFAULT_MAX_BODY
+    metrics: Metrics = field(default_factory=Metrics)
+    metrics_token: str | None = field(default=None, repr=False)
+    xmpp_connected: Callable[[], bool] | None = None
+    access_log: bool = False
+    health_timeout: float = HEALTH_TIMEOUT
 
 
-def context(request: Request) -> HttpContext:
-    found: HttpContext = request.app.state.http
+def context(connection: HTTPConnection) -> HttpContext:
+    """The context of the app serving a request or a websocket."""
+    found: HttpContext = connection.app.state.http
     return found
 
 

@@ -38,6 +38,10 @@ class HttpServer:
             timeout_graceful_shutdown=5,
         )
         self._server = _EmbeddedServer(config)
+        # uvicorn's access line holds the query string, where a browser's websocket puts
+        # its token; buddycloud.http.observe writes the access lines instead. Whatever
+        # handlers a logging setup gives this logger, it stays silent.
+        logging.getLogger("uvicorn.access").disabled = True
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

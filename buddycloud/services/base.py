@@ -58,6 +58,12 @@ class EngineBase:
                 # The change is committed; a failing listener must not turn it into an error.
                 logger.exception("event listener %r failed on %s", listener, type(event).__name__)
 
+    # --- operations -------------------------------------------------------------------
+
+    async def check_storage(self) -> None:
+        """Return when the storage answers a query; raise what it raises when it cannot."""
+        await self.storage.ping()
+
     # --- identity ---------------------------------------------------------------------
 
     def is_local_user(self, jid: Jid) -> bool:

@@ -13,6 +13,7 @@ a fixed hash all the same, so the time taken does not tell whether the account e
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 
 from argon2 import PasswordHasher
@@ -32,6 +33,8 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 MAX_EMAIL_LENGTH = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+log = logging.getLogger(__name__)
 
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
 _ABSENT_HASH = _HASHER.hash("no account has this password")
@@ -72,6 +75,7 @@ class UserOps(AccountOps):
         account = Account(jid, password_hash, email, self.clock.now())
         await self.storage.insert_account(account)
         await self.register(jid)
+        log.info("account %s created", jid)
         return account
 
     async def authenticate(self, username: str, password: str) -> Jid:
@@ -104,6 +108,7 @@ class UserOps(AccountOps):
         _check_password(password)
         password_hash = await asyncio.to_thread(_HASHER.hash, password)
         await self.storage.update_account_password(user.bare, password_hash)
+        log.info("password of account %s changed", user.bare)
 
     async def find_account(self, user: Jid) -> Account | None:
         return await self.storage.find_account(user.bare)
@@ -119,6 +124,7 @@ class UserOps(AccountOps):
             raise AccountNotFound(str(jid))
         await self.unregister(jid)
         await self.storage.delete_account(jid)
+        log.info("account %s deleted", jid)
 
     async def list_accounts(self, page: PageRequest) -> Page[Account]:
         return await self.storage.list_accounts(page)

@@ -7,25 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from http_support import DOMAIN, Server
-
-from buddycloud.app import build
-from buddycloud.config import load_config
+from http_support import Server, serve
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    config = load_config(
-        None,
-        {
-            "BUDDYCLOUD_SERVER_DOMAIN": DOMAIN,
-            "BUDDYCLOUD_STORAGE_URL": f"sqlite:///{tmp_path}/buddycloud.db",
-            "BUDDYCLOUD_HTTP_LISTEN": "127.0.0.1:0",
-        },
-    )
-    app = await build(config)
-    try:
-        await app.start()
-        yield Server(app, f"http://127.0.0.1:{app.http.port}")
-    finally:
-        await app.close()
+    async with serve(tmp_path) as running:
+        yield running
