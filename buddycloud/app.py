@@ -16,7 +16,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -186,6 +186,20 @@ async def build(config: Config) -> App:
         http=http,
         metrics=metrics,
     )
+
+
+@contextlib.asynccontextmanager
+async def open_engine(config: Config) -> AsyncIterator[Engine]:
+    """The engine over the configured storage, without edges (`buddycloud user`).
+
+    The storage opens as `serve` opens it (an SQLite schema is created or upgraded on
+    the way) and closes on exit.
+    """
+    storage = await open_storage(config.storage.url, migrate=_migrates_on_open(config.storage.url))
+    try:
+        yield Engine(storage, SystemClock(), engine_config(config))
+    finally:
+        await storage.close()
 
 
 def data_directory(config: Config) -> Path:

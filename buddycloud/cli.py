@@ -1,13 +1,20 @@
-"""The `buddycloud` command: `serve`, `migrate`, `--version`.
+"""The `buddycloud` command: `serve`, `migrate`, `user`, `--version`.
 
 Exit status: 0 on success, 1 when the command failed while running (one line on stderr),
 2 for a bad command line or a bad configuration (one line on stderr, never a traceback).
+
+`buddycloud user add|passwd|delete|list` manage the built-in user database through the
+engine, on the storage `[storage] url` names. Passwords are asked twice on the terminal,
+or read as one line from standard input with `--password-stdin`; never from the command
+line, where other users of the machine could read them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import getpass
 import importlib
 import inspect
 import logging
@@ -15,13 +22,18 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn, Protocol, cast
+from typing import TYPE_CHECKING, NoReturn, Protocol, TextIO, cast
 
 from buddycloud import __version__
 from buddycloud.config import Config, ConfigError, load_config
 from buddycloud.domain.errors import ChannelError
+from buddycloud.domain.model import PageRequest
+from buddycloud.domain.times import format_datetime
 from buddycloud.storage.base import SchemaVersionMismatch
 from buddycloud.util.logs import context_handler
+
+if TYPE_CHECKING:
+    from buddycloud.services.engine import Engine
 
 PROG = "buddycloud"
 EXIT_OK = 0
@@ -34,12 +46,20 @@ class UsageError(Exception):
     """The command line is wrong."""
 
 
+class CommandFailed(Exception):
+    """The command could not do what it was asked (exit status 1)."""
+
+
 class _Migrate(Protocol):
     def __call__(self, url: str, /) -> object: ...
 
 
 class _Run(Protocol):
     def __call__(self, config: Config, /, *, with_prosody: bool) -> object: ...
+
+
+class _OpenEngine(Protocol):
+    def __call__(self, config: Config, /) -> contextlib.AbstractAsyncContextManager[Engine]: ...
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +102,60 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create or upgrade the database schema named by [storage] url.",
     )
     migrate.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    _add_user_commands(commands, config_help)
     return parser
+
+
+def _add_user_commands(commands: argparse._SubParsersAction[_Parser], config_help: str) -> None:
+    user = commands.add_parser(
+        "user",
+        help="manage the accounts of the built-in user database",
+        description="Add, list and delete accounts of the built-in user database, and set "
+        "their passwords. Accounts are of [server] domain; a NAME without '@' is of it.",
+    )
+    actions = user.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    password_stdin = (
+        "read the password as one line from standard input instead of asking for it twice "
+        "on the terminal"
+    )
+    add = actions.add_parser(
+        "add",
+        allow_abbrev=False,  # `--password X` must not pass for `--password-stdin`
+        help="create an account and its personal channel",
+        description="Create an account and its personal channel. The password is asked "
+        "twice on the terminal, or read from standard input with --password-stdin.",
+    )
+    add.add_argument("name", metavar="NAME", help="user or user@domain")
+    add.add_argument("--email", required=True, help="the account's email address")
+    add.add_argument("--password-stdin", action="store_true", help=password_stdin)
+    add.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    passwd = actions.add_parser(
+        "passwd",
+        allow_abbrev=False,  # `--password X` must not pass for `--password-stdin`
+        help="set an account's password",
+        description="Set an account's password; the old one stops working.",
+    )
+    passwd.add_argument("name", metavar="NAME", help="user or user@domain")
+    passwd.add_argument("--password-stdin", action="store_true", help=password_stdin)
+    passwd.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    delete = actions.add_parser(
+        "delete",
+        allow_abbrev=False,  # `--password X` must not pass for `--password-stdin`
+        help="delete an account with its channels, posts and follows",
+        description="Delete an account: its channels, its posts in other channels and "
+        "its follows go too, as when the user deletes it.",
+    )
+    delete.add_argument("name", metavar="NAME", help="user or user@domain")
+    delete.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    listing = actions.add_parser(
+        "list",
+        allow_abbrev=False,
+        help="list the accounts",
+        description="Print one line per account, ordered by address: the address, the "
+        "email and the creation time, separated by tabs.",
+    )
+    listing.add_argument("--config", type=Path, metavar="FILE", help=config_help)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -94,19 +167,33 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """
     environ = os.environ if environ is None else environ
     try:
+        parser = build_parser()
         try:
-            args = build_parser().parse_args(argv)
+            args, unexpected = parser.parse_known_args(argv)
         except SystemExit as exit_:
             # --help and --version print, then ask to exit: report their status instead.
             return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+        if unexpected:
+            if args.command == "user":
+                # What was typed there may be a password: it is not repeated.
+                raise UsageError(
+                    "unexpected arguments (not repeated here); a password is never given "
+                    "on the command line: it is asked on the terminal, or read with "
+                    "--password-stdin"
+                )
+            parser.error(f"unrecognized arguments: {' '.join(unexpected)}")
         config = load_config(args.config, environ)
+        if args.command == "user":
+            # Quiet: the command prints its own outcome; warnings and errors still show.
+            _configure_logging(logging.WARNING)
+            return _user(config, args)
         _configure_logging()
         if args.command == "migrate":
             return _migrate(config)
         return _serve(config, with_prosody=args.with_prosody)
     except (UsageError, ConfigError) as exc:
         return _fail(str(exc), EXIT_USAGE)
-    except (ChannelError, SchemaVersionMismatch, OSError) as exc:
+    except (ChannelError, SchemaVersionMismatch, OSError, CommandFailed) as exc:
         return _fail(_describe(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -122,6 +209,69 @@ def _serve(config: Config, *, with_prosody: bool) -> int:
     run = cast(_Run, _entry_point("buddycloud.app", "run"))
     _await_if_needed(run(config, with_prosody=with_prosody))
     return EXIT_OK
+
+
+def _user(config: Config, args: argparse.Namespace) -> int:
+    open_engine = cast(_OpenEngine, _entry_point("buddycloud.app", "open_engine"))
+    asyncio.run(_user_action(open_engine, config, args, sys.stdout))
+    return EXIT_OK
+
+
+async def _user_action(
+    open_engine: _OpenEngine, config: Config, args: argparse.Namespace, out: TextIO
+) -> None:
+    async with open_engine(config) as engine:
+        if args.action == "list":
+            await _list_accounts(engine, out)
+            return
+        jid = engine.account_jid(args.name)
+        exists = await engine.find_account(jid) is not None
+        if args.action == "add":
+            if exists:
+                raise CommandFailed(f"the account {jid} exists already")
+            password = _new_password(from_stdin=args.password_stdin)
+            await engine.create_account(str(jid), password, args.email)
+            print(f"created the account {jid} and its channel", file=out)
+            return
+        if not exists:
+            raise CommandFailed(f"no account {jid}")
+        if args.action == "passwd":
+            await engine.change_password(jid, _new_password(from_stdin=args.password_stdin))
+            print(f"changed the password of {jid}", file=out)
+        else:
+            await engine.delete_account(jid)
+            print(f"deleted the account {jid} with its channels, posts and follows", file=out)
+
+
+async def _list_accounts(engine: Engine, out: TextIO) -> None:
+    after: str | None = None
+    while True:
+        page = await engine.list_accounts(PageRequest(max=500, after=after))
+        for account in page.items:
+            print(f"{account.jid}\t{account.email}\t{format_datetime(account.created)}", file=out)
+        if not page.items or page.last is None:
+            return
+        after = page.last
+
+
+def _new_password(*, from_stdin: bool) -> str:
+    """A new password: one line of standard input, or asked twice on the terminal."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line.removesuffix("\n").removesuffix("\r")
+        if not password:
+            raise CommandFailed("no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for the password on: pipe it with --password-stdin")
+    try:
+        first = getpass.getpass("Password: ")
+        second = getpass.getpass("Password again: ")
+    except EOFError:
+        raise CommandFailed("no password given") from None
+    if first != second:
+        raise CommandFailed("the two passwords differ; nothing was changed")
+    return first
 
 
 def _entry_point(module_name: str, attribute: str) -> object:
@@ -140,10 +290,10 @@ async def _wait(awaitable: object) -> None:
     await cast("asyncio.Future[object]", awaitable)
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: int = logging.INFO) -> None:
     if not logging.getLogger().handlers:
         # Each line written while a request is handled names it (buddycloud.util.logs).
-        logging.basicConfig(level=logging.INFO, handlers=[context_handler(logging.StreamHandler())])
+        logging.basicConfig(level=level, handlers=[context_handler(logging.StreamHandler())])
         # Alembic announces each of its plugins at INFO on every migration run.
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 

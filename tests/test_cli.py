@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import select
 import sqlite3
 import subprocess
 import sys
+import time
 import types
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,13 +23,16 @@ from buddycloud.storage.factory import open_storage
 
 
 def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Runs `python -m buddycloud ARGS` in a child process, as an operator would."""
+    """Runs `python -m buddycloud ARGS` in a child process, as an operator would, with
+    `stdin` as its standard input (none at all when None)."""
     return subprocess.run(
         [sys.executable, "-m", "buddycloud", *args],
         cwd=cwd,
         env={"PATH": "/usr/bin:/bin", **(env or {})},
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,
         text=True,
         timeout=60,
@@ -249,3 +256,218 @@ def test_migrate_reports_an_unreachable_database_on_one_line(tmp_path: Path) -> 
     assert result.stderr.splitlines()[-1].startswith("buddycloud: error: ")
     assert "127.0.0.1" in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+# --- buddycloud user: the built-in user database ----------------------------------------
+
+PASSWORD = "balcony-at-midnight"
+
+
+def user_env(url: str) -> dict[str, str]:
+    return {"BUDDYCLOUD_SERVER_DOMAIN": "capulet.lit", "BUDDYCLOUD_STORAGE_URL": url}
+
+
+def assert_failed(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """Status 1 and one line naming what went wrong."""
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("buddycloud: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+async def signs_in(url: str, username: str, password: str) -> bool:
+    """Whether the account database at `url` accepts these credentials."""
+    from buddycloud.app import open_engine
+    from buddycloud.domain.errors import NotAuthenticated
+
+    async with open_engine(load_config(None, user_env(url))) as engine:
+        try:
+            await engine.authenticate(username, password)
+        except NotAuthenticated:
+            return False
+        return True
+
+
+async def check_the_account_lifecycle(url: str, name: str, cwd: Path) -> None:
+    env = user_env(url)
+    jid = f"{name}@capulet.lit"
+    added = run_cli(
+        "user", "add", name, "--email", f"{name}@example.org", "--password-stdin",
+        cwd=cwd, env=env, stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == f"created the account {jid} and its channel\n"
+    assert await signs_in(url, name, PASSWORD)
+
+    listed = run_cli("user", "list", cwd=cwd, env=env)
+    assert listed.returncode == 0, listed.stderr
+    [line] = [line for line in listed.stdout.splitlines() if line.startswith(f"{jid}\t")]
+    address, email, created = line.split("\t")
+    assert email == f"{name}@example.org"
+    assert created.endswith("Z")
+
+    again = run_cli(
+        "user", "add", jid, "--email", "x@example.org", "--password-stdin",
+        cwd=cwd, env=env, stdin="another-password\n",
+    )  # fmt: skip
+    assert_failed(again, f"the account {jid} exists already")
+    assert await signs_in(url, name, PASSWORD)
+
+    changed = run_cli(
+        "user", "passwd", name, "--password-stdin", cwd=cwd, env=env, stdin="a-new-password\r\n"
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout == f"changed the password of {jid}\n"
+    assert not await signs_in(url, name, PASSWORD)
+    assert await signs_in(url, name, "a-new-password")
+
+    deleted = run_cli("user", "delete", jid, cwd=cwd, env=env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout.startswith(f"deleted the account {jid}")
+    assert not await signs_in(url, name, "a-new-password")
+    assert jid not in run_cli("user", "list", cwd=cwd, env=env).stdout
+
+    for action in (("delete", name), ("passwd", name, "--password-stdin")):
+        missing = run_cli("user", *action, cwd=cwd, env=env, stdin="whatever-password\n")
+        assert_failed(missing, f"no account {jid}")
+
+
+async def test_user_add_list_passwd_delete_on_sqlite(tmp_path: Path) -> None:
+    await check_the_account_lifecycle(f"sqlite:///{tmp_path}/buddycloud.db", "juliet", tmp_path)
+
+
+@pytest.mark.postgres
+async def test_user_add_list_passwd_delete_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    name = f"juliet{uuid.uuid4().hex[:8]}"
+    await check_the_account_lifecycle(postgres_url, name, tmp_path)
+
+
+def test_user_list_of_an_empty_database_prints_nothing(tmp_path: Path) -> None:
+    listed = run_cli("user", "list", cwd=tmp_path, env=user_env(f"sqlite:///{tmp_path}/b.db"))
+    assert (listed.returncode, listed.stdout, listed.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("user",), "required: ACTION"),
+        (("user", "add", "juliet"), "--email"),
+        (("user", "add", "juliet", "--email", "j@e.org", "--password", PASSWORD), "--password-"),
+        (("user", "add", "juliet", "--email", "j@e.org", f"--password={PASSWORD}"), "never"),
+        (("user", "passwd", "juliet", PASSWORD), "--password-stdin"),
+        (("user", "remove", "juliet"), "invalid choice: 'remove'"),
+    ],
+)
+def test_user_command_line_mistakes_are_usage_errors(
+    tmp_path: Path, args: tuple[str, ...], fragment: str
+) -> None:
+    """A password is never taken from the command line, where `ps` shows it to anyone, nor
+    repeated in the error when one was typed there."""
+    result = run_cli(*args, cwd=tmp_path, env=user_env(f"sqlite:///{tmp_path}/b.db"))
+    assert_one_line_error(result, fragment)
+    assert PASSWORD not in result.stderr
+
+
+async def test_without_a_terminal_the_password_must_come_from_stdin(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/buddycloud.db"
+    result = run_cli(
+        "user", "add", "juliet", "--email", "j@example.org", cwd=tmp_path, env=user_env(url)
+    )
+    assert_one_line_error(result, "no terminal", "--password-stdin")
+    assert accounts_in(tmp_path / "buddycloud.db") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "email", "stdin", "fragment"),
+    [
+        ("juliet", "j@example.org", "short\n", "at least 8 characters"),
+        ("juliet", "j@example.org", "\n", "no password on standard input"),
+        ("juliet", "j@example.org", "", "no password on standard input"),
+        ("juliet", "not-an-email", PASSWORD + "\n", "not an email address"),
+        ("juliet@montague.lit", "j@example.org", PASSWORD + "\n", "of the domain capulet.lit"),
+        ("a b", "j@example.org", PASSWORD + "\n", "invalid JID"),
+    ],
+)
+def test_refused_accounts_are_one_line_and_status_1(
+    tmp_path: Path, name: str, email: str, stdin: str, fragment: str
+) -> None:
+    url = f"sqlite:///{tmp_path}/buddycloud.db"
+    result = run_cli(
+        "user", "add", name, "--email", email, "--password-stdin",
+        cwd=tmp_path, env=user_env(url), stdin=stdin,
+    )  # fmt: skip
+    assert_failed(result, fragment)
+    assert accounts_in(tmp_path / "buddycloud.db") == []
+
+
+def accounts_in(database: Path) -> list[str]:
+    """The accounts of an SQLite database, read directly."""
+    with sqlite3.connect(database) as connection:
+        return [row[0] for row in connection.execute("SELECT jid FROM accounts")]
+
+
+def run_on_a_terminal(
+    *args: str, answers: list[str], cwd: Path, env: dict[str, str]
+) -> tuple[int, str]:
+    """Runs the command with a pseudo-terminal as stdin, stdout and stderr, typing each
+    answer after a prompt that ends in ': '. Returns the exit status and the output."""
+    master, slave = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "buddycloud", *args],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", **env},
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + 60
+
+    def read_some() -> bool:
+        nonlocal output
+        ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"no output in time; so far: {output!r}"
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            return False
+        output += chunk
+        return bool(chunk)
+
+    try:
+        for count, answer in enumerate(answers, start=1):
+            while output.count(b"Password") < count:
+                assert read_some(), output
+            os.write(master, answer.encode() + b"\n")
+        while read_some():
+            pass
+        status = process.wait(timeout=60)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    return status, output.decode(errors="replace")
+
+
+async def test_the_password_is_asked_twice_on_the_terminal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/buddycloud.db"
+    env = user_env(url)
+    args = ("user", "add", "juliet", "--email", "j@example.org")
+
+    status, output = run_on_a_terminal(
+        *args, answers=[PASSWORD, "balcony-at-noon"], cwd=tmp_path, env=env
+    )
+    assert status == 1, output
+    assert "the two passwords differ" in output
+    assert not await signs_in(url, "juliet", PASSWORD)
+
+    status, output = run_on_a_terminal(*args, answers=[PASSWORD, PASSWORD], cwd=tmp_path, env=env)
+    assert status == 0, output
+    assert "Password: " in output and "Password again: " in output
+    assert PASSWORD not in output  # not echoed
+    assert "created the account juliet@capulet.lit" in output
+    assert await signs_in(url, "juliet", PASSWORD)
