@@ -64,6 +64,7 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "serve" in result.stdout
     assert "migrate" in result.stdout
+    assert "user" in result.stdout
 
 
 def test_no_command_is_a_usage_error(tmp_path: Path) -> None:
