@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -311,16 +312,46 @@ class PageRequest:
             # itself is never empty.
             raise InvalidPaging("a paging cursor cannot be empty")
 
+    @property
+    def backwards(self) -> bool:
+        """True when the client pages towards the start of the list (`before`): the
+        results next to its cursor are the page's last ones."""
+        return self.before is not None or self.last_page
+
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of a result set, with XEP-0059 first, last and count."""
+    """One page of a result set, with XEP-0059 first, last and count.
+
+    `cursor_of` gives the cursor naming an item (what `first` and `last` hold), so that
+    a page can be ended early with `keep`.
+    """
 
     items: list[T]
     count: int
     first: str | None = None
     last: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    cursor_of: Callable[[T], str] | None = field(default=None, compare=False, repr=False)
+
+    def keep(self, kept: int, *, from_end: bool = False) -> Page[T]:
+        """This page with only its first `kept` items (its last ones, `from_end`, for a
+        page read backwards), `first` and `last` naming the new ends; `count` is still
+        the size of the whole result set, so a client continues from the new ends.
+
+        Raises:
+            ValueError: the page has no `cursor_of` to name its new ends.
+        """
+        if kept >= len(self.items):
+            return self
+        if self.cursor_of is None:
+            raise ValueError("a page without cursor_of cannot be cut")
+        items = self.items[len(self.items) - kept :] if from_end else self.items[:kept]
+        if not items:
+            return replace(self, items=[], first=None, last=None)
+        return replace(
+            self, items=items, first=self.cursor_of(items[0]), last=self.cursor_of(items[-1])
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,12 +210,17 @@ class ItemOps(FollowOps):
     async def get_thread(
         self, requester: Jid, node: NodeId, item_id: str, page: PageRequest
     ) -> Page[Item]:
-        """A whole thread: the parent item followed by its replies (newest first)."""
+        """A whole thread: the parent item followed by its replies (newest first).
+
+        `after` naming the parent continues with the first replies (a page that ended
+        right after the parent)."""
         await self._readable(requester, node)
         parent = await self.storage.get_item(node, local_item_id(item_id))
         if parent.in_reply_to is not None:
             parent = await self.storage.get_item(node, parent.in_reply_to)
-        replies = await self.storage.list_replies(node, parent.id, _with_item_cursors(page))
+        page = _with_item_cursors(page)
+        replies_page = replace(page, after=None) if page.after == parent.id else page
+        replies = await self.storage.list_replies(node, parent.id, replies_page)
         first_page = page.after is None and page.before is None and not page.last_page
         items = [parent, *replies.items] if first_page else replies.items
         return Page(
@@ -223,6 +228,7 @@ class ItemOps(FollowOps):
             replies.count + 1,
             items[0].id if items else None,
             items[-1].id if items else None,
+            cursor_of=_item_cursor,
         )
 
     async def get_threads(self, requester: Jid, node: NodeId, page: PageRequest) -> Page[Thread]:
@@ -320,7 +326,7 @@ class ItemOps(FollowOps):
         offset: int = 0,
     ) -> Page[Item]:
         """Full-text search over the posts the requester may read; `offset` skips that many
-        results before the page.
+        results before the page. Cursors are those of the firehose, "<node>,<item id>".
 
         Raises:
             BadRequest: neither words nor an author were given, or too many words.
@@ -332,7 +338,9 @@ class ItemOps(FollowOps):
             raise BadRequest(f"search takes at most {MAX_SEARCH_WORDS} words")
         scope = read_scope(requester.bare, requester_is_local=self.is_local_user(requester))
         return await self.storage.search_items(
-            SearchQuery(cleaned, author.bare if author else None, scope), page, offset=offset
+            SearchQuery(cleaned, author.bare if author else None, scope),
+            _with_global_cursors(page),
+            offset=offset,
         )
 
 
@@ -350,6 +358,10 @@ def _raw_item(
     if previous.author != author:
         raise Forbidden("only the author of an item may update it")
     return Item(node, item_id, author, previous.published, now, payload)
+
+
+def _item_cursor(item: Item) -> str:
+    return item.id
 
 
 def _with_cursors(page: PageRequest, convert: Callable[[str], str]) -> PageRequest:

@@ -16,7 +16,7 @@ from buddycloud.domain.ids import (
     local_item_id,
 )
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import AccessModel, NodeId, PageRequest, Role
+from buddycloud.domain.model import AccessModel, NodeId, Page, PageRequest, Role
 from buddycloud.domain.times import format_datetime, parse_datetime
 
 
@@ -165,3 +165,21 @@ def test_page_requests_are_bounded() -> None:
         PageRequest(after="")
     with pytest.raises(InvalidPaging):
         PageRequest(before="")
+
+
+def test_a_page_cut_short_names_its_new_ends_and_keeps_the_count() -> None:
+    page = Page(["a", "b", "c", "d"], 9, "a", "d", cursor_of=str.upper)
+    assert page.keep(4) is page
+    head = page.keep(2)
+    assert (head.items, head.first, head.last, head.count) == (["a", "b"], "A", "B", 9)
+    tail = page.keep(3, from_end=True)  # a page read backwards keeps its last results
+    assert (tail.items, tail.first, tail.last, tail.count) == (["b", "c", "d"], "B", "D", 9)
+    with pytest.raises(ValueError, match="cursor_of"):
+        Page(["a", "b"], 2, "a", "b").keep(1)
+
+
+def test_a_request_before_a_cursor_pages_backwards() -> None:
+    assert PageRequest(before="x").backwards
+    assert PageRequest(last_page=True).backwards
+    assert not PageRequest(after="x").backwards
+    assert not PageRequest().backwards

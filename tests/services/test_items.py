@@ -233,6 +233,14 @@ async def test_replies_thread_and_threads(engine: Engine) -> None:
     assert [i.id for i in threads.items[0].items][0] == a.id
     with pytest.raises(ItemNotFound):
         await engine.get_replies(TYBALT, posts(JULIET), "missing", ALL)
+    # A page of the thread that ended right after its parent continues with the replies,
+    # whichever form of the parent's id names it.
+    for cursor in (a.id, f"tag:channels.capulet.lit,{posts(JULIET)},{a.id}"):
+        after_parent = await engine.get_thread(
+            TYBALT, posts(JULIET), a.id, PageRequest(max=1, after=cursor)
+        )
+        assert [i.id for i in after_parent.items] == [r2.id]
+        assert after_parent.cursor_of is not None
 
 
 async def test_the_firehose_shows_what_anyone_may_read_without_following(

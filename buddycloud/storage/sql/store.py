@@ -361,6 +361,10 @@ def _node_condition(node: NodeId) -> Condition:
     return sa.and_(items.c.channel == str(node.channel), items.c.node == node.name)
 
 
+def _thread_cursor(thread: Thread) -> str:
+    return thread.id
+
+
 def _cross_cursor(item: Item) -> str:
     return f"{item.node},{item.id}"
 
@@ -1280,7 +1284,9 @@ class SqlStorage:
                 Thread(node, parent.id, parent.updated, (parent, *replies[parent.id]))
                 for parent in parents.items
             ]
-            return Page(threads, parents.count, parents.first, parents.last)
+            return Page(
+                threads, parents.count, parents.first, parents.last, cursor_of=_thread_cursor
+            )
 
         return await self._db.read(work)
 
@@ -1634,5 +1640,5 @@ def _readable(scope: ReadScope) -> Condition:
 
 def _page(found: list[Any], total: int, key: Any) -> Page[Any]:
     if not found:
-        return Page(found, total)
-    return Page(found, total, key(found[0]), key(found[-1]))
+        return Page(found, total, cursor_of=key)
+    return Page(found, total, key(found[0]), key(found[-1]), cursor_of=key)
