@@ -159,6 +159,7 @@ async def build(config: Config) -> App:
                 max_payload_bytes=config.server.max_payload_bytes,
                 multicast=config.xmpp.multicast,
                 server_domain=config.server.domain.domain,
+                max_stanza_bytes=config.xmpp.max_stanza_bytes,
             )
             # The HTTP edge and the metrics read the connection state through this
             # callable: neither knows the XMPP edge.

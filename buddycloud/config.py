@@ -35,6 +35,11 @@ MIN_METRICS_TOKEN = 16
 DEFAULT_MAX_PAYLOAD_BYTES = 65536
 MIN_PAYLOAD_LIMIT = 1024
 MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024
+# Prosody 0.12's limit for what a component sends it (mod_component.lua:
+# component_stanza_size_limit, which defaults to s2s_stanza_size_limit, 512 KiB).
+DEFAULT_MAX_STANZA_BYTES = 512 * 1024
+MIN_STANZA_LIMIT = 16 * 1024
+MAX_STANZA_LIMIT = 256 * 1024 * 1024
 # Storage URL schemes buddycloud.storage.factory opens.
 STORAGE_SCHEMES = frozenset(
     {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
@@ -101,6 +106,8 @@ class XmppConfig:
         port: the component port.
         multicast: send each notification once for all its recipients through the XMPP
             server's XEP-0033 multicast service, when it has one.
+        max_stanza_bytes: the largest stanza the XMPP server accepts from the component;
+            every reply and notification is made to fit (docs/xmpp.md, "Stanza size").
     """
 
     component_jid: Jid
@@ -108,6 +115,7 @@ class XmppConfig:
     host: str = "127.0.0.1"
     port: int = 5347
     multicast: bool = True
+    max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +447,12 @@ def _build_xmpp(section: _Section) -> XmppConfig | None:
         host=section.parsed("host", "127.0.0.1", _host),
         port=section.integer("port", 5347, minimum=1, maximum=65535),
         multicast=section.boolean("multicast", True),
+        max_stanza_bytes=section.integer(
+            "max_stanza_bytes",
+            DEFAULT_MAX_STANZA_BYTES,
+            minimum=MIN_STANZA_LIMIT,
+            maximum=MAX_STANZA_LIMIT,
+        ),
     )
     section.check_no_unknown_keys(XMPP_KEYS)
     return config
@@ -477,7 +491,14 @@ SERVER_KEYS = (
     "anonymous_domains",
 )
 STORAGE_KEYS = ("url",)
-XMPP_KEYS = ("component_jid", "secret", "host", "port", "multicast")
+XMPP_KEYS = (
+    "component_jid",
+    "secret",
+    "host",
+    "port",
+    "multicast",
+    "max_stanza_bytes",
+)
 HTTP_KEYS = ("listen", "metrics_token", "access_log")
 SECTIONS: dict[str, tuple[str, ...]] = {
     "server": SERVER_KEYS,

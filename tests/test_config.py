@@ -39,6 +39,7 @@ secret = "s3cret"
 host = "xmpp.capulet.lit"
 port = 15347
 multicast = false
+max_stanza_bytes = 262144
 
 [http]
 listen = "0.0.0.0:9090"
@@ -111,6 +112,7 @@ def test_every_key_of_a_full_file_is_read(write: Write) -> None:
     assert config.xmpp.secret == "s3cret"
     assert (config.xmpp.host, config.xmpp.port) == ("xmpp.capulet.lit", 15347)
     assert config.xmpp.multicast is False
+    assert config.xmpp.max_stanza_bytes == 262144
     assert (config.http.host, config.http.port) == ("0.0.0.0", 9090)
     assert config.http.metrics_token == "prometheus-scrapes-with-this"
     assert config.http.access_log is True
@@ -127,6 +129,8 @@ def test_xmpp_section_gets_default_host_and_port(write: Write) -> None:
     assert config.xmpp is not None
     assert (config.xmpp.host, config.xmpp.port) == ("127.0.0.1", 5347)
     assert config.xmpp.multicast is True
+    # Prosody 0.12's component_stanza_size_limit (its s2s limit).
+    assert config.xmpp.max_stanza_bytes == 512 * 1024
 
 
 def test_the_secret_never_appears_in_the_repr(write: Write) -> None:
@@ -163,6 +167,7 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
         "BUDDYCLOUD_XMPP_PORT": "25347",
         "BUDDYCLOUD_XMPP_SECRET": "from-env",
         "BUDDYCLOUD_XMPP_MULTICAST": "True",
+        "BUDDYCLOUD_XMPP_MAX_STANZA_BYTES": "65536",
         "BUDDYCLOUD_HTTP_LISTEN": "[::1]:8443",
         "BUDDYCLOUD_HTTP_METRICS_TOKEN": "from-the-environment",
         "BUDDYCLOUD_HTTP_ACCESS_LOG": "false",
@@ -178,6 +183,7 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
     assert config.xmpp is not None
     assert (config.xmpp.port, config.xmpp.secret) == (25347, "from-env")
     assert config.xmpp.multicast is True  # the file says false
+    assert config.xmpp.max_stanza_bytes == 65536
     assert config.xmpp.component_jid == Jid.parse("channels.capulet.lit")  # from the file
     assert (config.http.listen, config.http.host, config.http.port) == ("[::1]:8443", "::1", 8443)
     assert config.http.metrics_token == "from-the-environment"
@@ -307,6 +313,14 @@ def test_unknown_key_from_the_environment_names_the_variable() -> None:
             "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nmulticast = 'no'",
             "[xmpp] multicast: must be true or false, got",
         ),
+        (
+            "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nmax_stanza_bytes = 10000",
+            "[xmpp] max_stanza_bytes: must be between 16384 and 268435456, got 10000",
+        ),
+        (
+            "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nmax_stanza_bytes = '512k'",
+            "[xmpp] max_stanza_bytes: must be an integer",
+        ),
     ],
 )
 def test_bad_values_name_file_section_key_and_reason(
@@ -327,6 +341,12 @@ def test_bad_values_name_file_section_key_and_reason(
         ("BUDDYCLOUD_HTTP_LISTEN", "nowhere", "[http] listen: must be host:port"),
         ("BUDDYCLOUD_SERVER_WELL_KNOWN_NODES", "", "well_known_nodes: must include 'posts'"),
         ("BUDDYCLOUD_XMPP_MULTICAST", "yes", "[xmpp] multicast: must be true or false"),
+        ("BUDDYCLOUD_XMPP_MAX_STANZA_BYTES", "lots", "[xmpp] max_stanza_bytes: must be an"),
+        (
+            "BUDDYCLOUD_XMPP_MAX_STANZA_BYTES",
+            "999999999",
+            "[xmpp] max_stanza_bytes: must be between 16384 and 268435456",
+        ),
     ],
 )
 def test_bad_environment_values_name_the_variable(variable: str, value: str, expected: str) -> None:
@@ -358,3 +378,19 @@ def test_anonymous_domains_reach_the_engine(write: Write) -> None:
     assert engine.anonymous_domains == {"guests.capulet.lit", "visitors.capulet.lit"}
     assert engine.is_anonymous(Jid.parse("x@visitors.capulet.lit"))
     assert not engine.is_anonymous(Jid.parse("x@capulet.lit"))
+
+
+async def test_the_stanza_limit_reaches_the_component(write: Write, tmp_path: Path) -> None:
+    from buddycloud.app import build
+
+    text = FULL.replace(
+        "postgresql://postgres@127.0.0.1:5432/channels", f"sqlite:///{tmp_path}/x.db"
+    )
+    app = await build(load_config(write(text), {}))
+    try:
+        assert app.component is not None
+        assert app.component.max_stanza_bytes == 262144
+        assert app.component.router.edge.max_stanza_bytes == 262144
+        assert app.component.notifier.max_stanza_bytes == 262144
+    finally:
+        await app.close()

@@ -9,6 +9,9 @@ Outgoing stanzas are serialised once by the edge and written with `send_raw`.
 When the stream goes away, the component reconnects with exponential backoff and jitter.
 Once connected, it looks for the XMPP server's XEP-0033 multicast service (`multicast.py`)
 and, when there is one, sends each notification through it once for all its recipients.
+
+No stanza larger than `max_stanza_bytes` is ever written: the XMPP server would close the
+stream. The edge renders everything to fit (`fitting.py`); this is the last guard.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from slixmpp import ComponentXMPP
 
 from buddycloud.domain.jid import Jid
 from buddycloud.services.engine import Engine
+from buddycloud.xmpp.fitting import DEFAULT_MAX_STANZA_BYTES, fits
 from buddycloud.xmpp.multicast import QueryFailed, discover
 from buddycloud.xmpp.namespaces import NS_COMPONENT, qname
 from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.router import Router
 from buddycloud.xmpp.stanzas import DEFAULT_MAX_PAYLOAD_BYTES
-from buddycloud.xmpp.xml import BoundedPullParser, serialize
+from buddycloud.xmpp.xml import BoundedPullParser, serialize, utf8_size
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,8 @@ class ChannelComponent:
             has one (found again on every connection).
         server_domain: the XMPP server's domain, where the multicast service is looked
             for; by default the component JID without its first label.
+        max_stanza_bytes: the largest stanza the XMPP server accepts from the component
+            (Prosody: `component_stanza_size_limit`); replies and notifications fit it.
     """
 
     def __init__(
@@ -107,6 +113,7 @@ class ChannelComponent:
         reconnect_max: float = 60.0,
         multicast: bool = True,
         server_domain: str | None = None,
+        max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
     ) -> None:
         self.jid = jid if isinstance(jid, Jid) else Jid.parse(jid)
         self.engine = engine
@@ -116,10 +123,16 @@ class ChannelComponent:
         self.reconnect_max = reconnect_max
         self.connected = asyncio.Event()
         self.online = OnlineUsers()
+        self.max_stanza_bytes = max_stanza_bytes
         self.router = Router(
-            engine, self.jid, self, self.online, max_payload_bytes=max_payload_bytes
+            engine,
+            self.jid,
+            self,
+            self.online,
+            max_payload_bytes=max_payload_bytes,
+            max_stanza_bytes=max_stanza_bytes,
         )
-        self.notifier = Notifier(self.jid, self.online, self)
+        self.notifier = Notifier(self.jid, self.online, self, max_stanza_bytes=max_stanza_bytes)
         self._secret = secret
         self._stream: ComponentXMPP | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -127,6 +140,7 @@ class ChannelComponent:
         self._stream_ended = asyncio.Event()
         self._stopping = False
         self._listening = False
+        # Stanzas never sent: too large for the XMPP server, or sent while disconnected.
         self.dropped = 0
         self._outgoing: list[str] = []
         self._flush_scheduled = False
@@ -144,8 +158,10 @@ class ChannelComponent:
         self.send_many((text,))
 
     def send_many(self, texts: Sequence[str]) -> None:
-        stream = self._stream
-        if stream is None or not self.connected.is_set() or stream.transport is None:
+        # No character takes more than 4 bytes: only long texts need measuring.
+        if texts and max(map(len, texts)) * 4 > self.max_stanza_bytes:
+            texts = [text for text in texts if self._sendable(text)]
+        if not self._is_up():
             # Nothing queues while disconnected: followers catch up with MAM or
             # recent-items (reference section 4).
             self.dropped += len(texts)
@@ -158,13 +174,30 @@ class ChannelComponent:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    def _sendable(self, text: str) -> bool:
+        if fits(text, self.max_stanza_bytes):
+            return True
+        # The edge renders everything to fit; should anything slip through, it must not
+        # reach the XMPP server, which would close the stream for everyone.
+        self.dropped += 1
+        log.error(
+            "not sending a stanza of %d bytes: more than [xmpp] max_stanza_bytes (%d)",
+            utf8_size(text),
+            self.max_stanza_bytes,
+        )
+        return False
+
+    def _is_up(self) -> bool:
+        stream = self._stream
+        return stream is not None and self.connected.is_set() and stream.transport is not None
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         texts, self._outgoing = self._outgoing, []
-        stream = self._stream
         if not texts:
             return
-        if stream is None or not self.connected.is_set() or stream.transport is None:
+        stream = self._stream
+        if stream is None or not self._is_up():
             self.dropped += len(texts)
             return
         stream.send_raw("".join(texts))

@@ -112,6 +112,17 @@ class PresenceRequired(ChannelError):
     from directed presence: a user who sent none cannot take one (reference row 29)."""
 
 
+class ReplyTooLarge(ChannelError):
+    """The answer would be larger than the XMPP server accepts in one stanza from the
+    component (`[xmpp] max_stanza_bytes`): a result too large to fit even alone, with no
+    smaller stand-in (docs/xmpp.md, "Stanza size"). `condition` is `payload-too-big` when
+    one item's payload is what does not fit."""
+
+    def __init__(self, message: str, *, condition: str | None = None) -> None:
+        super().__init__(message)
+        self.condition = condition
+
+
 # --- the table --------------------------------------------------------------------------
 
 # The application conditions XEP-0060 §14 defines in pubsub#errors; any other dynamic
@@ -206,6 +217,7 @@ STANZA_ERRORS: dict[type[BaseException], StanzaErrorSpec] = {
     Unsupported: _spec("feature-not-implemented", "cancel", "unsupported"),
     ServiceUnavailable: _spec("service-unavailable", "cancel"),
     PresenceRequired: _spec("not-acceptable", "modify", "invalid-options"),
+    ReplyTooLarge: _spec("not-acceptable", "cancel"),
 }
 
 INTERNAL_ERROR = StanzaErrorSpec("internal-server-error", "cancel")

@@ -9,6 +9,10 @@ Where the XMPP server has an XEP-0033 multicast service (`multicast.py`), each h
 leaves as one stanza with its recipients' JIDs as `bcc` addresses. Should the
 service refuse one, that notification is sent again, one copy per resource, and so is
 every later one.
+
+Every stanza fits the XMPP server's stanza size limit (`fitting.py`): a published item
+too large for it is notified without its payload, `<item id/>` only (XEP-0060 §6.5.6
+allows it), and the client fetches it; multicast stanzas carry as many addresses as fit.
 """
 
 from __future__ import annotations
@@ -31,19 +35,25 @@ from buddycloud.domain.events import (
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import Entry, Membership, NodeId
 from buddycloud.xmpp.atom import entry_text
+from buddycloud.xmpp.fitting import DEFAULT_MAX_STANZA_BYTES, fits
 from buddycloud.xmpp.forms import render_node_config
 from buddycloud.xmpp.handlers.context import StanzaSink
 from buddycloud.xmpp.multicast import MulticastService
 from buddycloud.xmpp.namespaces import NS_ADDRESS, NS_PUBSUB_EVENT, qname
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.stanzas import render_authorization_form, render_item
-from buddycloud.xmpp.xml import quote_attribute, serialize
+from buddycloud.xmpp.xml import quote_attribute, serialize, utf8_size
 
 log = logging.getLogger(__name__)
 
 # Multicast stanzas kept for sending again should the service refuse them. A refusal comes
 # back within a round trip; this covers well over a second of notifications at full load.
 UNCONFIRMED_KEPT = 4096
+# More than any notification's envelope (`<message from type id to>` for a JID of at most
+# 3 x 1023 characters, quoted): a body this much smaller than the limit needs no measuring.
+ENVELOPE_BOUND = 16 * 1024
+# The digits an `id` attribute of this notifier takes at most.
+_ID_DIGITS = 20
 
 
 def _event(child: Element) -> Element:
@@ -66,10 +76,18 @@ def _affiliations(node: NodeId, membership: Membership) -> Element:
 class Notifier:
     """The engine listener of the XMPP edge. Construct once; pass to `engine.add_listener`."""
 
-    def __init__(self, service_jid: Jid, online: OnlineUsers, sink: StanzaSink) -> None:
+    def __init__(
+        self,
+        service_jid: Jid,
+        online: OnlineUsers,
+        sink: StanzaSink,
+        *,
+        max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
+    ) -> None:
         self.service_jid = service_jid
         self.online = online
         self.sink = sink
+        self.max_stanza_bytes = max_stanza_bytes
         self._service = str(service_jid)
         self._from = quote_attribute(self._service)
         self._ids = itertools.count(1)
@@ -85,8 +103,60 @@ class Notifier:
         targets = self._targets(event.audience, offline_to_bare=prompt)
         if not targets:
             return
+        message_type = None if prompt else "headline"
         for body in self.render(event):
-            self._send(body, targets, message_type=None if prompt else "headline")
+            fitted = self._fitted(event, body, targets, message_type)
+            if fitted is not None:
+                self._send(fitted, targets, message_type=message_type)
+
+    def _fitted(
+        self, event: Event, body: str, targets: list[str], message_type: str | None
+    ) -> str | None:
+        """`body`, or its stand-in when the stanza carrying it would exceed the XMPP
+        server's limit: a published item without its payload. None: nothing fits."""
+        limit = self.max_stanza_bytes
+        if fits(body, limit - ENVELOPE_BOUND):
+            return body
+        room = limit - self._envelope_size(targets, message_type)
+        if fits(body, room):
+            return body
+        if isinstance(event, ItemPublished):
+            stub = self._item_stub(event)
+            if fits(stub, room):
+                return stub
+        log.warning(
+            "a %s notification of %d bytes does not fit in a stanza under [xmpp] "
+            "max_stanza_bytes (%d); not sent",
+            type(event).__name__,
+            utf8_size(body),
+            limit,
+        )
+        return None
+
+    def _item_stub(self, event: ItemPublished) -> str:
+        """The notification of a published item without its payload: its id only."""
+        return (
+            f'<event xmlns="{NS_PUBSUB_EVENT}"><items node={quote_attribute(str(event.node.id))}>'
+            f"<item id={quote_attribute(event.item.id)}/></items></event>"
+        )
+
+    def _envelope_size(self, targets: list[str], message_type: str | None) -> int:
+        """The largest envelope a notification to `targets` gets (with one address, for
+        the multicast service: `_multicast` puts in a stanza as many as fit)."""
+        widest = max(utf8_size(target) for target in targets)
+        service = self.multicast
+        if service is not None and message_type == "headline":
+            head, open_addresses = self._multicast_head(service)
+            return (
+                utf8_size(head + open_addresses)
+                + _ID_DIGITS
+                + utf8_size(_address(""))
+                + widest
+                + len("</addresses></message>")
+            )
+        type_attribute = f" type={quote_attribute(message_type)}" if message_type else ""
+        head = f'<message from={self._from}{type_attribute} id="n" to=>'
+        return utf8_size(head) + _ID_DIGITS + widest + len("</message>")
 
     def render(self, event: Event) -> list[str]:
         """The serialised children of each message this event produces."""
@@ -174,16 +244,39 @@ class Notifier:
             [f'{head}"n{next(ids)}" to={target}>{body}</message>' for target in targets]
         )
 
-    def _multicast(self, service: MulticastService, body: str, targets: list[str]) -> None:
+    def _multicast_head(self, service: MulticastService) -> tuple[str, str]:
         head = f'<message from={self._from} type="headline" to={service.quoted_jid} id="m'
-        open_addresses = f'"><addresses xmlns="{NS_ADDRESS}">'
+        return head, f'"><addresses xmlns="{NS_ADDRESS}">'
+
+    def _multicast(self, service: MulticastService, body: str, targets: list[str]) -> None:
+        head, open_addresses = self._multicast_head(service)
         ids = self._ids
         unconfirmed = self._unconfirmed
         texts = []
-        for start in range(0, len(targets), service.limit):
-            chunk = targets[start : start + service.limit]
+        # Each stanza carries at most the service's limit of addresses, and as many as fit
+        # beside the body under the stanza size limit (`_fitted` made room for one).
+        room = self.max_stanza_bytes - (
+            utf8_size(head)
+            + utf8_size(open_addresses)
+            + utf8_size(body)
+            + _ID_DIGITS
+            + len("</addresses></message>")
+        )
+        chunks: list[list[str]] = []
+        chunk: list[str] = []
+        used = 0
+        for target in targets:
+            size = len(target) + 26 if target.isascii() else utf8_size(_address(target))
+            if chunk and (len(chunk) >= service.limit or used + size > room):
+                chunks.append(chunk)
+                chunk, used = [], 0
+            chunk.append(target)
+            used += size
+        if chunk:
+            chunks.append(chunk)
+        for chunk in chunks:
             number = next(ids)
-            addresses = "".join([f'<address type="bcc" jid={target}/>' for target in chunk])
+            addresses = "".join([_address(target) for target in chunk])
             texts.append(f"{head}{number}{open_addresses}{addresses}</addresses>{body}</message>")
             unconfirmed[f"m{number}"] = (service.jid, body, chunk)
         while len(unconfirmed) > UNCONFIRMED_KEPT:
@@ -208,3 +301,8 @@ class Notifier:
             self.multicast = None
         self._send(body, targets, message_type="headline")
         return True
+
+
+def _address(target: str) -> str:
+    """A `bcc` address for the quoted JID `target` (26 bytes besides the JID)."""
+    return f'<address type="bcc" jid={target}/>'

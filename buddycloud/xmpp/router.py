@@ -13,6 +13,10 @@ Errors (STYLE principle 4, RFC 6120 §8.4):
 - IQ results and errors addressed to the component are dropped, never relayed.
 
 A reply is sent only after the handler returned, i.e. after the engine's write committed.
+Handlers get the bytes their result's child may take (`IqRequest.room`: `[xmpp]
+max_stanza_bytes` less the envelope) and cut pages to fit (fitting.py); an answer that
+would still be too large becomes a `ReplyTooLarge` error, never a stanza the XMPP server
+would close the stream for.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from buddycloud.xmpp.errors import (
     XmlLimitExceeded,
     error_element,
 )
+from buddycloud.xmpp.fitting import DEFAULT_MAX_STANZA_BYTES, fits, too_large
 from buddycloud.xmpp.handlers.buddycloud import (
     handle_recent_items,
     handle_replies,
@@ -78,7 +83,7 @@ from buddycloud.xmpp.namespaces import (
 )
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.stanzas import DEFAULT_MAX_PAYLOAD_BYTES, parse_authorization_answer
-from buddycloud.xmpp.xml import quote_attribute, serialize
+from buddycloud.xmpp.xml import quote_attribute, serialize, utf8_size
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +199,9 @@ class Router:
         online: OnlineUsers,
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
     ) -> None:
-        self.edge = Edge(engine, service_jid, sink, max_payload_bytes, online)
+        self.edge = Edge(engine, service_jid, sink, max_payload_bytes, online, max_stanza_bytes)
         self._service = str(service_jid)
         # Channel creations started by available presence, by bare JID, until they end.
         # The XMPP server delivers a user's stanzas in order, but each is handled in its own
@@ -261,25 +267,57 @@ class Router:
                 # RFC 6120 §8.2.3: a get or set carries exactly one payload.
                 raise MalformedStanza("an IQ get or set must hold exactly one element")
             handler = find_handler(route_key(iq_type, children[0]))
-            payload = await handler(IqRequest(self.edge, requester, children[0]))
+            room = self.edge.max_stanza_bytes - self._envelope_size(iq, "result")
+            payload = await handler(IqRequest(self.edge, requester, children[0], room))
         except Exception as exc:
-            self.edge.sink.send_text(self._reply(iq, "error", error_element(exc)))
+            self._answer(iq, "error", error_element(exc))
             return
-        self.edge.sink.send_text(self._reply(iq, "result", payload))
+        self._answer(iq, "result", payload)
 
-    def _reply(self, stanza: Element, type_: str, child: Element | None) -> str:
-        """The answer to `stanza`, serialised. Its envelope is written as text: every
-        publish is answered here, and only the child needs the serialiser."""
-        name = _stanza_name(stanza)
+    def _answer(self, stanza: Element, type_: str, child: Element | None) -> None:
+        """Send the answer to `stanza`. One larger than the XMPP server accepts would close
+        the component's stream: it becomes an error instead (or, if even that is too
+        large, is logged and not sent)."""
+        limit = self.edge.max_stanza_bytes
+        text = self._reply(stanza, type_, child)
+        if not fits(text, limit):
+            size = utf8_size(text)
+            log.warning(
+                "an answer to %s was %d bytes, more than [xmpp] max_stanza_bytes (%d)",
+                _stanza_name(stanza),
+                size,
+                limit,
+            )
+            envelope = self._envelope_size(stanza, type_)
+            error = too_large("the answer", size - envelope, limit - envelope)
+            text = self._reply(stanza, "error", error_element(error))
+            if not fits(text, limit):
+                return
+        self.edge.sink.send_text(text)
+
+    def _head(self, stanza: Element, type_: str) -> str:
+        """The answer's start tag without its closing `>`. The envelope is written as
+        text: every publish is answered here, and only the child needs the serialiser."""
         head = (
-            f"<{name} type={quote_attribute(type_)} "
+            f"<{_stanza_name(stanza)} type={quote_attribute(type_)} "
             f"from={quote_attribute(stanza.get('to') or self._service)} "
             f"to={quote_attribute(stanza.get('from', ''))}"
         )
         stanza_id = stanza.get("id")
         if stanza_id is not None:
             head += f" id={quote_attribute(stanza_id)}"
-        return f"{head}/>" if child is None else f"{head}>{serialize(child)}</{name}>"
+        return head
+
+    def _envelope_size(self, stanza: Element, type_: str) -> int:
+        """The bytes of the answer to `stanza` around its child."""
+        return utf8_size(self._head(stanza, type_)) + len(_stanza_name(stanza)) + 4
+
+    def _reply(self, stanza: Element, type_: str, child: Element | None) -> str:
+        """The answer to `stanza`, serialised."""
+        head = self._head(stanza, type_)
+        if child is None:
+            return f"{head}/>"
+        return f"{head}>{serialize(child)}</{_stanza_name(stanza)}>"
 
     def _sender(self, stanza: Element) -> Jid | None:
         raw = stanza.get("from")
@@ -372,4 +410,4 @@ class Router:
                 return
             await self.engine.authorize(sender, answer.node, answer.subscriber, allow=answer.allow)
         except Exception as exc:
-            self.edge.sink.send_text(self._reply(message, "error", error_element(exc)))
+            self._answer(message, "error", error_element(exc))

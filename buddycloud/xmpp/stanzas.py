@@ -10,7 +10,7 @@ edge's `MalformedStanza`; tests/xmpp/test_fuzz.py checks that on random input.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
@@ -44,6 +44,7 @@ from buddycloud.domain.times import format_datetime, parse_datetime
 from buddycloud.services.config import ConfigUpdate, NodeView
 from buddycloud.xmpp.atom import ENTRY, parse_entry, render_payload
 from buddycloud.xmpp.errors import InstantNodesUnsupported, MalformedStanza, NodeIdRequired
+from buddycloud.xmpp.fitting import Runs, fit_page
 from buddycloud.xmpp.forms import (
     FILTER_KEYS,
     DataForm,
@@ -74,8 +75,15 @@ from buddycloud.xmpp.namespaces import (
     NS_SEARCH,
     qname,
 )
-from buddycloud.xmpp.rsm import parse_int, parse_rsm, render_rsm
-from buddycloud.xmpp.xml import byte_size, serialize
+from buddycloud.xmpp.rsm import find_set, parse_int, parse_rsm, parse_set, render_rsm
+from buddycloud.xmpp.xml import (
+    byte_size,
+    namespace_of,
+    prewritten,
+    serialize,
+    utf8_size,
+    wrapper_size,
+)
 
 DEFAULT_MAX_PAYLOAD_BYTES = 65536
 MAX_ITEM_IDS = 100
@@ -141,6 +149,55 @@ def _pubsub(namespace: str = NS_PUBSUB) -> Element:
 def node_of(membership: Membership) -> NodeId:
     """The node a channel-wide membership is shown on: the channel's posts node (5.4)."""
     return NodeId(membership.channel, "posts")
+
+
+# --- pages cut to the stanza size limit (fitting.py) ------------------------------------
+
+
+def _shell_size(outer: Element, block: Element) -> int:
+    """The bytes of `outer` serialised with its results' element `block` holding content
+    of zero bytes: the part of a reply that does not depend on the results."""
+    placeholder = prewritten(Element("_"), "", namespace_of(block))
+    block.append(placeholder)
+    try:
+        return utf8_size(serialize(outer))
+    finally:
+        block.remove(placeholder)
+
+
+def _fill(
+    outer: Element,
+    block: Element,
+    page: Page[_Value],
+    render: Callable[[_Value], Element],
+    *,
+    room: int,
+    from_end: bool = False,
+    with_rsm: bool = True,
+    stub: Callable[[_Value], Element] | None = None,
+) -> Page[_Value]:
+    """Put into `block` the results of `page` that fit in a reply child `outer` of `room`
+    bytes, and append the RSM `<set/>` to `outer` (always `with_rsm`, else only when the
+    page had to end early). The page actually sent."""
+    kept, children = fit_page(
+        page,
+        render,
+        context=namespace_of(block),
+        room=room - _shell_size(outer, block),
+        with_rsm=with_rsm,
+        from_end=from_end,
+        stub=stub,
+    )
+    block.extend(children)
+    if with_rsm or kept is not page:
+        outer.append(render_rsm(kept))
+    return kept
+
+
+def stub_item(item: Item, *, namespace: str = NS_PUBSUB) -> Element:
+    """An item without its payload: its id only. XEP-0060 §6.5.6 lets a service send
+    notifications so, and the client fetches the item by id."""
+    return Element(qname(namespace, "item"), {"id": item.id})
 
 
 # --- disco (XEP-0030) -------------------------------------------------------------------
@@ -245,13 +302,24 @@ def parse_disco_items(query: Element) -> DiscoItemsRequest | TopNodesRequest:
 
 
 def render_disco_channels(
-    service: Jid, channels: Page[Channel] | Sequence[Channel], *, node: str | None = None
+    service: Jid,
+    channels: Page[Channel] | Sequence[Channel],
+    *,
+    room: int,
+    node: str | None = None,
+    from_end: bool = False,
 ) -> Element:
-    """Channels, one `<item>` per channel's posts node; a page carries its RSM."""
+    """Channels, one `<item>` per channel's posts node; a page carries its RSM.
+
+    A list (the top channels) that does not fit ends early, with an RSM `<set/>` whose
+    count says how long it was.
+    """
     query = Element(qname(NS_DISCO_ITEMS, "query"), {"node": node} if node else {})
-    for channel in channels.items if isinstance(channels, Page) else channels:
-        SubElement(
-            query,
+    paged = isinstance(channels, Page)
+    page = channels if isinstance(channels, Page) else _listed(channels)
+
+    def render(channel: Channel) -> Element:
+        return Element(
             qname(NS_DISCO_ITEMS, "item"),
             {
                 "jid": str(service),
@@ -259,17 +327,32 @@ def render_disco_channels(
                 "name": channel.config.title,
             },
         )
-    if isinstance(channels, Page):
-        query.append(render_rsm(channels))
+
+    _fill(query, query, page, render, room=room, from_end=from_end, with_rsm=paged)
     return query
 
 
-def render_disco_node_items(service: Jid, node: NodeId, page: Page[Item]) -> Element:
+def _listed(channels: Sequence[Channel]) -> Page[Channel]:
+    listed = list(channels)
+    return Page(
+        listed,
+        len(listed),
+        str(listed[0].jid) if listed else None,
+        str(listed[-1].jid) if listed else None,
+        cursor_of=lambda channel: str(channel.jid),
+    )
+
+
+def render_disco_node_items(
+    service: Jid, node: NodeId, page: Page[Item], *, room: int, from_end: bool = False
+) -> Element:
     """The item ids of a node (`name` = id), as the Node.js server answered row 5."""
     query = Element(qname(NS_DISCO_ITEMS, "query"), {"node": str(node)})
-    for item in page.items:
-        SubElement(query, qname(NS_DISCO_ITEMS, "item"), {"jid": str(service), "name": item.id})
-    query.append(render_rsm(page))
+
+    def render(item: Item) -> Element:
+        return Element(qname(NS_DISCO_ITEMS, "item"), {"jid": str(service), "name": item.id})
+
+    _fill(query, query, page, render, room=room, from_end=from_end)
     return query
 
 
@@ -497,30 +580,89 @@ def render_item(item: Item, *, service: str, namespace: str = NS_PUBSUB) -> Elem
 
 
 def render_items(
-    node: NodeId, items: Iterable[Item], *, service: str, page: Page[Item] | None
+    node: NodeId, page: Page[Item], *, service: str, room: int, from_end: bool = False
 ) -> Element:
-    """`<pubsub><items node><item id>payload</item>*</items>[<set/>]</pubsub>`."""
+    """`<pubsub><items node><item id>payload</item>*</items><set/></pubsub>`, holding the
+    items of `page` that fit in `room` bytes (fitting.py)."""
     pubsub = _pubsub()
     block = SubElement(pubsub, qname(NS_PUBSUB, "items"), {"node": str(node)})
-    for item in items:
-        block.append(render_item(item, service=service))
-    if page is not None:
-        pubsub.append(render_rsm(page))
+    _fill(
+        pubsub,
+        block,
+        page,
+        lambda item: render_item(item, service=service),
+        room=room,
+        from_end=from_end,
+        stub=stub_item,
+    )
     return pubsub
 
 
-def render_grouped_items(page: Page[Item], *, service: str) -> Element:
-    """Items of several nodes as consecutive `<items node>` blocks (ProtoXEP example 8)."""
+def render_items_by_id(node: NodeId, items: Sequence[Item], *, service: str, room: int) -> Element:
+    """The items asked for by id, in the order asked, as many as fit in `room` bytes.
+
+    When some do not fit, an RSM `<set/>` ends the reply: `count` is the number asked for,
+    `last` the last one sent, and the client asks again for the others. An item too large
+    for a reply even alone is sent as a stub when several were asked for; asked for
+    alone, it is answered with ReplyTooLarge.
+    """
     pubsub = _pubsub()
+    block = SubElement(pubsub, qname(NS_PUBSUB, "items"), {"node": str(node)})
+    asked = Page(
+        list(items),
+        len(items),
+        items[0].id if items else None,
+        items[-1].id if items else None,
+        cursor_of=lambda item: item.id,
+    )
+    kept, children = fit_page(
+        asked,
+        lambda item: render_item(item, service=service),
+        context=NS_PUBSUB,
+        room=room - _shell_size(pubsub, block),
+        with_rsm=False,
+        stub=stub_item if len(items) > 1 else None,
+        name=lambda item: f"item {item.id}",
+        condition="payload-too-big",
+    )
+    block.extend(children)
+    if kept is not asked:
+        pubsub.append(render_rsm(kept))
+    return pubsub
+
+
+def render_grouped_items(
+    page: Page[Item], *, service: str, room: int, from_end: bool = False
+) -> Element:
+    """Items of several nodes as consecutive `<items node>` blocks (ProtoXEP example 8),
+    as many as fit in `room` bytes (fitting.py)."""
+    pubsub = _pubsub()
+    kept, children = fit_page(
+        page,
+        lambda item: render_item(item, service=service),
+        context=NS_PUBSUB,
+        room=room - _shell_size(pubsub, pubsub),
+        from_end=from_end,
+        stub=stub_item,
+        runs=Runs(key=_node_of_item, size=_items_block_size),
+    )
     block: Element | None = None
     current: NodeId | None = None
-    for item in page.items:
+    for item, child in zip(kept.items, children, strict=True):
         if block is None or item.node != current:
             block = SubElement(pubsub, qname(NS_PUBSUB, "items"), {"node": str(item.node)})
             current = item.node
-        block.append(render_item(item, service=service))
-    pubsub.append(render_rsm(page))
+        block.append(child)
+    pubsub.append(render_rsm(kept))
     return pubsub
+
+
+def _node_of_item(item: Item) -> NodeId:
+    return item.node
+
+
+def _items_block_size(item: Item) -> int:
+    return wrapper_size(Element(qname(NS_PUBSUB, "items"), {"node": str(item.node)}), NS_PUBSUB)
 
 
 # --- subscribe and unsubscribe (XEP-0060 §6.1-6.2) --------------------------------------
@@ -618,22 +760,36 @@ def _subscription(namespace: str, membership: Membership, *, node: NodeId | None
     return Element(qname(namespace, "subscription"), attributes)
 
 
-def render_node_subscriptions(namespace: str, node: NodeId, page: Page[Membership]) -> Element:
+def render_node_subscriptions(
+    namespace: str, node: NodeId, page: Page[Membership], *, room: int, from_end: bool = False
+) -> Element:
     pubsub = _pubsub(namespace)
     block = SubElement(pubsub, qname(namespace, "subscriptions"), {"node": str(node)})
-    for membership in page.items:
-        block.append(_subscription(namespace, membership, node=None))
-    pubsub.append(render_rsm(page))
+    _fill(
+        pubsub,
+        block,
+        page,
+        lambda membership: _subscription(namespace, membership, node=None),
+        room=room,
+        from_end=from_end,
+    )
     return pubsub
 
 
-def render_user_subscriptions(page: Page[NodeMembership]) -> Element:
+def render_user_subscriptions(
+    page: Page[NodeMembership], *, room: int, from_end: bool = False
+) -> Element:
     """One `<subscription node jid subscription/>` per node of each followed channel."""
     pubsub = _pubsub()
     block = SubElement(pubsub, qname(NS_PUBSUB, "subscriptions"))
-    for row in page.items:
-        block.append(_subscription(NS_PUBSUB, row.membership, node=row.node.id))
-    pubsub.append(render_rsm(page))
+    _fill(
+        pubsub,
+        block,
+        page,
+        lambda row: _subscription(NS_PUBSUB, row.membership, node=row.node.id),
+        room=room,
+        from_end=from_end,
+    )
     return pubsub
 
 
@@ -642,30 +798,36 @@ def parse_affiliations(pubsub: Element) -> MembershipListRequest:
     return _parse_membership_list(pubsub, "affiliations")
 
 
-def render_node_affiliations(namespace: str, node: NodeId, page: Page[Membership]) -> Element:
+def render_node_affiliations(
+    namespace: str, node: NodeId, page: Page[Membership], *, room: int, from_end: bool = False
+) -> Element:
     pubsub = _pubsub(namespace)
     block = SubElement(pubsub, qname(namespace, "affiliations"), {"node": str(node)})
-    for membership in page.items:
-        SubElement(
-            block,
+
+    def render(membership: Membership) -> Element:
+        return Element(
             qname(namespace, "affiliation"),
             {"jid": str(membership.jid), "affiliation": membership.role.value},
         )
-    pubsub.append(render_rsm(page))
+
+    _fill(pubsub, block, page, render, room=room, from_end=from_end)
     return pubsub
 
 
-def render_user_affiliations(page: Page[NodeMembership]) -> Element:
+def render_user_affiliations(
+    page: Page[NodeMembership], *, room: int, from_end: bool = False
+) -> Element:
     """One `<affiliation node affiliation/>` per node of each channel the user has a role in."""
     pubsub = _pubsub()
     block = SubElement(pubsub, qname(NS_PUBSUB, "affiliations"))
-    for row in page.items:
-        SubElement(
-            block,
+
+    def render(row: NodeMembership) -> Element:
+        return Element(
             qname(NS_PUBSUB, "affiliation"),
             {"node": str(row.node.id), "affiliation": row.membership.role.value},
         )
-    pubsub.append(render_rsm(page))
+
+    _fill(pubsub, block, page, render, room=room, from_end=from_end)
     return pubsub
 
 
@@ -795,17 +957,31 @@ def parse_threads(pubsub: Element) -> ThreadsRequest:
     return ThreadsRequest(_node(_child(pubsub, NS_PUBSUB, "threads")), parse_rsm(pubsub))
 
 
-def render_threads(page: Page[Thread], *, service: str) -> Element:
+def render_threads(
+    page: Page[Thread], *, service: str, room: int, from_end: bool = False
+) -> Element:
+    """Threads with their items, as many threads as fit in `room` bytes. A thread too
+    large even alone is sent with its items' ids only: the `thread` request pages it."""
     pubsub = _pubsub()
-    for thread in page.items:
-        element = SubElement(
-            pubsub,
+
+    def render(thread: Thread, *, stubs: bool = False) -> Element:
+        element = Element(
             qname(NS_PUBSUB, "thread"),
             {"node": str(thread.node), "id": thread.id, "updated": format_datetime(thread.updated)},
         )
         for item in thread.items:
-            element.append(render_item(item, service=service))
-    pubsub.append(render_rsm(page))
+            element.append(stub_item(item) if stubs else render_item(item, service=service))
+        return element
+
+    _fill(
+        pubsub,
+        pubsub,
+        page,
+        render,
+        room=room,
+        from_end=from_end,
+        stub=lambda thread: render(thread, stubs=True),
+    )
     return pubsub
 
 
@@ -841,15 +1017,19 @@ def parse_subscriptions_with_configuration(
 
 
 def render_subscriptions_with_configuration(
-    page: Page[NodeMembership], allowed_fields: Sequence[str] | None
+    page: Page[NodeMembership],
+    allowed_fields: Sequence[str] | None,
+    *,
+    room: int,
+    from_end: bool = False,
 ) -> Element:
     """ProtoXEP examples 18 and 20: one row per node, with that node's configuration."""
     pubsub = _pubsub()
     block = SubElement(pubsub, qname(NS_BUDDYCLOUD, "subscriptions-with-configuration"))
-    for found in page.items:
+
+    def render(found: NodeMembership) -> Element:
         node = str(found.node.id)
-        row = SubElement(
-            block,
+        row = Element(
             qname(NS_BUDDYCLOUD, "subscription-with-configuration"),
             {
                 "node": node,
@@ -860,7 +1040,9 @@ def render_subscriptions_with_configuration(
         configure = SubElement(row, qname(NS_BUDDYCLOUD, "configure"), {"node": node})
         fields = filter_fields(node_config_fields(found.channel, found.node), allowed_fields)
         configure.append(render_form(DataForm("result", NS_PUBSUB_NODE_CONFIG, fields)))
-    pubsub.append(render_rsm(page))
+        return row
+
+    _fill(pubsub, block, page, render, room=room, from_end=from_end)
     return pubsub
 
 
@@ -872,19 +1054,29 @@ SEARCH_MAX_PAGE = 100
 
 @dataclass(frozen=True, slots=True)
 class SearchRequest:
+    """Numbered result pages (`rpp`, `page`), or an RSM `<set/>` (`rsm`) continuing from
+    the end of a page that had to end early (a cursor names a result, "<node>,<id>")."""
+
     words: tuple[str, ...]
     author: Jid | None
     rpp: int
     page_number: int
+    rsm: PageRequest | None = None
+
+    @property
+    def has_cursor(self) -> bool:
+        rsm = self.rsm
+        return rsm is not None and (rsm.after is not None or rsm.backwards)
 
     @property
     def page(self) -> PageRequest:
-        """`rpp` results, after the `offset` ones of the pages before."""
-        return PageRequest(max=self.rpp)
+        """`rpp` results (or RSM `max`), after the `offset` ones of the pages before or
+        from the RSM cursor."""
+        return self.rsm if self.rsm is not None else PageRequest(max=self.rpp)
 
     @property
     def offset(self) -> int:
-        return (self.page_number - 1) * self.rpp
+        return 0 if self.has_cursor else (self.page_number - 1) * self.rpp
 
 
 def render_search_form() -> Element:
@@ -914,16 +1106,23 @@ def parse_search(query: Element) -> SearchRequest:
     author_raw = form.get("author")
     rpp_raw = form.get("rpp")
     page_raw = form.get("page")
+    rpp = parse_int(rpp_raw, "rpp", minimum=1, maximum=MAX_PAGE) if rpp_raw else SEARCH_DEFAULT_RPP
+    set_el = find_set(query)
     return SearchRequest(
         tuple(words),
         Jid.parse(author_raw) if author_raw else None,
-        parse_int(rpp_raw, "rpp", minimum=1, maximum=MAX_PAGE) if rpp_raw else SEARCH_DEFAULT_RPP,
+        rpp,
         parse_int(page_raw, "page", minimum=1, maximum=SEARCH_MAX_PAGE) if page_raw else 1,
+        parse_set(set_el, default_max=rpp) if set_el is not None else None,
     )
 
 
-def render_search_results(items: Sequence[Item], *, service: str) -> Element:
-    """Row 34: `<reported>` node, id, entry and one `<item>` row per post."""
+def render_search_results(
+    page: Page[Item], *, service: str, room: int, with_rsm: bool = False, from_end: bool = False
+) -> Element:
+    """Row 34: `<reported>` node, id, entry and one `<item>` row per post, as many rows as
+    fit in `room` bytes. An RSM `<set/>` follows the form when the request had one, or
+    when the page had to end early (its `last` continues with `<set><after/></set>`)."""
     query = Element(qname(NS_SEARCH, "query"))
     reported = (
         FormField("node", (), "text-single", "Node"),
@@ -931,17 +1130,30 @@ def render_search_results(items: Sequence[Item], *, service: str) -> Element:
         FormField("entry", (), "xml", "Item"),
     )
     x = render_form(DataForm("result", NS_SEARCH, (), reported=reported))
-    for item in items:
-        row = SubElement(x, qname(NS_DATA_FORMS, "item"))
+    query.append(x)
+
+    def render(item: Item, *, stub: bool = False) -> Element:
+        row = Element(qname(NS_DATA_FORMS, "item"))
         for var, text in (("node", str(item.node)), ("id", item.id)):
             field_el = SubElement(row, qname(NS_DATA_FORMS, "field"), {"var": var})
             SubElement(field_el, qname(NS_DATA_FORMS, "value")).text = text
         entry_field = SubElement(row, qname(NS_DATA_FORMS, "field"), {"var": "entry"})
         value = SubElement(entry_field, qname(NS_DATA_FORMS, "value"))
-        payload = render_payload(item, service=service)
+        payload = None if stub else render_payload(item, service=service)
         if payload is not None:
             value.append(payload)
-    query.append(x)
+        return row
+
+    _fill(
+        query,
+        x,
+        page,
+        render,
+        room=room,
+        from_end=from_end,
+        with_rsm=with_rsm,
+        stub=lambda item: render(item, stub=True),
+    )
     return query
 
 
@@ -988,8 +1200,9 @@ def render_mam_form() -> Element:
     return query
 
 
-def render_mam_result(query: MamQuery, item: Item, *, service: str) -> Element:
-    """One `<result><forwarded><delay/><message><event><items><item>…` (XEP-0313 §4.2)."""
+def render_mam_result(query: MamQuery, item: Item, *, service: str, stub: bool = False) -> Element:
+    """One `<result><forwarded><delay/><message><event><items><item>…` (XEP-0313 §4.2);
+    `stub`: the item without its payload, for a result too large for a stanza."""
     attributes = {"id": item.id}
     if query.query_id is not None:
         attributes["queryid"] = query.query_id
@@ -999,7 +1212,10 @@ def render_mam_result(query: MamQuery, item: Item, *, service: str) -> Element:
     message = SubElement(forwarded, "message", {"from": service, "type": "headline"})
     event = SubElement(message, qname(NS_PUBSUB_EVENT, "event"))
     items = SubElement(event, qname(NS_PUBSUB_EVENT, "items"), {"node": str(item.node)})
-    items.append(render_item(item, service=service, namespace=NS_PUBSUB_EVENT))
+    if stub:
+        items.append(stub_item(item, namespace=NS_PUBSUB_EVENT))
+    else:
+        items.append(render_item(item, service=service, namespace=NS_PUBSUB_EVENT))
     return result
 
 

@@ -159,7 +159,51 @@ def quote_attribute(value: str) -> str:
     return f'"{value.translate(_ATTRIBUTE_ESCAPES)}"'
 
 
-def _write(element: Element, parent_namespace: str, out: list[str]) -> None:
+class Prewritten(Element):
+    """An element whose serialisation is known already: `serialize` copies `xml` instead of
+    writing the element again, when the element sits in a parent of namespace `context`.
+
+    A reply cut to the stanza size limit measures each child by serialising it; the
+    reply's serialisation then reuses that text.
+    """
+
+    xml: str
+    context: str
+
+
+def prewritten(element: Element, xml: str, context: str) -> Prewritten:
+    """A copy of `element` carrying its serialisation `xml`, written for a parent of
+    namespace `context` (`serialize(element, parent_namespace=context)`)."""
+    copy = Prewritten(element.tag, element.attrib)
+    copy.text = element.text
+    copy.tail = element.tail
+    copy.extend(element)
+    copy.xml = xml
+    copy.context = context
+    return copy
+
+
+def wrapper_size(element: Element, parent_namespace: str = "") -> int:
+    """The UTF-8 bytes of `element`'s start and end tags, as `serialize` writes them around
+    content, in a parent of namespace `parent_namespace` (its own text and children are
+    not counted)."""
+    parts: list[str] = []
+    _start(element, parent_namespace, parts)
+    name = _split(element.tag)[1]
+    return utf8_size("".join(parts)) + len(name) + 4  # ">" and "</name>"
+
+
+def namespace_of(element: Element) -> str:
+    return _split(element.tag)[0]
+
+
+def utf8_size(text: str) -> int:
+    """The length of `text` encoded as UTF-8."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _start(element: Element, parent_namespace: str, out: list[str]) -> str:
+    """Write `<name xmlns… attributes` (without the closing `>`); the element's namespace."""
     namespace, name = _split(element.tag)
     out.append("<" + name)
     if namespace != parent_namespace:
@@ -178,6 +222,14 @@ def _write(element: Element, parent_namespace: str, out: list[str]) -> None:
                 prefixes[attr_ns] = prefix
                 out.append(f" xmlns:{prefix}={quote_attribute(attr_ns)}")
             out.append(f" {prefix}:{attr_name}={quote_attribute(value)}")
+    return namespace
+
+
+def _write(element: Element, parent_namespace: str, out: list[str]) -> None:
+    if type(element) is Prewritten and element.context == parent_namespace:
+        out.append(element.xml)
+        return
+    namespace = _start(element, parent_namespace, out)
     text = element.text
     if not text and not len(element):
         out.append("/>")
@@ -189,7 +241,7 @@ def _write(element: Element, parent_namespace: str, out: list[str]) -> None:
         _write(child, namespace, out)
         if child.tail:
             out.append(escape_text(child.tail))
-    out.append(f"</{name}>")
+    out.append(f"</{_split(element.tag)[1]}>")
 
 
 def byte_size(element: Element) -> int:

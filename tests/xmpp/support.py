@@ -12,6 +12,7 @@ from xml.etree.ElementTree import Element
 
 from buddycloud.domain.jid import Jid
 from buddycloud.services.engine import Engine
+from buddycloud.xmpp.fitting import DEFAULT_MAX_STANZA_BYTES
 from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.router import Router
@@ -65,10 +66,17 @@ def parse_stanza(xml: str) -> tuple[Element, str | None]:
 
 
 class FakeStream:
-    """Records every stanza the edge sends, serialised exactly as it would go on the wire."""
+    """Records every stanza the edge sends, serialised exactly as it would go on the wire.
 
-    def __init__(self) -> None:
+    Like an XMPP server, it does not take a stanza larger than `max_stanza_bytes`: `take`
+    fails the test if one was sent (a real server would have closed the stream).
+    """
+
+    def __init__(self, max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES) -> None:
+        self.max_stanza_bytes = max_stanza_bytes
         self.wire: list[str] = []
+        # The wire text of the stanzas `take` returned last, in the same order.
+        self.taken: list[str] = []
 
     def send(self, stanza: Element) -> None:
         self.wire.append(serialize(stanza))
@@ -81,7 +89,12 @@ class FakeStream:
 
     def take(self) -> list[Element]:
         """The stanzas sent since the last call, parsed back from the wire text."""
+        oversized = [
+            len(text.encode()) for text in self.wire if len(text.encode()) > self.max_stanza_bytes
+        ]
+        assert not oversized, f"stanzas of {oversized} bytes, over {self.max_stanza_bytes}"
         sent = [parse_xml(text) for text in self.wire]
+        self.taken = list(self.wire)
         self.wire.clear()
         return sent
 
@@ -93,6 +106,7 @@ class Client:
         self.harness = harness
         self.jid = jid
         self._ids = 0
+        self.reply_text = ""
 
     async def iq(self, type_: str, payload: str) -> Element:
         """Send an IQ and return the component's reply (asserting exactly one arrives)."""
@@ -106,6 +120,8 @@ class Client:
         assert replies[0].get("id") == f"q{self._ids}"
         assert replies[0].get("to") == self.jid
         self.harness.extra = [s for s in reply if s.tag != "iq"]
+        # The reply as written on the wire, to measure it.
+        self.reply_text = self.harness.stream.taken[reply.index(replies[0])]
         return replies[0]
 
     async def ok(self, type_: str, payload: str) -> Element:
@@ -155,14 +171,21 @@ def condition_of(stanza: Element) -> tuple[str, str, str | None]:
 
 
 class Harness:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES) -> None:
         self.engine = engine
-        self.stream = FakeStream()
+        self.stream = FakeStream(max_stanza_bytes)
         self.online = OnlineUsers()
         self.router = Router(
-            engine, Jid.parse(SERVICE), self.stream, self.online, max_payload_bytes=4096
+            engine,
+            Jid.parse(SERVICE),
+            self.stream,
+            self.online,
+            max_payload_bytes=4096,
+            max_stanza_bytes=max_stanza_bytes,
         )
-        self.notifier = Notifier(Jid.parse(SERVICE), self.online, self.stream)
+        self.notifier = Notifier(
+            Jid.parse(SERVICE), self.online, self.stream, max_stanza_bytes=max_stanza_bytes
+        )
         engine.add_listener(self.notifier)
         self.extra: list[Element] = []
 

@@ -379,3 +379,25 @@ async def test_the_stream_parser_refuses_a_stanza_nesting_too_deep_and_serves_on
     page = await engine.get_items(juliet, NodeId(juliet, "posts"), PageRequest())
     assert page.items == []
     assert component.connected.is_set() and server.handshakes_ok == 1
+
+
+async def test_a_stanza_over_the_size_limit_is_never_written(
+    engine: Engine, server: ComponentServer
+) -> None:
+    """The XMPP server would close the stream for it; the component drops it instead."""
+    component = ChannelComponent(
+        engine, SERVICE, SECRET, "127.0.0.1", server.port, multicast=False, max_stanza_bytes=20_000
+    )
+    await component.start()
+    try:
+        await asyncio.wait_for(component.connected.wait(), 5)
+        component.send_text(
+            f"<message to='romeo@capulet.lit'><body>{'x' * 20_000}</body></message>"
+        )
+        component.send_text("<message to='romeo@capulet.lit'><body>still here</body></message>")
+        await server.wait_for(lambda: "still here" in server.received)
+        assert "x" * 1000 not in server.received
+        assert component.dropped == 1
+        assert server.handshakes_ok == 1
+    finally:
+        await component.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement
 
 import pytest
 from hypothesis import given
@@ -33,6 +33,7 @@ from buddycloud.domain.model import (
 from buddycloud.xmpp.atom import entry_text, parse_entry, render_entry, render_tombstone
 from buddycloud.xmpp.errors import MalformedStanza, NodeIdRequired
 from buddycloud.xmpp.forms import DataForm, FormField, parse_form, render_form
+from buddycloud.xmpp.namespaces import NS_PUBSUB, qname
 from buddycloud.xmpp.rsm import parse_rsm, render_page_request, render_rsm
 from buddycloud.xmpp.stanzas import (
     parse_create,
@@ -42,7 +43,7 @@ from buddycloud.xmpp.stanzas import (
     parse_retract,
     parse_subscriptions_with_configuration,
 )
-from buddycloud.xmpp.xml import parse_xml, serialize
+from buddycloud.xmpp.xml import parse_xml, prewritten, serialize, wrapper_size
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xml"
 SERVICE = "channels.capulet.lit"
@@ -365,3 +366,22 @@ def test_configuration_values_outside_their_vocabulary_are_refused() -> None:
 def test_serialised_stanzas_declare_default_namespaces() -> None:
     element = parse_xml("<a xmlns='urn:a'><b xmlns='urn:b'><c/></b></a>")
     assert serialize(element) == '<a xmlns="urn:a"><b xmlns="urn:b"><c/></b></a>'
+
+
+def test_a_prewritten_element_is_copied_and_wrappers_are_measured() -> None:
+    items = Element(qname(NS_PUBSUB, "items"), {"node": "/user/jüliet@capulet.lit/posts"})
+    item = Element(qname(NS_PUBSUB, "item"), {"id": "1"})
+    SubElement(item, "{http://www.w3.org/2005/Atom}entry").text = "é & <b>"
+    text = serialize(item, parent_namespace=NS_PUBSUB)
+    items.append(prewritten(item, text, NS_PUBSUB))
+    whole = serialize(items)
+    assert (
+        whole == serialize(Element(items.tag, items.attrib)).replace("/>", ">") + text + "</items>"
+    )
+    assert len(whole.encode()) == wrapper_size(items) + len(text.encode())
+    # The copy is a whole element: code that walks the tree sees the same children.
+    assert items[0].find("{http://www.w3.org/2005/Atom}entry").text == "é & <b>"  # type: ignore[union-attr]
+    # Written for another parent namespace, the text is not reused.
+    outer = Element("{urn:other}x")
+    outer.append(prewritten(item, "<wrong/>", NS_PUBSUB))
+    assert "<wrong/>" not in serialize(outer)

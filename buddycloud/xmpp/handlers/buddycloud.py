@@ -29,7 +29,9 @@ async def handle_recent_items(request: IqRequest) -> Element:
         parent_only=query.parent_only,
         page=query.page,
     )
-    return render_grouped_items(page, service=request.service)
+    return render_grouped_items(
+        page, service=request.service, room=request.room, from_end=query.page.backwards
+    )
 
 
 async def handle_user_items(request: IqRequest) -> Element:
@@ -37,7 +39,9 @@ async def handle_user_items(request: IqRequest) -> Element:
     page = await request.engine.user_items(
         request.requester, since=query.since, parent_only=query.parent_only, page=query.page
     )
-    return render_grouped_items(page, service=request.service)
+    return render_grouped_items(
+        page, service=request.service, room=request.room, from_end=query.page.backwards
+    )
 
 
 async def handle_replies(request: IqRequest) -> Element:
@@ -45,19 +49,25 @@ async def handle_replies(request: IqRequest) -> Element:
     page = await request.engine.get_replies(
         request.requester, query.node, query.item_id, query.page
     )
-    return render_items(query.node, page.items, service=request.service, page=page)
+    return render_items(
+        query.node, page, service=request.service, room=request.room, from_end=query.page.backwards
+    )
 
 
 async def handle_thread(request: IqRequest) -> Element:
     query = parse_thread(request.payload)
     page = await request.engine.get_thread(request.requester, query.node, query.item_id, query.page)
-    return render_items(query.node, page.items, service=request.service, page=page)
+    return render_items(
+        query.node, page, service=request.service, room=request.room, from_end=query.page.backwards
+    )
 
 
 async def handle_threads(request: IqRequest) -> Element:
     query = parse_threads(request.payload)
     page = await request.engine.get_threads(request.requester, query.node, query.page)
-    return render_threads(page, service=request.service)
+    return render_threads(
+        page, service=request.service, room=request.room, from_end=query.page.backwards
+    )
 
 
 async def handle_subscriptions_with_configuration(request: IqRequest) -> Element:
@@ -66,4 +76,6 @@ async def handle_subscriptions_with_configuration(request: IqRequest) -> Element
     page = await request.engine.subscriptions_with_configuration(
         request.requester, query.filters, query.page
     )
-    return render_subscriptions_with_configuration(page, query.allowed_fields)
+    return render_subscriptions_with_configuration(
+        page, query.allowed_fields, room=request.room, from_end=query.page.backwards
+    )

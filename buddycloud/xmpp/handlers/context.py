@@ -34,6 +34,9 @@ class Edge:
     sink: StanzaSink
     max_payload_bytes: int
     online: OnlineUsers
+    # The largest stanza the XMPP server accepts from the component ([xmpp]
+    # max_stanza_bytes); every reply and notification is made to fit.
+    max_stanza_bytes: int
     # Bare JIDs whose personal channel was checked since start (available presence creates
     # a local user's channel; presence is frequent, registration costs a transaction).
     channel_checked: set[Jid] = field(default_factory=set)
@@ -44,12 +47,14 @@ class IqRequest:
     """An IQ get/set addressed to the component.
 
     `payload` is the IQ's single child (`<pubsub/>`, `<query/>`), `requester` the sender's
-    full JID as routed by the XMPP server (which authenticated it).
+    full JID as routed by the XMPP server (which authenticated it). `room` is how many
+    bytes the result's child may take: the stanza size limit less the result's envelope.
     """
 
     edge: Edge
     requester: Jid
     payload: Element
+    room: int
 
     @property
     def engine(self) -> Engine:

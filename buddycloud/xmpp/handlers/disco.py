@@ -29,9 +29,16 @@ async def handle_disco_items(request: IqRequest) -> Element:
     query = parse_disco_items(request.payload)
     if isinstance(query, TopNodesRequest):
         top = await request.engine.top_channels(request.requester, by=query.by, limit=query.limit)
-        return render_disco_channels(request.edge.service_jid, top, node=query.node)
+        return render_disco_channels(
+            request.edge.service_jid, top, node=query.node, room=request.room
+        )
+    backwards = query.page.backwards
     if query.node is None:
         channels = await request.engine.list_channels(request.requester, query.page)
-        return render_disco_channels(request.edge.service_jid, channels)
+        return render_disco_channels(
+            request.edge.service_jid, channels, room=request.room, from_end=backwards
+        )
     items = await request.engine.get_items(request.requester, query.node, query.page)
-    return render_disco_node_items(request.edge.service_jid, query.node, items)
+    return render_disco_node_items(
+        request.edge.service_jid, query.node, items, room=request.room, from_end=backwards
+    )

@@ -18,6 +18,7 @@ from buddycloud.xmpp.stanzas import (
     parse_unsubscribe,
     render_grouped_items,
     render_items,
+    render_items_by_id,
     render_node_affiliations,
     render_node_subscriptions,
     render_publish,
@@ -53,17 +54,21 @@ async def handle_items(request: IqRequest) -> Element:
         public = await request.engine.firehose(
             request.requester, query.page, parent_only=query.parent_only
         )
-        return render_grouped_items(public, service=request.service)
+        return render_grouped_items(
+            public, service=request.service, room=request.room, from_end=query.page.backwards
+        )
     if query.item_ids:
         items = [
             await request.engine.get_item(request.requester, query.node, item_id)
             for item_id in query.item_ids
         ]
-        return render_items(query.node, items, service=request.service, page=None)
+        return render_items_by_id(query.node, items, service=request.service, room=request.room)
     page = await request.engine.get_items(
         request.requester, query.node, query.page, parent_only=query.parent_only
     )
-    return render_items(query.node, page.items, service=request.service, page=page)
+    return render_items(
+        query.node, page, service=request.service, room=request.room, from_end=query.page.backwards
+    )
 
 
 async def handle_subscribe(request: IqRequest) -> Element:
@@ -94,9 +99,11 @@ async def handle_subscriptions(request: IqRequest) -> Element:
         mine = await request.engine.user_subscriptions(
             request.requester, query.page, ephemeral=query.ephemeral
         )
-        return render_user_subscriptions(mine)
+        return render_user_subscriptions(mine, room=request.room, from_end=query.page.backwards)
     page = await request.engine.node_subscriptions(request.requester, query.node, query.page)
-    return render_node_subscriptions(query.namespace, query.node, page)
+    return render_node_subscriptions(
+        query.namespace, query.node, page, room=request.room, from_end=query.page.backwards
+    )
 
 
 async def handle_affiliations(request: IqRequest) -> Element:
@@ -106,6 +113,8 @@ async def handle_affiliations(request: IqRequest) -> Element:
         mine = await request.engine.user_affiliations(
             request.requester, query.page, ephemeral=query.ephemeral
         )
-        return render_user_affiliations(mine)
+        return render_user_affiliations(mine, room=request.room, from_end=query.page.backwards)
     page = await request.engine.node_affiliations(request.requester, query.node, query.page)
-    return render_node_affiliations(query.namespace, query.node, page)
+    return render_node_affiliations(
+        query.namespace, query.node, page, room=request.room, from_end=query.page.backwards
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from xml.etree.ElementTree import Element
 
 from buddycloud.xmpp.handlers.context import IqRequest
@@ -21,4 +22,13 @@ async def handle_search_set(request: IqRequest) -> Element:
         page=query.page,
         offset=query.offset,
     )
-    return render_search_results(page.items, service=request.service)
+    if not query.has_cursor:
+        # Numbered pages: the RSM <set/> tells where in the whole result set it starts.
+        page = replace(page, extra={**page.extra, "index": str(query.offset)})
+    return render_search_results(
+        page,
+        service=request.service,
+        room=request.room,
+        with_rsm=query.rsm is not None,
+        from_end=query.page.backwards,
+    )
