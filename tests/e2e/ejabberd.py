@@ -113,6 +113,9 @@ listen:
   - port: {self.component_port}
     ip: "{self.interface}"
     module: ejabberd_service
+    # Unlimited by default: the limit Prosody sets for components (and Debian's
+    # ejabberd.yml for s2s), so that a stanza over it would close the stream here too.
+    max_stanza_size: 524288
     hosts:
       {self.component_jid}:
         password: "{self.component_secret}"

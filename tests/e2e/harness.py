@@ -11,6 +11,7 @@ Nothing here sleeps to synchronise: every wait is for a condition, with a deadli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -688,3 +689,27 @@ class ServerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no server log)"
+
+
+@contextlib.asynccontextmanager
+async def another_server(
+    server: ServerProcess, env: dict[str, str]
+) -> AsyncIterator[ServerProcess]:
+    """The session's server stopped, and its configuration and database served meanwhile
+    by a second process whose environment adds `env` (`BUDDYCLOUD_*` overrides), with its
+    own log; the session's server runs again afterwards."""
+    status = await asyncio.to_thread(server.stop)
+    assert status == 0, f"the server exited with {status} on SIGTERM\n{server.log_tail()}"
+    workdir = server.workdir / f"other-{next(_others)}"
+    workdir.mkdir()
+    other = ServerProcess(server.config_path, workdir, server.c2s_port, env=env)
+    try:
+        await asyncio.to_thread(other.start)
+        yield other
+    finally:
+        status = await asyncio.to_thread(other.stop)
+        await asyncio.to_thread(server.start)
+    assert status == 0, f"the server exited with {status} on SIGTERM\n{other.log_tail()}"
+
+
+_others = itertools.count(1)
