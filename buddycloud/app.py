@@ -160,6 +160,7 @@ async def build(config: Config) -> App:
                 multicast=config.xmpp.multicast,
                 server_domain=config.server.domain.domain,
                 max_stanza_bytes=config.xmpp.max_stanza_bytes,
+                reconnect_queue_bytes=config.xmpp.reconnect_queue_bytes,
             )
             # The HTTP edge and the metrics read the connection state through this
             # callable: neither knows the XMPP edge.

@@ -40,6 +40,8 @@ MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024
 DEFAULT_MAX_STANZA_BYTES = 512 * 1024
 MIN_STANZA_LIMIT = 16 * 1024
 MAX_STANZA_LIMIT = 256 * 1024 * 1024
+DEFAULT_RECONNECT_QUEUE_BYTES = 16 * 1024 * 1024
+MAX_RECONNECT_QUEUE_BYTES = 1024 * 1024 * 1024
 # Storage URL schemes buddycloud.storage.factory opens.
 STORAGE_SCHEMES = frozenset(
     {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
@@ -108,6 +110,8 @@ class XmppConfig:
             server's XEP-0033 multicast service, when it has one.
         max_stanza_bytes: the largest stanza the XMPP server accepts from the component;
             every reply and notification is made to fit (docs/xmpp.md, "Stanza size").
+        reconnect_queue_bytes: what the component sends while it reconnects is kept, up
+            to this many bytes, and sent once the stream is back (0: nothing is kept).
     """
 
     component_jid: Jid
@@ -116,6 +120,7 @@ class XmppConfig:
     port: int = 5347
     multicast: bool = True
     max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES
+    reconnect_queue_bytes: int = DEFAULT_RECONNECT_QUEUE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +458,12 @@ def _build_xmpp(section: _Section) -> XmppConfig | None:
             minimum=MIN_STANZA_LIMIT,
             maximum=MAX_STANZA_LIMIT,
         ),
+        reconnect_queue_bytes=section.integer(
+            "reconnect_queue_bytes",
+            DEFAULT_RECONNECT_QUEUE_BYTES,
+            minimum=0,
+            maximum=MAX_RECONNECT_QUEUE_BYTES,
+        ),
     )
     section.check_no_unknown_keys(XMPP_KEYS)
     return config
@@ -498,6 +509,7 @@ XMPP_KEYS = (
     "port",
     "multicast",
     "max_stanza_bytes",
+    "reconnect_queue_bytes",
 )
 HTTP_KEYS = ("listen", "metrics_token", "access_log")
 SECTIONS: dict[str, tuple[str, ...]] = {

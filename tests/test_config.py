@@ -40,6 +40,7 @@ host = "xmpp.capulet.lit"
 port = 15347
 multicast = false
 max_stanza_bytes = 262144
+reconnect_queue_bytes = 0
 
 [http]
 listen = "0.0.0.0:9090"
@@ -113,6 +114,7 @@ def test_every_key_of_a_full_file_is_read(write: Write) -> None:
     assert (config.xmpp.host, config.xmpp.port) == ("xmpp.capulet.lit", 15347)
     assert config.xmpp.multicast is False
     assert config.xmpp.max_stanza_bytes == 262144
+    assert config.xmpp.reconnect_queue_bytes == 0
     assert (config.http.host, config.http.port) == ("0.0.0.0", 9090)
     assert config.http.metrics_token == "prometheus-scrapes-with-this"
     assert config.http.access_log is True
@@ -129,8 +131,9 @@ def test_xmpp_section_gets_default_host_and_port(write: Write) -> None:
     assert config.xmpp is not None
     assert (config.xmpp.host, config.xmpp.port) == ("127.0.0.1", 5347)
     assert config.xmpp.multicast is True
-    # Prosody 0.12's component_stanza_size_limit (its s2s limit).
+    # Prosody 0.12's component_stanza_size_limit (its s2s limit), and a 16 MiB queue.
     assert config.xmpp.max_stanza_bytes == 512 * 1024
+    assert config.xmpp.reconnect_queue_bytes == 16 * 1024 * 1024
 
 
 def test_the_secret_never_appears_in_the_repr(write: Write) -> None:
@@ -168,6 +171,7 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
         "BUDDYCLOUD_XMPP_SECRET": "from-env",
         "BUDDYCLOUD_XMPP_MULTICAST": "True",
         "BUDDYCLOUD_XMPP_MAX_STANZA_BYTES": "65536",
+        "BUDDYCLOUD_XMPP_RECONNECT_QUEUE_BYTES": "1048576",
         "BUDDYCLOUD_HTTP_LISTEN": "[::1]:8443",
         "BUDDYCLOUD_HTTP_METRICS_TOKEN": "from-the-environment",
         "BUDDYCLOUD_HTTP_ACCESS_LOG": "false",
@@ -184,6 +188,7 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
     assert (config.xmpp.port, config.xmpp.secret) == (25347, "from-env")
     assert config.xmpp.multicast is True  # the file says false
     assert config.xmpp.max_stanza_bytes == 65536
+    assert config.xmpp.reconnect_queue_bytes == 1048576
     assert config.xmpp.component_jid == Jid.parse("channels.capulet.lit")  # from the file
     assert (config.http.listen, config.http.host, config.http.port) == ("[::1]:8443", "::1", 8443)
     assert config.http.metrics_token == "from-the-environment"
@@ -321,6 +326,10 @@ def test_unknown_key_from_the_environment_names_the_variable() -> None:
             "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nmax_stanza_bytes = '512k'",
             "[xmpp] max_stanza_bytes: must be an integer",
         ),
+        (
+            "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nreconnect_queue_bytes = -1",
+            "[xmpp] reconnect_queue_bytes: must be between 0 and 1073741824, got -1",
+        ),
     ],
 )
 def test_bad_values_name_file_section_key_and_reason(
@@ -380,7 +389,9 @@ def test_anonymous_domains_reach_the_engine(write: Write) -> None:
     assert not engine.is_anonymous(Jid.parse("x@capulet.lit"))
 
 
-async def test_the_stanza_limit_reaches_the_component(write: Write, tmp_path: Path) -> None:
+async def test_the_stanza_limit_and_queue_size_reach_the_component(
+    write: Write, tmp_path: Path
+) -> None:
     from buddycloud.app import build
 
     text = FULL.replace(
@@ -392,5 +403,6 @@ async def test_the_stanza_limit_reaches_the_component(write: Write, tmp_path: Pa
         assert app.component.max_stanza_bytes == 262144
         assert app.component.router.edge.max_stanza_bytes == 262144
         assert app.component.notifier.max_stanza_bytes == 262144
+        assert app.component.reconnect_queue_bytes == 0
     finally:
         await app.close()

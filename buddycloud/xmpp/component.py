@@ -7,8 +7,12 @@ layers (XEP-0030 and everything else are answered by this project's own code).
 Outgoing stanzas are serialised once by the edge and written with `send_raw`.
 
 When the stream goes away, the component reconnects with exponential backoff and jitter.
-Once connected, it looks for the XMPP server's XEP-0033 multicast service (`multicast.py`)
-and, when there is one, sends each notification through it once for all its recipients.
+What it sends meanwhile (notifications of events that happen during the outage, answers
+to requests it was handling) waits in a queue of at most `reconnect_queue_bytes` and
+leaves first once the stream is back; past that size the oldest stanzas are dropped, and
+clients catch up with MAM and recent-items. Once connected, it looks for the XMPP
+server's XEP-0033 multicast service (`multicast.py`) and, when there is one, sends each
+notification through it once for all its recipients.
 
 No stanza larger than `max_stanza_bytes` is ever written: the XMPP server would close the
 stream. The edge renders everything to fit (`fitting.py`); this is the last guard.
@@ -20,6 +24,7 @@ import asyncio
 import itertools
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -43,6 +48,7 @@ _STANZA_TAGS = frozenset(qname(NS_COMPONENT, name) for name in ("iq", "message",
 _IQ = qname(NS_COMPONENT, "iq")
 _MESSAGE = qname(NS_COMPONENT, "message")
 QUERY_TIMEOUT = 10.0
+DEFAULT_RECONNECT_QUEUE_BYTES = 16 * 1024 * 1024
 
 
 class _ChannelStream(ComponentXMPP):
@@ -98,6 +104,8 @@ class ChannelComponent:
             for; by default the component JID without its first label.
         max_stanza_bytes: the largest stanza the XMPP server accepts from the component
             (Prosody: `component_stanza_size_limit`); replies and notifications fit it.
+        reconnect_queue_bytes: what is sent while the stream is down is kept, up to this
+            many bytes (oldest dropped first), and sent once it is back.
     """
 
     def __init__(
@@ -114,6 +122,7 @@ class ChannelComponent:
         multicast: bool = True,
         server_domain: str | None = None,
         max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
+        reconnect_queue_bytes: int = DEFAULT_RECONNECT_QUEUE_BYTES,
     ) -> None:
         self.jid = jid if isinstance(jid, Jid) else Jid.parse(jid)
         self.engine = engine
@@ -124,6 +133,7 @@ class ChannelComponent:
         self.connected = asyncio.Event()
         self.online = OnlineUsers()
         self.max_stanza_bytes = max_stanza_bytes
+        self.reconnect_queue_bytes = reconnect_queue_bytes
         self.router = Router(
             engine,
             self.jid,
@@ -140,10 +150,14 @@ class ChannelComponent:
         self._stream_ended = asyncio.Event()
         self._stopping = False
         self._listening = False
-        # Stanzas never sent: too large for the XMPP server, or sent while disconnected.
+        # Stanzas never sent: too large for the XMPP server, or pushed out of the queue.
         self.dropped = 0
+        # What was sent while the stream was down, oldest first, and its size in bytes.
+        self._waiting: deque[tuple[str, int]] = deque()
+        self._waiting_bytes = 0
         self._outgoing: list[str] = []
         self._flush_scheduled = False
+        self._dropped_this_outage = 0
         self.use_multicast = multicast
         self.server_domain = server_domain or self.jid.domain.partition(".")[2] or self.jid.domain
         self._queries: dict[str, tuple[str, asyncio.Future[Element]]] = {}
@@ -162,9 +176,7 @@ class ChannelComponent:
         if texts and max(map(len, texts)) * 4 > self.max_stanza_bytes:
             texts = [text for text in texts if self._sendable(text)]
         if not self._is_up():
-            # Nothing queues while disconnected: followers catch up with MAM or
-            # recent-items (reference section 4).
-            self.dropped += len(texts)
+            self._keep(texts)
             return
         # Everything sent during one turn of the event loop leaves in one write at its end:
         # under load, a whole batch of replies and notifications becomes one TCP write that
@@ -198,9 +210,55 @@ class ChannelComponent:
             return
         stream = self._stream
         if stream is None or not self._is_up():
-            self.dropped += len(texts)
+            self._keep(texts)
             return
         stream.send_raw("".join(texts))
+
+    def _keep(self, texts: Sequence[str]) -> None:
+        """Queue what is sent while the stream is down, dropping the oldest past the
+        queue's size: those clients catch up with MAM or recent-items."""
+        if self._stopping:
+            self.dropped += len(texts)
+            return
+        waiting = self._waiting
+        for text in texts:
+            size = utf8_size(text)
+            waiting.append((text, size))
+            self._waiting_bytes += size
+        dropped = 0
+        while self._waiting_bytes > self.reconnect_queue_bytes:
+            _, size = waiting.popleft()
+            self._waiting_bytes -= size
+            dropped += 1
+        if dropped:
+            if self._dropped_this_outage == 0:
+                log.warning(
+                    "the XMPP stream is down and more than [xmpp] reconnect_queue_bytes (%d) "
+                    "waits to be sent: dropping the oldest stanzas; clients catch up with "
+                    "MAM and recent-items",
+                    self.reconnect_queue_bytes,
+                )
+            self._dropped_this_outage += dropped
+            self.dropped += dropped
+
+    def _send_waiting(self, stream: ComponentXMPP) -> None:
+        """Send what waited while the stream was down, before anything else."""
+        waiting, self._waiting = self._waiting, deque()
+        size, self._waiting_bytes = self._waiting_bytes, 0
+        dropped, self._dropped_this_outage = self._dropped_this_outage, 0
+        if waiting:
+            log.info(
+                "sending %d stanzas (%d bytes) kept while the XMPP stream was down",
+                len(waiting),
+                size,
+            )
+            stream.send_raw("".join([text for text, _ in waiting]))
+        if dropped:
+            log.warning(
+                "%d stanzas sent while the XMPP stream was down were dropped "
+                "([xmpp] reconnect_queue_bytes)",
+                dropped,
+            )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -261,6 +319,7 @@ class ChannelComponent:
             session["started"] = True
             self.connected.set()
             log.info("component %s connected to %s:%s", self.jid, self.host, self.port)
+            self._send_waiting(stream)
             if self.use_multicast:
                 self._spawn(self._find_multicast())
 

@@ -401,3 +401,65 @@ async def test_a_stanza_over_the_size_limit_is_never_written(
         assert server.handshakes_ok == 1
     finally:
         await component.stop()
+
+
+async def _notify_romeo_while_down(
+    component: ChannelComponent, server: ComponentServer, engine: Engine, contents: list[str]
+) -> None:
+    """Romeo follows Juliet and is online; the stream goes down (and stays down); Juliet
+    publishes `contents` meanwhile."""
+    await asyncio.wait_for(component.connected.wait(), 5)
+    server.send(f"<presence from='romeo@capulet.lit/orchard' to='{SERVICE}'/>")
+    juliet = Jid.parse("juliet@capulet.lit")
+    await engine.register(juliet)
+    await _until(lambda: component.online.is_online(Jid.parse("romeo@capulet.lit/orchard")))
+    posts = NodeId(juliet, "posts")
+    await engine.subscribe(Jid.parse("romeo@capulet.lit"), posts, Jid.parse("romeo@capulet.lit"))
+    await server.stop()  # nothing listens: the component cannot reconnect yet
+    await _until(lambda: not component.connected.is_set())
+    server.received = ""
+    for content in contents:
+        await engine.publish(juliet, posts, EntryDraft(content=content, byte_size=len(content)))
+
+
+async def test_notifications_of_events_during_an_outage_are_sent_once_the_stream_is_back(
+    component: ChannelComponent, server: ComponentServer, engine: Engine
+) -> None:
+    contents = [f"while down {n}" for n in range(5)]
+    await _notify_romeo_while_down(component, server, engine, contents)
+    assert server.received == ""
+    await server.start()  # same port: the component reconnects
+    await server.wait_for(lambda: all(content in server.received for content in contents))
+    # In the order they happened, once each.
+    positions = [server.received.index(content) for content in contents]
+    assert positions == sorted(positions)
+    assert all(server.received.count(content) == 1 for content in contents)
+    assert component.dropped == 0
+
+
+async def test_past_the_reconnect_queue_size_the_oldest_stanzas_are_dropped(
+    engine: Engine, server: ComponentServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    component = ChannelComponent(
+        engine,
+        SERVICE,
+        SECRET,
+        "127.0.0.1",
+        server.port,
+        reconnect_min=0.05,
+        reconnect_max=0.2,
+        multicast=False,
+        reconnect_queue_bytes=2_500,  # a notification is about 1 KiB
+    )
+    await component.start()
+    try:
+        contents = [f"queued {n}" for n in range(6)]
+        await _notify_romeo_while_down(component, server, engine, contents)
+        await server.start()
+        await server.wait_for(lambda: contents[-1] in server.received)
+        kept = [content for content in contents if content in server.received]
+        assert kept == contents[-len(kept) :] and 0 < len(kept) < len(contents)
+        assert component.dropped == len(contents) - len(kept)
+        assert "reconnect_queue_bytes" in caplog.text
+    finally:
+        await component.stop()
