@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -220,6 +221,35 @@ def free_port(interface: str = "127.0.0.1") -> int:
         sock.bind((interface, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_loopback_addresses(count: int, port: int = 5269) -> tuple[str, ...]:
+    """`count` distinct addresses of 127.0.0.0/8 on which `port` can be bound now.
+
+    Federation on one machine gives each domain its own loopback address with s2s on the
+    standard port 5269 (a private resolver maps the domain's names to it): Prosody looks a
+    remote domain up without SRV records and connects to port 5269 of its address. The
+    addresses are drawn at random, so that test runs sharing a machine rarely meet.
+
+    Raises:
+        ProsodyError: no such addresses were found after many tries.
+    """
+    found: list[str] = []
+    for _ in range(200):
+        if len(found) == count:
+            break
+        address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(2, 254)}"
+        if address in found:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                continue
+        found.append(address)
+    if len(found) < count:
+        raise ProsodyError(f"found no {count} loopback addresses with port {port} free")
+    return tuple(found)
 
 
 def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:

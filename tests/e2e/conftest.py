@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from e2e.ejabberd import PrivateEjabberd
 from e2e.ejabberd import unavailable_reason as ejabberd_unavailable
+from e2e.federation import TwoDomains, start_prosody_pair, stop_all
 from e2e.harness import (
     ANON_DOMAIN,
     DOMAIN,
@@ -233,3 +234,45 @@ async def paris(connect: Connect) -> Client:
 def unique() -> str:
     """A fresh name, so tests sharing the session's server never collide."""
     return uuid.uuid4().hex[:10]
+
+
+# --- two federated domains ----------------------------------------------------------------
+
+FederatedConnect = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture(scope="session")
+def two_domains(e2e_dir: Path) -> Iterator[TwoDomains]:
+    """capulet.lit and montague.lit, each a private Prosody with its own channel server,
+    federating over s2s on loopback (tests/e2e/federation.py)."""
+    require_prosody()
+    pair = start_prosody_pair(e2e_dir / "federation")
+    try:
+        for domain in pair:
+            domain.start_server()
+        yield pair
+    finally:
+        problems = stop_all(pair)
+        assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+async def federated(two_domains: TwoDomains) -> AsyncIterator[FederatedConnect]:
+    """`await federated("romeo@montague.lit")`: a logged-in user of either domain, online
+    for their home channel server and registered there; closed after the test."""
+    clients: list[Client] = []
+
+    async def _connect(jid: str, *, register: bool = True, resource: str = "e2e") -> Client:
+        user, _, domain = jid.partition("@")
+        client = two_domains.domain(domain).client(user, resource=resource)
+        clients.append(client)
+        await client.connect()
+        if register:
+            await client.ok("set", REGISTER)
+        return client
+
+    try:
+        yield _connect
+    finally:
+        for client in clients:
+            await client.disconnect()

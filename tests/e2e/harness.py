@@ -181,12 +181,25 @@ def xml_text(element: ET.Element) -> str:
 class Client:
     """One XMPP user connected through the private Prosody's c2s port."""
 
-    def __init__(self, user: str | None, c2s_port: int, *, resource: str = "e2e") -> None:
-        """`user` None: an anonymous guest of ANON_DOMAIN, named by the server at login."""
+    def __init__(
+        self,
+        user: str | None,
+        c2s_port: int,
+        *,
+        resource: str = "e2e",
+        domain: str = DOMAIN,
+        service: str = SERVICE,
+    ) -> None:
+        """`user` None: an anonymous guest of ANON_DOMAIN, named by the server at login.
+
+        `domain` is the user's XMPP domain and `service` their home channel server, where
+        requests go unless they name another address.
+        """
         self.user = user or "guest"
         self.c2s_port = c2s_port
+        self.service = service
         self.stream = ClientXMPP(
-            f"{user}@{DOMAIN}/{resource}" if user else f"{ANON_DOMAIN}/{resource}",
+            f"{user}@{domain}/{resource}" if user else f"{ANON_DOMAIN}/{resource}",
             password_of(user) if user else "",
             plugin_config={
                 "feature_mechanisms": {"unencrypted_plain": True, "unencrypted_scram": True}
@@ -237,7 +250,7 @@ class Client:
             # Initial presence makes the XMPP server deliver stored (offline) messages;
             # directed presence makes the channel service count this resource as online.
             self.stream.send_presence()
-            self.stream.send_presence(pto=SERVICE)
+            self.stream.send_presence(pto=self.service)
             await self.sync()
 
     async def disconnect(self) -> None:
@@ -257,10 +270,11 @@ class Client:
         return iq
 
     async def iq(
-        self, type_: str, payload: str, *, to: str = SERVICE, timeout: float = TIMEOUT
+        self, type_: str, payload: str, *, to: str | None = None, timeout: float = TIMEOUT
     ) -> Reply:
-        """Send `<iq type=type_ to=to>payload</iq>` and return the reply, result or error."""
-        iq = self._new_iq(type_, payload, to)
+        """Send `<iq type=type_ to=to>payload</iq>` and return the reply, result or error;
+        `to` is the home channel server unless given."""
+        iq = self._new_iq(type_, payload, to or self.service)
         try:
             reply = await iq.send(timeout=timeout)
         except IqError as exc:
@@ -270,7 +284,7 @@ class Client:
         return Reply(reply.xml)
 
     async def raw_iq(
-        self, type_: str, payload: str, *, to: str = SERVICE, timeout: float = TIMEOUT
+        self, type_: str, payload: str, *, to: str | None = None, timeout: float = TIMEOUT
     ) -> Reply:
         """Like `iq`, with `payload` sent byte for byte: slixmpp's serialiser drops
         namespaced attributes (such as `bc:ephemeral`), which other clients send."""
@@ -283,7 +297,8 @@ class Client:
 
         self.stream.register_handler(Callback(iq_id, MatcherId(iq_id), on_reply, once=True))
         self.stream.send_raw(
-            f"<iq type={quoteattr(type_)} to={quoteattr(to)} id={quoteattr(iq_id)}>{payload}</iq>"
+            f"<iq type={quoteattr(type_)} to={quoteattr(to or self.service)} "
+            f"id={quoteattr(iq_id)}>{payload}</iq>"
         )
         try:
             return Reply(await asyncio.wait_for(arrived, timeout))
@@ -292,7 +307,7 @@ class Client:
         finally:
             self.stream.remove_handler(iq_id)
 
-    async def ok(self, type_: str, payload: str, *, to: str = SERVICE) -> Reply:
+    async def ok(self, type_: str, payload: str, *, to: str | None = None) -> Reply:
         """Like `iq`, and fail the test unless the reply is a result."""
         reply = await self.iq(type_, payload, to=to)
         assert reply.ok, f"{self.bare}: expected a result for {payload[:300]}, got {reply.text}"
@@ -587,8 +602,12 @@ class ServerProcess:
         *,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        domain: str = DOMAIN,
+        service: str = SERVICE,
     ) -> None:
         self.config_path = config_path
+        self.domain = domain
+        self.service = service
         self.workdir = workdir
         self.c2s_port = c2s_port
         self.args = args
@@ -642,7 +661,9 @@ class ServerProcess:
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until the component answers disco#info (so its handshake with Prosody is done)."""
-        probe = Client("probe", self.c2s_port, resource="ready")
+        probe = Client(
+            "probe", self.c2s_port, resource="ready", domain=self.domain, service=self.service
+        )
         deadline = time.monotonic() + timeout
         await probe.connect(presence=False)
         try:
