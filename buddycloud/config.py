@@ -1,7 +1,7 @@
 """The server's configuration: a TOML file, overridable key by key from the environment.
 
-The contract (docs/config.md): one table per section, `[server]`, `[storage]`, `[xmpp]` and
-`[http]`; every key may also come from an environment variable named
+The contract (docs/config.md): one table per section, `[server]`, `[storage]`, `[xmpp]`,
+`[http]` and `[federation]`; every key may also come from an environment variable named
 `BUDDYCLOUD_<SECTION>_<KEY>` (upper case), which wins over the file. With neither, the
 embedded default runs: SQLite under `./data`, HTTP on 127.0.0.1:8080 and no XMPP.
 
@@ -144,6 +144,24 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FederationConfig:
+    """`[federation]`: how the channel servers of other domains are found.
+
+    Attributes:
+        nameservers: (address, port) of the DNS servers asked for `_bcloud-server._tcp`
+            TXT records; empty means the system's resolver.
+        discovery_ttl: seconds a domain's channel server, once found, is remembered.
+        failure_ttl: seconds a domain where none was found is remembered as such.
+        dns_timeout: seconds a DNS lookup may take, retries included.
+    """
+
+    nameservers: tuple[tuple[str, int], ...] = ()
+    discovery_ttl: int = 600
+    failure_ttl: int = 30
+    dns_timeout: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. `xmpp` is None when the server runs without XMPP."""
 
@@ -151,6 +169,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     xmpp: XmppConfig | None = None
     http: HttpConfig = field(default_factory=HttpConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
 
 
 # --- reading raw values ----------------------------------------------------------------
@@ -370,6 +389,28 @@ def _listen(raw: str) -> tuple[str, str, int]:
     return raw, host, int(port_text)
 
 
+def _nameserver(raw: str) -> tuple[str, int]:
+    """`IP:PORT`, `[IPv6]:PORT`, or an address alone (port 53)."""
+    text = raw.strip()
+    host, port_text = text, "53"
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError("write an IPv6 nameserver as [address]:port, e.g. [::1]:53")
+        port_text = rest[1:] if rest else "53"
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            "must be an IP address with an optional port, e.g. 127.0.0.1:53 or [::1]:5353"
+        ) from None
+    if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"the port must be a number between 1 and 65535, got {port_text!r}")
+    return str(address), int(port_text)
+
+
 # --- sections --------------------------------------------------------------------------
 
 
@@ -490,6 +531,24 @@ def _build_http(section: _Section) -> HttpConfig:
     return config
 
 
+def _build_federation(section: _Section) -> FederationConfig:
+    origin = section.origin_of("nameservers")
+    nameservers = []
+    for raw in section.string_list("nameservers", ()):
+        try:
+            nameservers.append(_nameserver(raw))
+        except ValueError as exc:
+            raise section.fail("nameservers", f"{raw[:100]!r}: {exc}", origin) from None
+    config = FederationConfig(
+        nameservers=tuple(nameservers),
+        discovery_ttl=section.integer("discovery_ttl", 600, minimum=1, maximum=7 * 24 * 3600),
+        failure_ttl=section.integer("failure_ttl", 30, minimum=1, maximum=24 * 3600),
+        dns_timeout=section.integer("dns_timeout", 5, minimum=1, maximum=60),
+    )
+    section.check_no_unknown_keys(FEDERATION_KEYS)
+    return config
+
+
 SERVER_KEYS = (
     "domain",
     "topics_domain",
@@ -512,11 +571,13 @@ XMPP_KEYS = (
     "reconnect_queue_bytes",
 )
 HTTP_KEYS = ("listen", "metrics_token", "access_log")
+FEDERATION_KEYS = ("nameservers", "discovery_ttl", "failure_ttl", "dns_timeout")
 SECTIONS: dict[str, tuple[str, ...]] = {
     "server": SERVER_KEYS,
     "storage": STORAGE_KEYS,
     "xmpp": XMPP_KEYS,
     "http": HTTP_KEYS,
+    "federation": FEDERATION_KEYS,
 }
 
 
@@ -566,6 +627,7 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
         storage=_build_storage(sections["storage"]),
         xmpp=_build_xmpp(sections["xmpp"]),
         http=_build_http(sections["http"]),
+        federation=_build_federation(sections["federation"]),
     )
 
 

@@ -81,6 +81,8 @@ class ProsodySettings:
         multicast: load the project's XEP-0033 module on the virtual hosts, so that the
             channel server sends each notification once for all its recipients
             (`buddycloud/prosody_modules/mod_buddycloud_multicast.lua`).
+        extra_components: further XEP-0114 components, (JID, secret) pairs, on the same
+            component port.
     """
 
     domain: str
@@ -97,6 +99,7 @@ class ProsodySettings:
     anonymous_host: str | None = None
     admins: tuple[str, ...] = field(default=())
     multicast: bool = True
+    extra_components: tuple[tuple[str, str], ...] = ()
 
     @property
     def config_path(self) -> Path:
@@ -206,12 +209,13 @@ def render_config(settings: ProsodySettings) -> str:
             '  authentication = "anonymous"',
             "  allow_registration = false",
         ]
-    lines += [
-        "",
-        f"Component {_lua_string(s.component_jid)}",
-        f"  component_secret = {_lua_string(s.component_secret)}",
-        "",
-    ]
+    for jid, secret in ((s.component_jid, s.component_secret), *s.extra_components):
+        lines += [
+            "",
+            f"Component {_lua_string(jid)}",
+            f"  component_secret = {_lua_string(secret)}",
+        ]
+    lines.append("")
     return "\n".join(lines)
 
 

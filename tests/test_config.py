@@ -406,3 +406,59 @@ async def test_the_stanza_limit_and_queue_size_reach_the_component(
         assert app.component.reconnect_queue_bytes == 0
     finally:
         await app.close()
+
+
+# --- [federation] ------------------------------------------------------------------------
+
+
+def test_federation_defaults_to_the_system_resolver_and_documented_ttls() -> None:
+    federation = load_config(None, {}).federation
+    assert federation.nameservers == ()
+    assert (federation.discovery_ttl, federation.failure_ttl, federation.dns_timeout) == (
+        600,
+        30,
+        5,
+    )
+
+
+def test_federation_nameservers_take_ipv4_ipv6_and_bare_addresses(write: Write) -> None:
+    path = write(
+        "[federation]\n"
+        "nameservers = ['127.0.0.1:5353', '[::1]:53', '10.0.0.1', '[fe80::1]']\n"
+        "discovery_ttl = 60\nfailure_ttl = 5\ndns_timeout = 2\n"
+    )
+    federation = load_config(path, {}).federation
+    assert federation.nameservers == (
+        ("127.0.0.1", 5353),
+        ("::1", 53),
+        ("10.0.0.1", 53),
+        ("fe80::1", 53),
+    )
+    assert (federation.discovery_ttl, federation.failure_ttl, federation.dns_timeout) == (60, 5, 2)
+
+
+def test_federation_nameservers_from_the_environment_are_comma_separated() -> None:
+    config = load_config(None, {"BUDDYCLOUD_FEDERATION_NAMESERVERS": "127.0.0.1:5353, [::1]:54"})
+    assert config.federation.nameservers == (("127.0.0.1", 5353), ("::1", 54))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("nameservers = '127.0.0.1'", "[federation] nameservers: must be a list of strings"),
+        ("nameservers = ['ns.capulet.lit:53']", "'ns.capulet.lit:53': must be an IP address"),
+        ("nameservers = ['127.0.0.1:0']", "the port must be a number between 1 and 65535"),
+        ("nameservers = ['127.0.0.1:dns']", "the port must be a number between 1 and 65535"),
+        ("nameservers = ['1.2.3:53']", "must be an IP address with an optional port"),
+        ("nameservers = ['[::1]53']", "write an IPv6 nameserver as [address]:port"),
+        ("discovery_ttl = 0", "[federation] discovery_ttl: must be between 1 and"),
+        ("failure_ttl = 'short'", "[federation] failure_ttl: must be an integer"),
+        ("dns_timeout = 61", "[federation] dns_timeout: must be between 1 and 60"),
+        ("resolver = 'x'", "[federation] resolver: unknown key"),
+    ],
+)
+def test_bad_federation_values_are_named(write: Write, text: str, expected: str) -> None:
+    path = write(f"[federation]\n{text}\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: ")
+    assert expected in message

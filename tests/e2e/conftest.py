@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dnsmasq_support import running_dnsmasq
+from dnsmasq_support import unavailable_reason as dnsmasq_unavailable
 from e2e.ejabberd import PrivateEjabberd
 from e2e.ejabberd import unavailable_reason as ejabberd_unavailable
-from e2e.federation import TwoDomains, start_prosody_pair, stop_all
+from e2e.federation import TXT_RECORDS, TwoDomains, start_prosody_pair, stop_all
 from e2e.harness import (
     ANON_DOMAIN,
     DOMAIN,
@@ -246,14 +248,20 @@ def two_domains(e2e_dir: Path) -> Iterator[TwoDomains]:
     """capulet.lit and montague.lit, each a private Prosody with its own channel server,
     federating over s2s on loopback (tests/e2e/federation.py)."""
     require_prosody()
-    pair = start_prosody_pair(e2e_dir / "federation")
-    try:
-        for domain in pair:
-            domain.start_server()
-        yield pair
-    finally:
-        problems = stop_all(pair)
-        assert not problems, "; ".join(problems)
+    reason = dnsmasq_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    base = e2e_dir / "federation"
+    base.mkdir()
+    with running_dnsmasq(TXT_RECORDS, base) as nameserver:
+        pair = start_prosody_pair(base, nameserver)
+        try:
+            for domain in pair:
+                domain.start_server()
+            yield pair
+        finally:
+            problems = stop_all(pair)
+            assert not problems, "; ".join(problems)
 
 
 @pytest.fixture

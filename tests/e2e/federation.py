@@ -21,6 +21,18 @@ from buddycloud.prosody import PrivateProsody, ProsodySettings, free_loopback_ad
 
 CAPULET = "capulet.lit"
 MONTAGUE = "montague.lit"
+# A domain without an XMPP service whose channels montague.lit's server hosts: only DNS
+# names it (ProtoXEP 2.3). And one whose DNS record points at something that is no
+# channel server.
+VERONA = "verona.lit"
+PADUA = "padua.lit"
+# A spare component on capulet.lit's Prosody, outside capulet.lit's disco#items, that tests
+# connect from their own process to send what they like over s2s.
+PROBE = "probe.lit"
+TXT_RECORDS = {
+    f"_bcloud-server._tcp.{VERONA}": f"v=1.0 server=channels.{MONTAGUE}",
+    f"_bcloud-server._tcp.{PADUA}": f"v=1.0 server={MONTAGUE}",
+}
 # Users registered on each domain ("probe" is the readiness check's).
 DOMAIN_USERS = {
     CAPULET: ("juliet", "nurse", "tybalt", "probe"),
@@ -100,6 +112,8 @@ class Domain:
 class TwoDomains:
     capulet: Domain
     montague: Domain
+    nameserver: tuple[str, int] = ("127.0.0.1", 53)  # the private dnsmasq
+    probe_secret: str = ""
 
     def __iter__(self) -> Iterator[Domain]:
         return iter((self.capulet, self.montague))
@@ -113,15 +127,18 @@ def hosts_entries(domain: str, address: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, address) for name in (domain, service_of(domain), f"topics.{domain}"))
 
 
-def start_prosody_pair(base_dir: Path) -> TwoDomains:
-    """Both Prosody instances started, federating, with their users registered.
+def start_prosody_pair(base_dir: Path, nameserver: tuple[str, int]) -> TwoDomains:
+    """Both Prosody instances started, federating, with their users registered, and each
+    channel server configured to ask `nameserver` for TXT records.
 
-    The channel servers are not started: the caller adds its configuration first.
+    The channel servers are not started.
     """
     addresses = dict(zip((CAPULET, MONTAGUE), free_loopback_addresses(2), strict=True))
     hosts = tuple(
         entry for name, address in addresses.items() for entry in hosts_entries(name, address)
-    )
+    ) + ((PROBE, addresses[CAPULET]),)
+    probe_secret = secrets.token_hex(16)
+    federation = [f'nameservers = ["{nameserver[0]}:{nameserver[1]}"]']
     domains: list[Domain] = []
     try:
         for name, address in addresses.items():
@@ -138,9 +155,13 @@ def start_prosody_pair(base_dir: Path) -> TwoDomains:
                 s2s_interface=address,
                 hosts=hosts,
                 multicast=False,
+                extra_components=((PROBE, probe_secret),) if name == CAPULET else (),
             )
             prosody = PrivateProsody(settings)
-            domains.append(Domain(name, address, prosody, workdir))
+            federation = [f'nameservers = ["{nameserver[0]}:{nameserver[1]}"]']
+            domains.append(
+                Domain(name, address, prosody, workdir, None, {"federation": federation})
+            )
             prosody.start()
             for user in DOMAIN_USERS[name]:
                 prosody.register(user, password_of(user))
@@ -148,7 +169,7 @@ def start_prosody_pair(base_dir: Path) -> TwoDomains:
         for domain in domains:
             domain.prosody.stop()
         raise
-    return TwoDomains(*domains)
+    return TwoDomains(domains[0], domains[1], nameserver, probe_secret)
 
 
 def stop_all(pair: TwoDomains) -> list[str]:
