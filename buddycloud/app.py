@@ -23,6 +23,9 @@ from typing import TextIO
 
 from buddycloud.config import Config, XmppConfig
 from buddycloud.domain.jid import Jid
+from buddycloud.federation.client import RemoteServers
+from buddycloud.federation.discovery import ServerDiscovery
+from buddycloud.federation.dns import DnsTxtLookup
 from buddycloud.http.app import create_app
 from buddycloud.http.auth import Authenticator
 from buddycloud.http.metrics import Metrics
@@ -31,6 +34,7 @@ from buddycloud.http.server import HttpServer
 from buddycloud.prosody import PrivateProsody, ProsodySettings, ProsodyStartFailed
 from buddycloud.services.config import EngineConfig
 from buddycloud.services.engine import Engine
+from buddycloud.services.ports import Clock
 from buddycloud.storage.base import Storage
 from buddycloud.storage.factory import open_storage
 from buddycloud.util.clock import SystemClock
@@ -123,6 +127,20 @@ def engine_config(config: Config) -> EngineConfig:
     )
 
 
+def remote_servers(config: Config, component: ChannelComponent, clock: Clock) -> RemoteServers:
+    """Federation from `[federation]`: other domains' channels, reached through `component`."""
+    federation = config.federation
+    discovery = ServerDiscovery(
+        component.query,
+        DnsTxtLookup(federation.nameservers, timeout=federation.dns_timeout),
+        own_domain=config.server.domain.domain,
+        own_jid=component.jid,
+        ttl=federation.discovery_ttl,
+        failure_ttl=federation.failure_ttl,
+    )
+    return RemoteServers(discovery, component.request, clock, timeout=federation.request_timeout)
+
+
 def _migrates_on_open(url: str) -> bool:
     # The embedded default (SQLite) creates its schema on first start, so that
     # `buddycloud serve` works out of the box. A PostgreSQL schema is shared by several
@@ -145,7 +163,8 @@ async def build(config: Config) -> App:
         observe_write=metrics.observe_storage_write,
     )
     try:
-        engine = Engine(storage, SystemClock(), engine_config(config))
+        clock = SystemClock()
+        engine = Engine(storage, clock, engine_config(config))
         engine.add_listener(metrics.count_event)
         component = None
         xmpp_connected = None
@@ -166,6 +185,7 @@ async def build(config: Config) -> App:
             # callable: neither knows the XMPP edge.
             xmpp_connected = component.connected.is_set
             metrics.watch_xmpp(xmpp_connected)
+            engine.use_remote(remote_servers(config, component, clock))
         http_app = create_app(
             HttpContext(
                 engine=engine,

@@ -153,12 +153,15 @@ class FederationConfig:
         discovery_ttl: seconds a domain's channel server, once found, is remembered.
         failure_ttl: seconds a domain where none was found is remembered as such.
         dns_timeout: seconds a DNS lookup may take, retries included.
+        request_timeout: seconds a request made for a local user of another domain's
+            channel may take, discovery included, before the user is told it timed out.
     """
 
     nameservers: tuple[tuple[str, int], ...] = ()
     discovery_ttl: int = 600
     failure_ttl: int = 30
     dns_timeout: int = 5
+    request_timeout: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -544,6 +547,7 @@ def _build_federation(section: _Section) -> FederationConfig:
         discovery_ttl=section.integer("discovery_ttl", 600, minimum=1, maximum=7 * 24 * 3600),
         failure_ttl=section.integer("failure_ttl", 30, minimum=1, maximum=24 * 3600),
         dns_timeout=section.integer("dns_timeout", 5, minimum=1, maximum=60),
+        request_timeout=section.integer("request_timeout", 10, minimum=1, maximum=60),
     )
     section.check_no_unknown_keys(FEDERATION_KEYS)
     return config
@@ -571,7 +575,13 @@ XMPP_KEYS = (
     "reconnect_queue_bytes",
 )
 HTTP_KEYS = ("listen", "metrics_token", "access_log")
-FEDERATION_KEYS = ("nameservers", "discovery_ttl", "failure_ttl", "dns_timeout")
+FEDERATION_KEYS = (
+    "nameservers",
+    "discovery_ttl",
+    "failure_ttl",
+    "dns_timeout",
+    "request_timeout",
+)
 SECTIONS: dict[str, tuple[str, ...]] = {
     "server": SERVER_KEYS,
     "storage": STORAGE_KEYS,

@@ -414,18 +414,19 @@ async def test_the_stanza_limit_and_queue_size_reach_the_component(
 def test_federation_defaults_to_the_system_resolver_and_documented_ttls() -> None:
     federation = load_config(None, {}).federation
     assert federation.nameservers == ()
-    assert (federation.discovery_ttl, federation.failure_ttl, federation.dns_timeout) == (
-        600,
-        30,
-        5,
-    )
+    assert (
+        federation.discovery_ttl,
+        federation.failure_ttl,
+        federation.dns_timeout,
+        federation.request_timeout,
+    ) == (600, 30, 5, 10)
 
 
 def test_federation_nameservers_take_ipv4_ipv6_and_bare_addresses(write: Write) -> None:
     path = write(
         "[federation]\n"
         "nameservers = ['127.0.0.1:5353', '[::1]:53', '10.0.0.1', '[fe80::1]']\n"
-        "discovery_ttl = 60\nfailure_ttl = 5\ndns_timeout = 2\n"
+        "discovery_ttl = 60\nfailure_ttl = 5\ndns_timeout = 2\nrequest_timeout = 20\n"
     )
     federation = load_config(path, {}).federation
     assert federation.nameservers == (
@@ -435,6 +436,7 @@ def test_federation_nameservers_take_ipv4_ipv6_and_bare_addresses(write: Write) 
         ("fe80::1", 53),
     )
     assert (federation.discovery_ttl, federation.failure_ttl, federation.dns_timeout) == (60, 5, 2)
+    assert federation.request_timeout == 20
 
 
 def test_federation_nameservers_from_the_environment_are_comma_separated() -> None:
@@ -454,6 +456,7 @@ def test_federation_nameservers_from_the_environment_are_comma_separated() -> No
         ("discovery_ttl = 0", "[federation] discovery_ttl: must be between 1 and"),
         ("failure_ttl = 'short'", "[federation] failure_ttl: must be an integer"),
         ("dns_timeout = 61", "[federation] dns_timeout: must be between 1 and 60"),
+        ("request_timeout = 0", "[federation] request_timeout: must be between 1 and 60"),
         ("resolver = 'x'", "[federation] resolver: unknown key"),
     ],
 )

@@ -238,3 +238,31 @@ class Unsupported(ChannelError):
     def __init__(self, feature: str, message: str = "") -> None:
         super().__init__(message or f"feature {feature} is not supported")
         self.feature = feature
+
+
+# --- other domains ---------------------------------------------------------------------
+
+
+class RemoteError(ChannelError):
+    """The channel's home server (another domain's) did not give a usable answer."""
+
+
+class RemoteServerNotFound(RemoteError):
+    """No channel server could be found for the channel's domain."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(f"found no channel server for {domain}")
+        self.domain = domain
+
+
+class RemoteTimeout(RemoteError):
+    """The channel's home server did not answer in time."""
+
+    def __init__(self, domain: str, seconds: float) -> None:
+        super().__init__(f"the channel server of {domain} did not answer within {seconds:g} s")
+        self.domain = domain
+
+
+class UntrustedServer(Forbidden):
+    """A server asked on behalf of a user, or told of a channel, of a domain whose channel
+    server it is not (ProtoXEP 10.1)."""

@@ -42,8 +42,12 @@ from buddycloud.domain.errors import (
     OwnerRequired,
     OwnSubscription,
     PayloadTooLarge,
+    RemoteError,
+    RemoteServerNotFound,
+    RemoteTimeout,
     SubscriptionPending,
     Unsupported,
+    UntrustedServer,
 )
 
 log = logging.getLogger(__name__)
@@ -85,6 +89,10 @@ HTTP_ERRORS: dict[type[Exception], HttpError] = {
     OwnerRequired: HttpError(409, "node-must-have-owner"),
     NotSubscribed: HttpError(409, "not-subscribed"),
     Unsupported: HttpError(400, "unsupported"),
+    RemoteError: HttpError(502, "remote-server-error"),
+    RemoteServerNotFound: HttpError(502, "remote-server-not-found"),
+    RemoteTimeout: HttpError(504, "remote-server-timeout"),
+    UntrustedServer: HttpError(403, "untrusted-server"),
     NotAuthenticated: HttpError(401, "not-authenticated"),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from buddycloud.domain.errors import NotLocalUser
+from buddycloud.domain.errors import NotLocalUser, Unsupported, UntrustedServer
 from buddycloud.domain.events import Event
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
@@ -18,7 +18,7 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.permissions import READ_TABLE, Operation, may, require
 from buddycloud.services.config import EngineConfig
-from buddycloud.services.ports import Clock, EventListener
+from buddycloud.services.ports import Clock, EventListener, RemoteChannels
 from buddycloud.storage.base import NodeContext, Storage
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,12 @@ class EngineBase:
         self.clock = clock
         self.config = config
         self._listeners: list[EventListener] = []
+        self.remote: RemoteChannels | None = None
+
+    def use_remote(self, remote: RemoteChannels) -> None:
+        """Reach the channels of other domains through `remote` (federation). Without
+        it, a channel of another domain is looked for here, like any other."""
+        self.remote = remote
 
     # --- events -----------------------------------------------------------------------
 
@@ -77,6 +83,55 @@ class EngineBase:
         if not self.is_local_user(jid):
             raise NotLocalUser(f"only users of {self.config.domain} may do this")
 
+    # --- other domains ----------------------------------------------------------------
+
+    def is_mine(self, node: NodeId) -> bool:
+        """Whether this server is the channel's home: THE one place that decides it.
+
+        Channels of `[server] domain` and of the topics domain are served here; every other
+        channel by its own domain's channel server.
+        """
+        return node.channel.domain in (self.config.domain, self.config.topics_domain)
+
+    def _remote_for(self, requester: Jid, node: NodeId) -> RemoteChannels | None:
+        """The port to ask about `node` when it is another domain's, None when it is ours.
+
+        Only this server's own users are acted for: it is their home server, not anyone's.
+
+        Raises:
+            NotLocalUser: someone else asks about another domain's channel.
+        """
+        if self.remote is None or self.is_mine(node):
+            return None
+        if not self.is_local_user(requester):
+            raise NotLocalUser(
+                f"only users of {self.config.domain} reach other domains' channels here"
+            )
+        return self.remote
+
+    async def acting_for(self, sender: Jid, actor: Jid) -> Jid:
+        """The requester of a request `sender` makes on behalf of `actor` (`<actor>`,
+        reference 5.2): the actor, once `sender` is known to be the channel server of the
+        actor's domain (ProtoXEP 10.1). A domain-suffix check is not enough: discovery
+        must name exactly `sender`.
+
+        Raises:
+            UntrustedServer: `sender` is not that server, or the actor is a user of this
+                server's own domain, or this server does not federate.
+        """
+        actor = actor.bare
+        trusted = (
+            self.remote is not None
+            and actor.domain not in (self.config.domain, self.config.topics_domain)
+            and not sender.local
+            and sender.is_bare
+            and await self.remote.is_channel_server(actor.domain, sender)
+        )
+        if not trusted:
+            logger.warning("refused a request from %s acting for %s", sender, actor)
+            raise UntrustedServer(f"{sender} is not the channel server of {actor.domain}")
+        return actor
+
     # --- permissions --------------------------------------------------------------------
 
     def _is_local_to(self, requester: Jid, channel: Channel) -> bool:
@@ -106,6 +161,13 @@ class EngineBase:
         )
 
     async def _context(self, requester: Jid, node: NodeId) -> NodeContext:
+        if self.remote is not None and not self.is_mine(node):
+            # The operations that reach other domains ask `_remote_for` first; the others
+            # do not yet, and must not answer from a local lookup as if the channel were
+            # missing.
+            raise Unsupported(
+                "federation", "this operation is not yet available on other domains' channels"
+            )
         return await self.storage.get_node_context(node, requester.bare)
 
     async def _audience(self, channel: Channel, operation: Operation) -> tuple[Jid, ...]:

@@ -14,6 +14,7 @@ from buddycloud.domain.errors import (
     NotSubscribed,
     OwnerRequired,
     OwnSubscription,
+    Unsupported,
 )
 from buddycloud.domain.events import AuthorizationRequested, RoleChanged, SubscriptionChanged
 from buddycloud.domain.jid import Jid
@@ -64,6 +65,13 @@ class FollowOps(ChannelOps):
         requester = requester.bare
         if subscriber.bare != requester:
             raise JidMismatch(str(subscriber), "subscribe")
+        remote = self._remote_for(requester, node)
+        if remote is not None:
+            if temporary:
+                raise Unsupported(
+                    "federation", "temporary subscriptions to other domains' channels"
+                )
+            return await remote.subscribe(requester, node)
         context = await self._context(requester, node)
         channel, current = context.channel, context.membership
         role = role_of(current)
@@ -129,6 +137,10 @@ class FollowOps(ChannelOps):
         requester = requester.bare
         if subscriber.bare != requester:
             raise JidMismatch(str(subscriber), "unsubscribe")
+        remote = self._remote_for(requester, node)
+        if remote is not None:
+            await remote.unsubscribe(requester, node)
+            return None
         context = await self._context(requester, node)
         channel, current = context.channel, context.membership
         if current is None or current.subscription is SubscriptionState.NONE:

@@ -10,12 +10,14 @@ from functools import partial
 from buddycloud.domain.entries import EntryDraft, ThreadContext, complete_entry, tombstone
 from buddycloud.domain.errors import (
     BadRequest,
+    ChannelError,
     Forbidden,
     InvalidDate,
     InvalidPayload,
     ItemNotFound,
     PayloadTooLarge,
     RecentItemsError,
+    Unsupported,
 )
 from buddycloud.domain.events import ItemPublished, ItemRetracted
 from buddycloud.domain.ids import cross_node_cursor, local_item_id, new_item_id
@@ -32,6 +34,7 @@ from buddycloud.domain.model import (
 from buddycloud.domain.permissions import Operation, public_scope, read_scope
 from buddycloud.domain.times import parse_datetime
 from buddycloud.services.following import FollowOps
+from buddycloud.services.ports import RemoteChannels
 from buddycloud.storage.base import NodeContext, SearchQuery
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -58,6 +61,10 @@ class ItemOps(FollowOps):
             ThreadError, RatingError
         """
         author = requester.bare
+        remote = self._remote_for(author, node)
+        if remote is not None:
+            self._check_size(payload)
+            return await self._publish_remotely(remote, author, node, payload, item_id)
         context = await self._context(author, node)
         self._require(Operation.PUBLISH, author, context)
         self._check_size(payload)
@@ -96,6 +103,24 @@ class ItemOps(FollowOps):
             ItemPublished(context.node, item, audience, is_update=previous is not None)
         )
         return item
+
+    async def _publish_remotely(
+        self,
+        remote: RemoteChannels,
+        author: Jid,
+        node: NodeId,
+        payload: EntryDraft | RawPayload,
+        item_id: str | None,
+    ) -> Item:
+        """Publish to another domain's channel; the item as its server completed it."""
+        given = await remote.publish(author, node, payload, item_id)
+        try:
+            return await remote.get_item(author, node, given)
+        except ChannelError:
+            # Published all the same: answer with what is known of it.
+            now = self.clock.now()
+            raw = payload if isinstance(payload, RawPayload) else None
+            return Item(node, given, author, now, now, raw)
 
     def _check_size(self, payload: EntryDraft | RawPayload) -> None:
         size = payload.byte_size if isinstance(payload, EntryDraft) else len(payload.xml.encode())
@@ -142,6 +167,11 @@ class ItemOps(FollowOps):
             NodeNotFound, ItemNotFound, Forbidden
         """
         author = requester.bare
+        remote = self._remote_for(author, node)
+        if remote is not None:
+            await remote.retract(author, node, item_id, notify=notify)
+            now = self.clock.now()
+            return Item(node, local_item_id(item_id), author, now, now, None, deleted=True)
         item_id = local_item_id(item_id)
         context = await self._context(author, node)
         item = await self.storage.find_item(node, item_id)
@@ -183,6 +213,11 @@ class ItemOps(FollowOps):
     ) -> Page[Item]:
         """A node's items, newest activity first, paged (XEP-0059); `since`, `until` and
         `author` narrow the set the page is cut from."""
+        remote = self._remote_for(requester.bare, node)
+        if remote is not None:
+            if parent_only or since or until or author:
+                raise Unsupported("federation", "filtered item lists of other domains' channels")
+            return await remote.get_items(requester.bare, node, page)
         await self._readable(requester, node)
         return await self.storage.list_items(
             node,
@@ -195,6 +230,9 @@ class ItemOps(FollowOps):
 
     async def get_item(self, requester: Jid, node: NodeId, item_id: str) -> Item:
         """Raises NodeNotFound, ItemNotFound, ClosedNode, Banned."""
+        remote = self._remote_for(requester.bare, node)
+        if remote is not None:
+            return await remote.get_item(requester.bare, node, item_id)
         await self._readable(requester, node)
         return await self.storage.get_item(node, local_item_id(item_id))
 

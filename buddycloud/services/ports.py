@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from buddycloud.domain.entries import EntryDraft
 from buddycloud.domain.events import Event
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import Item, Membership, NodeId, Page, PageRequest, RawPayload
 
 
 class Clock(Protocol):
@@ -15,3 +18,34 @@ class Clock(Protocol):
 
 class EventListener(Protocol):
     async def __call__(self, event: Event) -> None: ...
+
+
+class RemoteChannels(Protocol):
+    """The channels of other domains, as their authoritative channel servers answer.
+
+    The engine hands every request about a channel whose domain it does not serve to this
+    port, acting for `actor`, a user of this server's domain; the port answers with domain
+    values, or raises domain errors (never a remote server's own error text). Implemented
+    by `buddycloud.federation.client.RemoteServers`.
+    """
+
+    async def get_items(self, actor: Jid, node: NodeId, page: PageRequest) -> Page[Item]:
+        """Raises: NodeNotFound, ClosedNode, Forbidden, RemoteError and its subclasses."""
+
+    async def get_item(self, actor: Jid, node: NodeId, item_id: str) -> Item:
+        """Raises: ItemNotFound, and what `get_items` raises."""
+
+    async def publish(
+        self, actor: Jid, node: NodeId, payload: EntryDraft | RawPayload, item_id: str | None
+    ) -> str:
+        """Publish; the id the channel's server gave the item."""
+
+    async def retract(self, actor: Jid, node: NodeId, item_id: str, *, notify: bool) -> None: ...
+
+    async def subscribe(self, actor: Jid, node: NodeId) -> Membership:
+        """Follow the channel: the new membership (subscribed, or pending approval)."""
+
+    async def unsubscribe(self, actor: Jid, node: NodeId) -> None: ...
+
+    async def is_channel_server(self, domain: str, sender: Jid) -> bool:
+        """Whether `sender` is the channel server of `domain` (ProtoXEP 10.1)."""

@@ -34,7 +34,7 @@ from slixmpp import ComponentXMPP
 from buddycloud.domain.jid import Jid
 from buddycloud.services.engine import Engine
 from buddycloud.xmpp.fitting import DEFAULT_MAX_STANZA_BYTES, fits
-from buddycloud.xmpp.multicast import QueryFailed, discover
+from buddycloud.xmpp.multicast import QueryFailed, QueryTimeout, discover
 from buddycloud.xmpp.namespaces import NS_COMPONENT, qname
 from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
@@ -364,38 +364,53 @@ class ChannelComponent:
 
     # --- requests the component sends -------------------------------------------------------
 
+    async def request(
+        self, type_: str, to: str, payload: Element, *, timeout: float = QUERY_TIMEOUT
+    ) -> Element:
+        """Send an IQ of `type_` (get or set) with `payload` to `to`; its answer, the whole
+        `<iq type="result">` or `<iq type="error">` stanza.
+
+        Raises:
+            QueryTimeout: no answer within `timeout` seconds.
+            QueryFailed: no stream to send it on.
+        """
+        if not self.connected.is_set():
+            raise QueryFailed("the component is not connected to its XMPP server")
+        stanza_id = f"q{next(self._query_ids)}"
+        future: asyncio.Future[Element] = asyncio.get_running_loop().create_future()
+        self._queries[stanza_id] = (to, future)
+        iq = Element("iq", {"type": type_, "from": str(self.jid), "to": to, "id": stanza_id})
+        iq.append(payload)
+        try:
+            self.send(iq)
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise QueryTimeout(f"{to} did not answer in {timeout:g} s") from None
+        finally:
+            self._queries.pop(stanza_id, None)
+
     async def query(self, to: str, payload: Element) -> Element:
         """Send an IQ get with `payload` to `to`; the payload of its result.
 
         Raises:
             QueryFailed: an error answer, no answer in QUERY_TIMEOUT, or no stream.
         """
-        stanza_id = f"q{next(self._query_ids)}"
-        future: asyncio.Future[Element] = asyncio.get_running_loop().create_future()
-        self._queries[stanza_id] = (to, future)
-        iq = Element("iq", {"type": "get", "from": str(self.jid), "to": to, "id": stanza_id})
-        iq.append(payload)
-        try:
-            self.send(iq)
-            return await asyncio.wait_for(future, QUERY_TIMEOUT)
-        except TimeoutError:
-            raise QueryFailed(f"{to} did not answer in {QUERY_TIMEOUT:g} s") from None
-        finally:
-            self._queries.pop(stanza_id, None)
+        answer = await self.request("get", to, payload)
+        children = [child for child in answer if isinstance(child.tag, str)]
+        if answer.get("type") == "result" and children:
+            return children[0]
+        raise QueryFailed(f"{to} answered with an error")
 
     def _answered(self, iq: Element, refusal: str | None = None) -> bool:
-        """Settle the query `iq` answers; False if it answers none of ours."""
+        """Settle the request `iq` answers; False if it answers none of ours. An answer the
+        stream refused (`refusal`, too large or malformed) fails the request."""
         pending = self._queries.get(iq.get("id", ""))
         if pending is None or pending[0] != iq.get("from") or pending[1].done():
             return False
         if refusal is not None:
             pending[1].set_exception(QueryFailed(f"{pending[0]} answered: {refusal}"))
             return True
-        children = [child for child in iq if isinstance(child.tag, str)]
-        if iq.get("type") == "result" and children:
-            pending[1].set_result(children[0])
-        else:
-            pending[1].set_exception(QueryFailed(f"{pending[0]} answered with an error"))
+        pending[1].set_result(iq)
         return True
 
     async def _find_multicast(self) -> None:

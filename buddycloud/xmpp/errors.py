@@ -50,9 +50,13 @@ from buddycloud.domain.errors import (
     PayloadTooLarge,
     RatingError,
     RecentItemsError,
+    RemoteError,
+    RemoteServerNotFound,
+    RemoteTimeout,
     SubscriptionPending,
     ThreadError,
     Unsupported,
+    UntrustedServer,
 )
 from buddycloud.xmpp.namespaces import (
     NS_BUDDYCLOUD_ERRORS,
@@ -218,6 +222,10 @@ STANZA_ERRORS: dict[type[BaseException], StanzaErrorSpec] = {
     ServiceUnavailable: _spec("service-unavailable", "cancel"),
     PresenceRequired: _spec("not-acceptable", "modify", "invalid-options"),
     ReplyTooLarge: _spec("not-acceptable", "cancel"),
+    RemoteError: _spec("remote-server-not-found", "cancel"),
+    RemoteServerNotFound: _spec("remote-server-not-found", "cancel"),
+    RemoteTimeout: _spec("remote-server-timeout", "wait"),
+    UntrustedServer: _spec("forbidden", "auth"),
 }
 
 INTERNAL_ERROR = StanzaErrorSpec("internal-server-error", "cancel")

@@ -38,6 +38,10 @@ class QueryFailed(Exception):
     """An IQ the component sent got an error answer, or none in time."""
 
 
+class QueryTimeout(QueryFailed):
+    """An IQ the component sent got no answer in time."""
+
+
 Query = Callable[[str, Element], Awaitable[Element]]
 """Send an IQ get with this payload to that JID; the answer's payload.
 

@@ -82,7 +82,11 @@ from buddycloud.xmpp.namespaces import (
     split_tag,
 )
 from buddycloud.xmpp.presence import OnlineUsers
-from buddycloud.xmpp.stanzas import DEFAULT_MAX_PAYLOAD_BYTES, parse_authorization_answer
+from buddycloud.xmpp.stanzas import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    parse_actor,
+    parse_authorization_answer,
+)
 from buddycloud.xmpp.xml import quote_attribute, serialize, utf8_size
 
 log = logging.getLogger(__name__)
@@ -267,6 +271,11 @@ class Router:
                 # RFC 6120 §8.2.3: a get or set carries exactly one payload.
                 raise MalformedStanza("an IQ get or set must hold exactly one element")
             handler = find_handler(route_key(iq_type, children[0]))
+            actor = parse_actor(children[0])
+            if actor is not None:
+                # Another domain's channel server, asking for one of its users; only the
+                # server discovery names for that user's domain is believed (10.1).
+                requester = await self.engine.acting_for(requester, actor)
             room = self.edge.max_stanza_bytes - self._envelope_size(iq, "result")
             payload = await handler(IqRequest(self.edge, requester, children[0], room))
         except Exception as exc:

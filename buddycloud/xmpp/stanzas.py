@@ -74,6 +74,7 @@ from buddycloud.xmpp.namespaces import (
     NS_REGISTER,
     NS_SEARCH,
     qname,
+    split_tag,
 )
 from buddycloud.xmpp.rsm import find_set, parse_int, parse_rsm, parse_set, render_rsm
 from buddycloud.xmpp.xml import (
@@ -663,6 +664,28 @@ def _node_of_item(item: Item) -> NodeId:
 
 def _items_block_size(item: Item) -> int:
     return wrapper_size(Element(qname(NS_PUBSUB, "items"), {"node": str(item.node)}), NS_PUBSUB)
+
+
+# --- acting for a user of another domain (reference 5.2) ---------------------------------
+
+
+def parse_actor(payload: Element) -> Jid | None:
+    """The `<actor xmlns="http://buddycloud.org/v1">` a `<pubsub>` request carries, if any.
+
+    Raises:
+        MalformedStanza: more than one actor, or one that is not a JID.
+    """
+    if split_tag(payload.tag)[1] != "pubsub":
+        return None
+    actors = payload.findall(qname(NS_BUDDYCLOUD, "actor"))
+    if not actors:
+        return None
+    if len(actors) > 1:
+        raise MalformedStanza("a request acts for one actor")
+    try:
+        return Jid.parse((actors[0].text or "").strip())
+    except InvalidJid as exc:
+        raise MalformedStanza(f"the actor is not a JID: {exc.message}") from None
 
 
 # --- subscribe and unsubscribe (XEP-0060 §6.1-6.2) --------------------------------------

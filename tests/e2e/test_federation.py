@@ -12,16 +12,35 @@ from pathlib import Path
 import pytest
 from e2e.conftest import FederatedConnect
 from e2e.federation import CAPULET, MONTAGUE, PADUA, PROBE, VERONA, TwoDomains, service_of
-from e2e.harness import NS_DISCO_INFO, NS_DISCO_ITEMS, TIMEOUT
+from e2e.harness import (
+    NS_DISCO_INFO,
+    NS_DISCO_ITEMS,
+    NS_PUBSUB,
+    NS_STANZAS,
+    TIMEOUT,
+    entry,
+    item_ids,
+    items_request,
+    local_id,
+    posts,
+    publish,
+    published_id,
+    retract,
+    subscribe,
+    unsubscribe,
+)
 
 from buddycloud.domain.jid import Jid
 from buddycloud.federation.discovery import ServerDiscovery
 from buddycloud.federation.dns import DnsTxtLookup
+from buddycloud.federation.wire import pubsub_request
 from buddycloud.services.config import EngineConfig
 from buddycloud.services.engine import Engine
 from buddycloud.storage.factory import open_storage
 from buddycloud.util.clock import SystemClock
 from buddycloud.xmpp.component import ChannelComponent
+from buddycloud.xmpp.namespaces import NS_COMPONENT
+from buddycloud.xmpp.xml import parse_xml
 
 
 async def test_a_user_of_one_domain_sees_the_other_domains_channel_server(
@@ -101,3 +120,91 @@ async def test_discovery_finds_channel_servers_through_disco_over_s2s_and_throug
     # padua.lit's record names a server that is no channel server; nowhere.lit has nothing.
     assert await discovery.channel_server(PADUA) is None
     assert await discovery.channel_server("nowhere.lit") is None
+
+
+# --- acting for local users on other domains' channels (reference 5.2) ---------------------
+
+
+async def test_a_user_follows_reads_posts_and_retracts_on_another_domains_channel(
+    federated: FederatedConnect, unique: str
+) -> None:
+    """Romeo asks only his home server, channels.montague.lit; it acts for him on
+    capulet.lit's channel server, which applies Juliet's channel's rules to him."""
+    juliet = await federated(f"juliet@{CAPULET}")
+    romeo = await federated(f"romeo@{MONTAGUE}")
+    node = posts(juliet.bare)
+    first = local_id(
+        published_id(await juliet.ok("set", publish(node, entry(f"from the balcony {unique}"))))
+    )
+
+    # Reading: the answer comes from Romeo's home server, with Juliet's post in it.
+    reply = await romeo.ok("get", items_request(node, max_items=10))
+    assert reply.element.get("from") == service_of(MONTAGUE)
+    assert first in item_ids(reply, node)
+    assert f"from the balcony {unique}" in reply.text
+
+    # Posting needs a role: a stranger is refused, re-mapped, not relayed.
+    refused = await romeo.iq("set", publish(node, entry("too soon")))
+    assert refused.condition == "forbidden"
+    assert refused.element.get("from") == service_of(MONTAGUE)
+
+    # Following the open channel makes him a follower+post at once.
+    followed = await romeo.ok("set", subscribe(node, romeo.bare))
+    subscription = followed.find("pubsub:pubsub/pubsub:subscription")
+    assert subscription is not None and subscription.get("subscription") == "subscribed"
+
+    answer = await romeo.ok("set", publish(node, entry(f"with love's light wings {unique}")))
+    his = local_id(published_id(answer))
+    # Juliet, on her own server, sees Romeo's post, by romeo@montague.lit.
+    seen = await juliet.ok("get", items_request(node, item_id=his))
+    assert f"with love's light wings {unique}" in seen.text
+    assert f"romeo@{MONTAGUE}" in seen.text
+
+    # He may retract his own post, not hers.
+    await romeo.ok("set", retract(node, his))
+    gone = await juliet.ok("get", items_request(node, item_id=his))
+    assert gone.find("pubsub:pubsub/pubsub:items/pubsub:item/ts:deleted-entry") is not None
+    not_his = await romeo.iq("set", retract(node, first))
+    assert not_his.condition == "forbidden"
+
+    await romeo.ok("set", unsubscribe(node, romeo.bare))
+    again = await romeo.iq("set", unsubscribe(node, romeo.bare))
+    assert again.condition == "unexpected-request"
+
+
+async def test_errors_of_other_domains_come_back_as_this_servers_own(
+    federated: FederatedConnect, unique: str
+) -> None:
+    romeo = await federated(f"romeo@{MONTAGUE}")
+    missing = await romeo.iq("get", items_request(posts(f"nobody-{unique}@{CAPULET}")))
+    assert missing.condition == "item-not-found"
+    assert missing.element.get("from") == service_of(MONTAGUE)
+    # nowhere.lit has no XMPP service and no DNS record.
+    unknown = await romeo.iq("get", items_request(posts("someone@nowhere.lit")))
+    assert unknown.condition == "remote-server-not-found"
+
+
+async def test_a_server_that_is_not_the_actors_channel_server_is_refused(
+    federated: FederatedConnect, probe: ChannelComponent, unique: str
+) -> None:
+    """probe.lit claims to act for Romeo, who may post to Juliet's channel: capulet.lit's
+    server asks who serves montague.lit and refuses the claim; nothing is published."""
+    juliet = await federated(f"juliet@{CAPULET}")
+    benvolio = await federated(f"benvolio@{MONTAGUE}")
+    node = posts(juliet.bare)
+    await benvolio.ok("set", subscribe(node, benvolio.bare))
+    forged = pubsub_request(
+        Jid.parse(benvolio.bare),
+        parse_xml(
+            f"<publish xmlns='{NS_PUBSUB}' node='{node}'><item id='forged-{unique}'>"
+            f"{entry('forged')}</item></publish>"
+        ),
+    )
+    answer = await probe.request("set", service_of(CAPULET), forged, timeout=TIMEOUT)
+    assert answer.get("type") == "error"
+    assert answer.find(f"{{{NS_COMPONENT}}}error/{{{NS_STANZAS}}}forbidden") is not None
+    fetched = await juliet.iq("get", items_request(node, item_id=f"forged-{unique}"))
+    assert fetched.condition == "item-not-found"
+    # The same request through Benvolio's own server is accepted.
+    await benvolio.ok("set", publish(node, entry("genuine"), item_id=f"genuine-{unique}"))
+    await juliet.ok("get", items_request(node, item_id=f"genuine-{unique}"))

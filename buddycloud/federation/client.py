@@ -1,0 +1,145 @@
+"""This server acting for its users on other domains' channels (reference 5.2).
+
+`RemoteServers` implements the engine's `RemoteChannels` port: each request goes to the
+channel server that discovery names for the channel's domain, from this server's
+component, with `<actor>` naming the local user. Discovery and the request together take
+at most `timeout` seconds; past that the user gets `RemoteTimeout`, well within their own
+IQ timeout. Remote errors come back as domain errors (`wire.read_error`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+from xml.etree.ElementTree import Element, SubElement
+
+from buddycloud.domain.entries import EntryDraft
+from buddycloud.domain.errors import RemoteError, RemoteServerNotFound, RemoteTimeout
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import Item, Membership, NodeId, Page, PageRequest, RawPayload
+from buddycloud.federation.discovery import ServerDiscovery
+from buddycloud.federation.wire import (
+    pubsub_request,
+    read_error,
+    read_items,
+    read_membership,
+    read_published_id,
+    render_payload,
+    result_payload,
+)
+from buddycloud.services.ports import Clock
+from buddycloud.xmpp.multicast import QueryFailed
+from buddycloud.xmpp.namespaces import NS_PUBSUB, qname
+from buddycloud.xmpp.rsm import render_page_request
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
+
+class Request(Protocol):
+    async def __call__(self, type_: str, to: str, payload: Element, *, timeout: float) -> Element:
+        """Send an IQ; its answer (result or error). Raises QueryFailed, QueryTimeout."""
+
+
+class RemoteServers:
+    """The channels of other domains, through their channel servers.
+
+    Args:
+        discovery: finds each domain's channel server, and decides trust.
+        request: sends an IQ from this server's component (`ChannelComponent.request`).
+        clock: dates what the remote answer leaves undated.
+        timeout: seconds for discovery and the request together.
+    """
+
+    def __init__(
+        self,
+        discovery: ServerDiscovery,
+        request: Request,
+        clock: Clock,
+        *,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        self.discovery = discovery
+        self._request = request
+        self._clock = clock
+        self.timeout = timeout
+
+    async def _ask(
+        self,
+        type_: str,
+        actor: Jid,
+        node: NodeId,
+        *operations: Element,
+        item_id: str | None = None,
+    ) -> Element | None:
+        """Send the request; the payload of its result.
+
+        Raises:
+            RemoteServerNotFound, RemoteTimeout, RemoteError, or the domain error the
+            remote error maps to.
+        """
+        domain = node.channel.domain
+        try:
+            async with asyncio.timeout(self.timeout):
+                server = await self.discovery.channel_server(domain)
+                if server is None:
+                    raise RemoteServerNotFound(domain)
+                answer = await self._request(
+                    type_, str(server), pubsub_request(actor, *operations), timeout=self.timeout
+                )
+        except TimeoutError:
+            log.info("the channel server of %s did not answer in %g s", domain, self.timeout)
+            raise RemoteTimeout(domain, self.timeout) from None
+        except QueryFailed as exc:
+            log.info("could not reach the channel server of %s: %s", domain, exc)
+            raise RemoteError(f"could not reach the channel server of {domain}") from None
+        if answer.get("type") == "error":
+            raise read_error(answer, node, item_id)
+        if answer.get("type") != "result":
+            raise RemoteError("the channel's server answered with something other than a result")
+        return result_payload(answer)
+
+    async def get_items(self, actor: Jid, node: NodeId, page: PageRequest) -> Page[Item]:
+        items = Element(qname(NS_PUBSUB, "items"), {"node": str(node)})
+        answer = await self._ask("get", actor, node, items, render_page_request(page))
+        return read_items(node, answer, now=self._clock.now())
+
+    async def get_item(self, actor: Jid, node: NodeId, item_id: str) -> Item:
+        items = Element(qname(NS_PUBSUB, "items"), {"node": str(node)})
+        SubElement(items, qname(NS_PUBSUB, "item"), {"id": item_id})
+        answer = await self._ask("get", actor, node, items, item_id=item_id)
+        page = read_items(node, answer, now=self._clock.now())
+        if not page.items:
+            raise RemoteError("the channel's server answered with no item")
+        return page.items[0]
+
+    async def publish(
+        self, actor: Jid, node: NodeId, payload: EntryDraft | RawPayload, item_id: str | None
+    ) -> str:
+        publish = Element(qname(NS_PUBSUB, "publish"), {"node": str(node)})
+        item = SubElement(publish, qname(NS_PUBSUB, "item"), {"id": item_id} if item_id else {})
+        item.append(render_payload(payload))
+        answer = await self._ask("set", actor, node, publish)
+        return read_published_id(answer, item_id)
+
+    async def retract(self, actor: Jid, node: NodeId, item_id: str, *, notify: bool) -> None:
+        attributes = {"node": str(node)} if notify else {"node": str(node), "notify": "false"}
+        retract = Element(qname(NS_PUBSUB, "retract"), attributes)
+        SubElement(retract, qname(NS_PUBSUB, "item"), {"id": item_id})
+        await self._ask("set", actor, node, retract, item_id=item_id)
+
+    async def subscribe(self, actor: Jid, node: NodeId) -> Membership:
+        subscribe = Element(qname(NS_PUBSUB, "subscribe"), {"node": str(node), "jid": str(actor)})
+        answer = await self._ask("set", actor, node, subscribe)
+        return read_membership(node, actor, answer, now=self._clock.now())
+
+    async def unsubscribe(self, actor: Jid, node: NodeId) -> None:
+        unsubscribe = Element(
+            qname(NS_PUBSUB, "unsubscribe"), {"node": str(node), "jid": str(actor)}
+        )
+        await self._ask("set", actor, node, unsubscribe)
+
+    async def is_channel_server(self, domain: str, sender: Jid) -> bool:
+        return await self.discovery.is_channel_server(domain, sender)

@@ -1,0 +1,263 @@
+"""What this server sends to, and reads from, other domains' channel servers.
+
+Requests are ordinary XEP-0060 requests with `<actor xmlns="http://buddycloud.org/v1">`
+naming the user they are made for (reference 5.2). Answers are read into domain values
+here, once; a remote error is mapped to a domain error and its text dropped (STYLE 4).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from xml.etree.ElementTree import Element, SubElement
+
+from buddycloud.domain.entries import EntryDraft
+from buddycloud.domain.errors import (
+    BadRequest,
+    ChannelError,
+    ClosedNode,
+    Forbidden,
+    InvalidDate,
+    InvalidJid,
+    InvalidPayload,
+    ItemNotFound,
+    NodeExists,
+    NodeNotFound,
+    NotSubscribed,
+    OwnerRequired,
+    RemoteError,
+    SubscriptionPending,
+)
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    Item,
+    Membership,
+    NodeId,
+    Page,
+    RawPayload,
+    Role,
+    SubscriptionState,
+)
+from buddycloud.domain.times import parse_datetime
+from buddycloud.xmpp.namespaces import (
+    NS_ACTIVITY,
+    NS_ATOM,
+    NS_BUDDYCLOUD,
+    NS_PUBSUB,
+    NS_REVIEW,
+    NS_RSM,
+    NS_STANZAS,
+    NS_THREAD,
+    qname,
+    split_tag,
+)
+from buddycloud.xmpp.xml import UnsafeXml, parse_xml, serialize
+
+# Never more items read from one remote answer than a local page may hold.
+MAX_REMOTE_ITEMS = 100
+MAX_ITEM_ID = 1024
+
+
+def pubsub_request(actor: Jid, *operations: Element) -> Element:
+    """`<pubsub>operations…<actor>actor</actor></pubsub>`."""
+    pubsub = Element(qname(NS_PUBSUB, "pubsub"))
+    pubsub.extend(operations)
+    SubElement(pubsub, qname(NS_BUDDYCLOUD, "actor")).text = str(actor)
+    return pubsub
+
+
+def render_draft(draft: EntryDraft) -> Element:
+    """An entry draft as the Atom entry a client would have sent (ProtoXEP 6.3)."""
+    entry = Element(qname(NS_ATOM, "entry"))
+    if draft.title is not None:
+        SubElement(entry, qname(NS_ATOM, "title")).text = draft.title
+    if draft.content is not None:
+        if draft.content_type == "xhtml":
+            try:
+                entry.append(
+                    parse_xml(f"<content xmlns='{NS_ATOM}' type='xhtml'>{draft.content}</content>")
+                )
+            except UnsafeXml:
+                raise InvalidPayload("the xhtml content is not well-formed") from None
+        else:
+            content = SubElement(entry, qname(NS_ATOM, "content"), {"type": draft.content_type})
+            content.text = draft.content
+    if draft.in_reply_to is not None:
+        SubElement(entry, qname(NS_THREAD, "in-reply-to"), {"ref": draft.in_reply_to})
+    if draft.target is not None:
+        target = SubElement(entry, qname(NS_ACTIVITY, "target"))
+        SubElement(target, qname(NS_ATOM, "id")).text = draft.target
+    if draft.rating is not None:
+        SubElement(entry, qname(NS_REVIEW, "rating")).text = draft.rating
+    if draft.verb is not None:
+        SubElement(entry, qname(NS_ACTIVITY, "verb")).text = draft.verb
+    if draft.object_type is not None:
+        activity_object = SubElement(entry, qname(NS_ACTIVITY, "object"))
+        SubElement(activity_object, qname(NS_ACTIVITY, "object-type")).text = draft.object_type
+    for extension in draft.extensions:
+        entry.append(parse_xml(extension))
+    return entry
+
+
+def render_payload(payload: EntryDraft | RawPayload) -> Element:
+    if isinstance(payload, EntryDraft):
+        return render_draft(payload)
+    return parse_xml(payload.xml)
+
+
+# --- answers ------------------------------------------------------------------------------
+
+
+def _children(element: Element) -> list[Element]:
+    return [child for child in element if isinstance(child.tag, str)]
+
+
+def result_payload(answer: Element) -> Element | None:
+    """The one payload of an IQ result, None for an empty result."""
+    children = _children(answer)
+    return children[0] if children else None
+
+
+def _garbage(what: str) -> RemoteError:
+    return RemoteError(f"the channel's server answered with {what}")
+
+
+def read_items(node: NodeId, payload: Element | None, *, now: datetime) -> Page[Item]:
+    """`<pubsub><items node><item id>payload</item>*</items>[<set/>]</pubsub>`."""
+    if payload is None or payload.tag != qname(NS_PUBSUB, "pubsub"):
+        raise _garbage("something other than items")
+    block = payload.find(qname(NS_PUBSUB, "items"))
+    if block is None:
+        raise _garbage("no items")
+    items = [
+        read_item(node, element, now=now)
+        for element in block.findall(qname(NS_PUBSUB, "item"))[:MAX_REMOTE_ITEMS]
+    ]
+    rsm = payload.find(qname(NS_RSM, "set"))
+    count, first, last = len(items), None, None
+    if rsm is not None:
+        count_text = (rsm.findtext(qname(NS_RSM, "count")) or "").strip()
+        if count_text.isascii() and count_text.isdigit() and len(count_text) < 10:
+            count = int(count_text)
+        first = rsm.findtext(qname(NS_RSM, "first")) or None
+        last = rsm.findtext(qname(NS_RSM, "last")) or None
+    return Page(items, count, first, last)
+
+
+def read_item(node: NodeId, element: Element, *, now: datetime) -> Item:
+    """One remote item: its payload kept as the remote server rendered it (it is the
+    channel's authority), its author, dates and parent read from the Atom entry."""
+    item_id = element.get("id", "")
+    if not item_id or len(item_id) > MAX_ITEM_ID:
+        raise _garbage("an item without a usable id")
+    children = _children(element)
+    if len(children) > 1:
+        raise _garbage("an item with several payloads")
+    if not children:
+        return Item(node, item_id, node.channel, now, now, None)
+    entry = children[0]
+    namespace, _ = split_tag(entry.tag)
+    author = _author(entry) or node.channel
+    published = _date(entry, "published") or now
+    updated = _date(entry, "updated") or published
+    reply = entry.find(qname(NS_THREAD, "in-reply-to"))
+    in_reply_to = reply.get("ref") if reply is not None else None
+    payload = RawPayload(serialize(entry), namespace)
+    return Item(node, item_id, author, published, updated, payload, in_reply_to)
+
+
+def _author(entry: Element) -> Jid | None:
+    author = entry.find(qname(NS_ATOM, "author"))
+    if author is None:
+        return None
+    for field in ("uri", "name"):
+        text = (author.findtext(qname(NS_ATOM, field)) or "").strip()
+        text = text.removeprefix("acct:")
+        try:
+            jid = Jid.parse(text)
+        except InvalidJid:
+            continue
+        if jid.local:
+            return jid.bare
+    return None
+
+
+def _date(entry: Element, name: str) -> datetime | None:
+    text = (entry.findtext(qname(NS_ATOM, name)) or "").strip()
+    try:
+        return parse_datetime(text) if text else None
+    except InvalidDate:
+        return None
+
+
+def read_published_id(payload: Element | None, requested: str | None) -> str:
+    """The id a publish result names; the requested one when the result names none."""
+    if payload is not None:
+        item = payload.find(f"{qname(NS_PUBSUB, 'publish')}/{qname(NS_PUBSUB, 'item')}")
+        if item is not None and item.get("id"):
+            item_id = item.get("id", "")
+            if len(item_id) <= MAX_ITEM_ID:
+                return item_id
+    if requested:
+        return requested
+    raise _garbage("a publish result without an item id")
+
+
+def read_membership(
+    node: NodeId, actor: Jid, payload: Element | None, *, now: datetime
+) -> Membership:
+    """`<pubsub><subscription subscription/>[<affiliation affiliation/>]</pubsub>`."""
+    subscription = payload.find(qname(NS_PUBSUB, "subscription")) if payload is not None else None
+    if subscription is None:
+        raise _garbage("a subscribe result without a subscription")
+    try:
+        state = SubscriptionState.parse(subscription.get("subscription", ""))
+    except ChannelError:
+        raise _garbage("an unknown subscription state") from None
+    role = Role.NONE
+    assert payload is not None
+    affiliation = payload.find(qname(NS_PUBSUB, "affiliation"))
+    if affiliation is not None:
+        try:
+            role = Role.parse(affiliation.get("affiliation", ""))
+        except ChannelError:
+            raise _garbage("an unknown affiliation") from None
+    return Membership(node.channel, actor, role, state, now)
+
+
+def read_error(answer: Element, node: NodeId, item_id: str | None) -> ChannelError:
+    """The domain error for a remote `<iq type="error">`: only its conditions are read,
+    never its text (docs/errors.md)."""
+    error = next((c for c in _children(answer) if split_tag(c.tag)[1] == "error"), None)
+    condition, app = "", ""
+    if error is not None:
+        for child in _children(error):
+            namespace, name = split_tag(child.tag)
+            if namespace == NS_STANZAS:
+                if name != "text" and not condition:
+                    condition = name
+            elif not app:
+                app = name
+    if condition == "item-not-found":
+        return ItemNotFound(str(node), item_id) if item_id else NodeNotFound(str(node))
+    if condition == "forbidden":
+        if app == "closed-node":
+            return ClosedNode("the channel is closed to you: follow it and be approved first")
+        return Forbidden("the channel's server does not allow you this")
+    if condition == "not-authorized" and app == "pending-subscription":
+        return SubscriptionPending("your follow request awaits approval")
+    if condition == "unexpected-request" and app == "not-subscribed":
+        return NotSubscribed("you do not follow this channel")
+    if condition == "not-allowed" and app == "node-must-have-owner":
+        return OwnerRequired("the owner cannot leave or be demoted")
+    if condition in ("bad-request", "not-acceptable") and app in (
+        "invalid-payload",
+        "payload-too-big",
+    ):
+        return InvalidPayload("the channel's server refused the payload", condition=app)
+    if condition == "bad-request":
+        return BadRequest("the channel's server refused the request as malformed")
+    if condition == "conflict":
+        return NodeExists(str(node))
+    return RemoteError(
+        f"the channel's server answered with an error ({condition[:40] or 'unknown'})"
+    )

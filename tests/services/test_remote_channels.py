@@ -1,0 +1,252 @@
+"""Channels of other domains: the engine hands them to its RemoteChannels port, and serves
+its own channels to other domains' servers acting for their users.
+
+Two engines are joined in-process: montague.lit's, whose port (`EngineLink`) calls
+capulet.lit's engine the way the XMPP edge would, as channels.montague.lit acting for the
+user, so that capulet.lit applies its trust check and its permission tables.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from engine_support import FakeClock
+from engine_support import text as draft
+
+from buddycloud.domain.entries import EntryDraft
+from buddycloud.domain.errors import (
+    ClosedNode,
+    Forbidden,
+    NodeNotFound,
+    NotLocalUser,
+    NotSubscribed,
+    RemoteTimeout,
+    Unsupported,
+    UntrustedServer,
+)
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    AccessModel,
+    Item,
+    Membership,
+    NodeId,
+    Page,
+    PageRequest,
+    RawPayload,
+    SubscriptionState,
+)
+from buddycloud.services.config import ConfigUpdate, EngineConfig
+from buddycloud.services.engine import Engine
+from buddycloud.storage.factory import open_storage
+
+CAPULET_SERVICE = Jid.parse("channels.capulet.lit")
+MONTAGUE_SERVICE = Jid.parse("channels.montague.lit")
+JULIET = Jid.parse("juliet@capulet.lit")
+ROMEO = Jid.parse("romeo@montague.lit")
+BENVOLIO = Jid.parse("benvolio@montague.lit")
+JULIETS_POSTS = NodeId.parse("/user/juliet@capulet.lit/posts")
+
+
+class Directory:
+    """Which server serves which domain: discovery's answer, fixed."""
+
+    servers = {"capulet.lit": CAPULET_SERVICE, "montague.lit": MONTAGUE_SERVICE}
+
+    async def is_channel_server(self, domain: str, sender: Jid) -> bool:
+        return self.servers.get(domain) == sender
+
+
+class EngineLink(Directory):
+    """montague.lit's RemoteChannels: capulet.lit's engine, asked as channels.montague.lit."""
+
+    def __init__(self, home: Engine, sender: Jid = MONTAGUE_SERVICE) -> None:
+        self.home = home
+        self.sender = sender
+        self.calls = 0
+
+    async def _actor(self, actor: Jid) -> Jid:
+        self.calls += 1
+        return await self.home.acting_for(self.sender, actor)
+
+    async def get_items(self, actor: Jid, node: NodeId, page: PageRequest) -> Page[Item]:
+        return await self.home.get_items(await self._actor(actor), node, page)
+
+    async def get_item(self, actor: Jid, node: NodeId, item_id: str) -> Item:
+        return await self.home.get_item(await self._actor(actor), node, item_id)
+
+    async def publish(
+        self, actor: Jid, node: NodeId, payload: EntryDraft | RawPayload, item_id: str | None
+    ) -> str:
+        item = await self.home.publish(await self._actor(actor), node, payload, item_id)
+        return item.id
+
+    async def retract(self, actor: Jid, node: NodeId, item_id: str, *, notify: bool) -> None:
+        await self.home.retract(await self._actor(actor), node, item_id, notify=notify)
+
+    async def subscribe(self, actor: Jid, node: NodeId) -> Membership:
+        actor = await self._actor(actor)
+        return await self.home.subscribe(actor, node, actor)
+
+    async def unsubscribe(self, actor: Jid, node: NodeId) -> None:
+        actor = await self._actor(actor)
+        await self.home.unsubscribe(actor, node, actor)
+
+
+class Unanswered(Directory):
+    """A remote server that never answers in time."""
+
+    async def get_items(self, actor: Jid, node: NodeId, page: PageRequest) -> Page[Item]:
+        raise RemoteTimeout(node.channel.domain, 10)
+
+
+async def _engine(tmp_path: Path, template: Path, domain: str, service: Jid) -> Engine:
+    path = tmp_path / f"{domain}.db"
+    shutil.copyfile(template, path)
+    storage = await open_storage(f"sqlite:///{path}")
+    config = EngineConfig(domain=domain, service_jid=service, topics_domain=f"topics.{domain}")
+    return Engine(storage, FakeClock(), config)
+
+
+@pytest.fixture
+async def capulet(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Engine]:
+    engine = await _engine(tmp_path, sqlite_template, "capulet.lit", CAPULET_SERVICE)
+    engine.use_remote(Directory())  # capulet.lit serves other domains' servers
+    await engine.register(JULIET)
+    try:
+        yield engine
+    finally:
+        await engine.storage.close()
+
+
+@pytest.fixture
+async def montague(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Engine]:
+    engine = await _engine(tmp_path, sqlite_template, "montague.lit", MONTAGUE_SERVICE)
+    try:
+        yield engine
+    finally:
+        await engine.storage.close()
+
+
+@pytest.fixture
+def link(capulet: Engine, montague: Engine) -> EngineLink:
+    link = EngineLink(capulet)
+    montague.use_remote(link)
+    return link
+
+
+async def test_a_local_user_reads_follows_and_posts_on_another_domains_channel(
+    capulet: Engine, montague: Engine, link: EngineLink
+) -> None:
+    post = await capulet.publish(JULIET, JULIETS_POSTS, draft("from the balcony"))
+    page = await montague.get_items(ROMEO, JULIETS_POSTS, PageRequest(max=10))
+    assert [item.id for item in page.items] == [post.id]
+
+    with pytest.raises(Forbidden):
+        await montague.publish(ROMEO, JULIETS_POSTS, draft("too soon"))
+    membership = await montague.subscribe(ROMEO, JULIETS_POSTS, ROMEO)
+    assert membership.subscription is SubscriptionState.SUBSCRIBED
+    assert membership.jid == ROMEO
+
+    his = await montague.publish(ROMEO, JULIETS_POSTS, draft("with love's light wings"))
+    stored = await capulet.get_item(JULIET, JULIETS_POSTS, his.id)
+    assert stored.author == ROMEO
+    assert his.author == ROMEO
+
+    await montague.retract(ROMEO, JULIETS_POSTS, his.id)
+    assert (await capulet.get_item(JULIET, JULIETS_POSTS, his.id)).deleted
+    await montague.unsubscribe(ROMEO, JULIETS_POSTS, ROMEO)
+    with pytest.raises(NotSubscribed):
+        await montague.unsubscribe(ROMEO, JULIETS_POSTS, ROMEO)
+    # Nothing about capulet.lit's channel was stored at montague.lit.
+    assert await montague.storage.find_channel(JULIET) is None
+
+
+async def test_the_channels_rules_apply_to_the_remote_user(
+    capulet: Engine, montague: Engine, link: EngineLink
+) -> None:
+    await capulet.configure(JULIET, JULIETS_POSTS, ConfigUpdate(access_model=AccessModel.LOCAL))
+    with pytest.raises(ClosedNode):
+        await montague.get_items(ROMEO, JULIETS_POSTS, PageRequest(max=10))
+    await capulet.configure(JULIET, JULIETS_POSTS, ConfigUpdate(access_model=AccessModel.AUTHORIZE))
+    pending = await montague.subscribe(ROMEO, JULIETS_POSTS, ROMEO)
+    assert pending.subscription is SubscriptionState.PENDING
+
+
+async def test_this_servers_own_channels_never_leave_it(
+    capulet: Engine, montague: Engine, link: EngineLink
+) -> None:
+    await montague.register(ROMEO)
+    romeos = NodeId.parse("/user/romeo@montague.lit/posts")
+    await montague.get_items(ROMEO, romeos, PageRequest(max=10))
+    await montague.publish(ROMEO, romeos, draft("at home"))
+    assert link.calls == 0
+    assert montague.is_mine(romeos)
+    assert montague.is_mine(NodeId.parse("/user/fair@topics.montague.lit/posts"))
+    assert not montague.is_mine(JULIETS_POSTS)
+
+
+async def test_only_local_users_are_acted_for(montague: Engine, link: EngineLink) -> None:
+    """montague.lit is the home server of its own users, not of anyone who asks."""
+    for stranger in ("tybalt@capulet.lit", "guest@anon.montague.lit"):
+        with pytest.raises(NotLocalUser):
+            await montague.get_items(Jid.parse(stranger), JULIETS_POSTS, PageRequest(max=10))
+    assert link.calls == 0
+
+
+async def test_one_may_follow_only_oneself_on_other_domains_too(
+    montague: Engine, link: EngineLink
+) -> None:
+    with pytest.raises(Forbidden):
+        await montague.subscribe(ROMEO, JULIETS_POSTS, BENVOLIO)
+    assert link.calls == 0
+
+
+async def test_operations_not_yet_federated_say_so(montague: Engine, link: EngineLink) -> None:
+    """Rather than answering from a local lookup as if the channel did not exist."""
+    with pytest.raises(Unsupported):
+        await montague.get_replies(ROMEO, JULIETS_POSTS, "x", PageRequest(max=10))
+    with pytest.raises(Unsupported):
+        await montague.subscribe(ROMEO, JULIETS_POSTS, ROMEO, temporary=True)
+
+
+async def test_a_remote_timeout_reaches_the_user_as_a_timeout(montague: Engine) -> None:
+    montague.use_remote(Unanswered())  # type: ignore[arg-type]
+    with pytest.raises(RemoteTimeout):
+        await montague.get_items(ROMEO, JULIETS_POSTS, PageRequest(max=10))
+
+
+async def test_only_the_actors_channel_server_may_act_for_them(capulet: Engine) -> None:
+    """ProtoXEP 10.1: not another component, not the actor, not another domain's server."""
+    assert await capulet.acting_for(MONTAGUE_SERVICE, Jid.parse("romeo@montague.lit/x")) == ROMEO
+    for sender, actor in [
+        ("pubsub.montague.lit", ROMEO),  # merely a component of montague.lit
+        ("montague.lit", ROMEO),
+        ("romeo@montague.lit", ROMEO),  # a user claiming to be his own server
+        ("channels.montague.lit/res", ROMEO),
+        ("channels.verona.lit", ROMEO),
+        ("channels.montague.lit", JULIET),  # capulet.lit's own user: never from outside
+        ("channels.montague.lit", Jid.parse("fair@topics.capulet.lit")),
+    ]:
+        with pytest.raises(UntrustedServer):
+            await capulet.acting_for(Jid.parse(sender), actor)
+
+
+async def test_a_server_that_does_not_federate_trusts_nobody(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    engine = await _engine(
+        tmp_path, sqlite_template, "verona.lit", Jid.parse("channels.verona.lit")
+    )
+    try:
+        with pytest.raises(UntrustedServer):
+            await engine.acting_for(MONTAGUE_SERVICE, ROMEO)
+        # And, without federation, another domain's channel is simply not here.
+        with pytest.raises(NodeNotFound):
+            await engine.get_items(
+                Jid.parse("paris@verona.lit"), JULIETS_POSTS, PageRequest(max=10)
+            )
+    finally:
+        await engine.storage.close()
