@@ -20,6 +20,7 @@ from buddycloud.domain.entries import EntryDraft
 from buddycloud.domain.errors import (
     ClosedNode,
     Forbidden,
+    JidMismatch,
     NodeNotFound,
     NotLocalUser,
     NotSubscribed,
@@ -199,7 +200,7 @@ async def test_only_local_users_are_acted_for(montague: Engine, link: EngineLink
 async def test_one_may_follow_only_oneself_on_other_domains_too(
     montague: Engine, link: EngineLink
 ) -> None:
-    with pytest.raises(Forbidden):
+    with pytest.raises(JidMismatch):
         await montague.subscribe(ROMEO, JULIETS_POSTS, BENVOLIO)
     assert link.calls == 0
 
