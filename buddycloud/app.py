@@ -28,9 +28,11 @@ from buddycloud.federation.discovery import ServerDiscovery
 from buddycloud.federation.dns import DnsTxtLookup
 from buddycloud.http.app import create_app
 from buddycloud.http.auth import Authenticator
+from buddycloud.http.live import LiveHub
 from buddycloud.http.metrics import Metrics
-from buddycloud.http.requests import HttpContext
+from buddycloud.http.requests import DEFAULT_MAX_BODY, HttpContext
 from buddycloud.http.server import HttpServer
+from buddycloud.http.websocket import SocketSettings
 from buddycloud.prosody import PrivateProsody, ProsodySettings, ProsodyStartFailed
 from buddycloud.services.config import EngineConfig
 from buddycloud.services.engine import Engine
@@ -186,17 +188,7 @@ async def build(config: Config) -> App:
             xmpp_connected = component.connected.is_set
             metrics.watch_xmpp(xmpp_connected)
             engine.use_remote(remote_servers(config, component, clock))
-        http_app = create_app(
-            HttpContext(
-                engine=engine,
-                authenticator=Authenticator(engine),
-                metrics=metrics,
-                metrics_token=config.http.metrics_token,
-                xmpp_connected=xmpp_connected,
-                access_log=config.http.access_log,
-            )
-        )
-        http = HttpServer(http_app, config.http.host, config.http.port)
+        http = _http_edge(config, engine, metrics, xmpp_connected)
     except BaseException:
         await storage.close()
         raise
@@ -222,6 +214,40 @@ async def open_engine(config: Config) -> AsyncIterator[Engine]:
         yield Engine(storage, SystemClock(), engine_config(config))
     finally:
         await storage.close()
+
+
+def _http_edge(
+    config: Config,
+    engine: Engine,
+    metrics: Metrics,
+    xmpp_connected: Callable[[], bool] | None,
+) -> HttpServer:
+    """The HTTP edge from `[http]`: the application, its live hub and the server."""
+    settings = config.http
+    sockets = SocketSettings(
+        send_queue=settings.ws_send_queue,
+        # A message carries a request body (at most DEFAULT_MAX_BODY) and its envelope.
+        max_frame=DEFAULT_MAX_BODY + 64 * 1024,
+        ping_seconds=settings.ws_ping_seconds,
+    )
+    context = HttpContext(
+        engine=engine,
+        authenticator=Authenticator(engine),
+        metrics=metrics,
+        metrics_token=settings.metrics_token,
+        xmpp_connected=xmpp_connected,
+        access_log=settings.access_log,
+        hub=LiveHub(settings.replay_events),
+        sockets=sockets,
+        long_poll_seconds=settings.long_poll_seconds,
+    )
+    return HttpServer(
+        create_app(context),
+        settings.host,
+        settings.port,
+        ping_seconds=settings.ws_ping_seconds,
+        max_frame=4 * sockets.max_frame,
+    )
 
 
 def data_directory(config: Config) -> Path:

@@ -33,6 +33,10 @@ DEFAULT_STORAGE_URL = "sqlite:///data/buddycloud.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
 MIN_METRICS_TOKEN = 16
 DEFAULT_MAX_PAYLOAD_BYTES = 65536
+DEFAULT_LONG_POLL_SECONDS = 30
+DEFAULT_WS_PING_SECONDS = 20
+DEFAULT_WS_SEND_QUEUE = 256
+DEFAULT_REPLAY_EVENTS = 10_000
 MIN_PAYLOAD_LIMIT = 1024
 MAX_PAYLOAD_LIMIT = 16 * 1024 * 1024
 # Prosody 0.12's limit for what a component sends it (mod_component.lua:
@@ -125,7 +129,8 @@ class XmppConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
-    """`[http]`: where the HTTP edge listens, and its operational settings.
+    """`[http]`: where the HTTP edge listens, its operational settings, and how it holds
+    live connections.
 
     Attributes:
         listen: the configured `host:port` (`[v6addr]:port` for IPv6).
@@ -134,6 +139,14 @@ class HttpConfig:
         metrics_token: the bearer token `/metrics` requires; None serves `/metrics` to
             loopback callers only.
         access_log: log every request at INFO (else at DEBUG).
+        long_poll_seconds: how long `GET /api/notifications/posts` holds a request open
+            waiting for a post.
+        ws_ping_seconds: the websocket heartbeat: the server pings every this many seconds
+            and closes a connection whose pong has not come after as many again.
+        ws_send_queue: messages waiting to be sent to one websocket before the server
+            closes it as too slow (close code 4408).
+        replay_events: recent events kept in memory, so that a websocket resuming after a
+            reconnect gets what it missed.
     """
 
     listen: str = DEFAULT_LISTEN
@@ -141,6 +154,10 @@ class HttpConfig:
     port: int = 8080
     metrics_token: str | None = field(default=None, repr=False)
     access_log: bool = False
+    long_poll_seconds: int = DEFAULT_LONG_POLL_SECONDS
+    ws_ping_seconds: int = DEFAULT_WS_PING_SECONDS
+    ws_send_queue: int = DEFAULT_WS_SEND_QUEUE
+    replay_events: int = DEFAULT_REPLAY_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,6 +546,18 @@ def _build_http(section: _Section) -> HttpConfig:
         port=port,
         metrics_token=section.optional("metrics_token", _metrics_token, secret=True),
         access_log=section.boolean("access_log", False),
+        long_poll_seconds=section.integer(
+            "long_poll_seconds", DEFAULT_LONG_POLL_SECONDS, minimum=1, maximum=300
+        ),
+        ws_ping_seconds=section.integer(
+            "ws_ping_seconds", DEFAULT_WS_PING_SECONDS, minimum=1, maximum=3600
+        ),
+        ws_send_queue=section.integer(
+            "ws_send_queue", DEFAULT_WS_SEND_QUEUE, minimum=1, maximum=100_000
+        ),
+        replay_events=section.integer(
+            "replay_events", DEFAULT_REPLAY_EVENTS, minimum=0, maximum=1_000_000
+        ),
     )
     section.check_no_unknown_keys(HTTP_KEYS)
     return config
@@ -574,7 +603,15 @@ XMPP_KEYS = (
     "max_stanza_bytes",
     "reconnect_queue_bytes",
 )
-HTTP_KEYS = ("listen", "metrics_token", "access_log")
+HTTP_KEYS = (
+    "listen",
+    "metrics_token",
+    "access_log",
+    "long_poll_seconds",
+    "ws_ping_seconds",
+    "ws_send_queue",
+    "replay_events",
+)
 FEDERATION_KEYS = (
     "nameservers",
     "discovery_ttl",

@@ -46,6 +46,10 @@ reconnect_queue_bytes = 0
 listen = "0.0.0.0:9090"
 metrics_token = "prometheus-scrapes-with-this"
 access_log = true
+long_poll_seconds = 55
+ws_ping_seconds = 30
+ws_send_queue = 64
+replay_events = 500
 """
 
 
@@ -90,6 +94,10 @@ def test_no_file_and_no_environment_gives_the_embedded_default() -> None:
     )
     assert config.http.metrics_token is None  # /metrics for loopback callers only
     assert config.http.access_log is False
+    assert config.http.long_poll_seconds == 30
+    assert config.http.ws_ping_seconds == 20
+    assert config.http.ws_send_queue == 256
+    assert config.http.replay_events == 10_000
 
 
 def test_an_empty_file_gives_the_embedded_default(write: Write) -> None:
@@ -118,6 +126,10 @@ def test_every_key_of_a_full_file_is_read(write: Write) -> None:
     assert (config.http.host, config.http.port) == ("0.0.0.0", 9090)
     assert config.http.metrics_token == "prometheus-scrapes-with-this"
     assert config.http.access_log is True
+    assert config.http.long_poll_seconds == 55
+    assert config.http.ws_ping_seconds == 30
+    assert config.http.ws_send_queue == 64
+    assert config.http.replay_events == 500
 
 
 def test_topics_domain_defaults_to_topics_dot_domain(write: Write) -> None:
@@ -175,6 +187,7 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
         "BUDDYCLOUD_HTTP_LISTEN": "[::1]:8443",
         "BUDDYCLOUD_HTTP_METRICS_TOKEN": "from-the-environment",
         "BUDDYCLOUD_HTTP_ACCESS_LOG": "false",
+        "BUDDYCLOUD_HTTP_WS_SEND_QUEUE": "8",
     }
     config = load_config(write(FULL), environ)
     assert config.server.domain == Jid("", "verona.lit")
@@ -193,6 +206,8 @@ def test_environment_overrides_every_kind_of_value(write: Write) -> None:
     assert (config.http.listen, config.http.host, config.http.port) == ("[::1]:8443", "::1", 8443)
     assert config.http.metrics_token == "from-the-environment"
     assert config.http.access_log is False  # the file says true
+    assert config.http.ws_send_queue == 8
+    assert config.http.long_poll_seconds == 55  # from the file
 
 
 def test_environment_alone_can_enable_xmpp() -> None:
@@ -314,6 +329,11 @@ def test_unknown_key_from_the_environment_names_the_variable() -> None:
         ("[http]\nmetrics_token = 'tab\tinside-the-token'", "metrics_token: must be printable"),
         ("[http]\nmetrics_token = 1234567890123456", "metrics_token: must be a string"),
         ("[http]\naccess_log = 'yes'", "[http] access_log: must be true or false"),
+        ("[http]\nlong_poll_seconds = 0", "[http] long_poll_seconds: must be between 1 and 300"),
+        ("[http]\nlong_poll_seconds = 301", "[http] long_poll_seconds: must be between"),
+        ("[http]\nws_ping_seconds = '20'", "[http] ws_ping_seconds: must be an integer"),
+        ("[http]\nws_send_queue = 0", "[http] ws_send_queue: must be between 1 and 100000"),
+        ("[http]\nreplay_events = -1", "[http] replay_events: must be between 0 and 1000000"),
         (
             "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nmulticast = 'no'",
             "[xmpp] multicast: must be true or false, got",
@@ -348,6 +368,7 @@ def test_bad_values_name_file_section_key_and_reason(
         ("BUDDYCLOUD_XMPP_PORT", "99999", "[xmpp] port: must be between 1 and 65535"),
         ("BUDDYCLOUD_SERVER_DOMAIN", "a@b.lit", "[server] domain: must be a bare domain"),
         ("BUDDYCLOUD_HTTP_LISTEN", "nowhere", "[http] listen: must be host:port"),
+        ("BUDDYCLOUD_HTTP_REPLAY_EVENTS", "many", "[http] replay_events: must be an integer"),
         ("BUDDYCLOUD_SERVER_WELL_KNOWN_NODES", "", "well_known_nodes: must include 'posts'"),
         ("BUDDYCLOUD_XMPP_MULTICAST", "yes", "[xmpp] multicast: must be true or false"),
         ("BUDDYCLOUD_XMPP_MAX_STANZA_BYTES", "lots", "[xmpp] max_stanza_bytes: must be an"),

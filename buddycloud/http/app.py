@@ -13,13 +13,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from buddycloud.domain.errors import ChannelError
 from buddycloud.http.errors import ApiError, error_response, render_error
 from buddycloud.http.observe import ObserveRequests
 from buddycloud.http.requests import HttpContext
-from buddycloud.http.routes import account, content, operations
+from buddycloud.http.routes import account, content, operations, ws
 
 # The REST API of the original HTTP API, under /api (reference 9.2).
 ROUTES: list[BaseRoute] = [
@@ -32,6 +32,8 @@ ROUTES: list[BaseRoute] = [
     # Operations (docs/http.md, "Operations"): outside /api and outside sign-in.
     Route("/metrics", operations.metrics_get, methods=["GET"]),
     Route("/health", operations.health_get, methods=["GET"]),
+    # The live websocket: events and every REST operation over one connection.
+    WebSocketRoute("/api/ws", ws.ws_get),
 ]
 
 # Reference 9.1: any origin, with credentials; the headers clients send and read.
@@ -47,7 +49,9 @@ CORS = Middleware(
 
 
 def create_app(http: HttpContext) -> Starlette:
-    """The HTTP edge over an engine: every route, CORS and the error funnel."""
+    """The HTTP edge over an engine: every route, CORS and the error funnel; the live hub
+    becomes one of the engine's listeners."""
+    http.engine.add_listener(http.hub)
     observe = Middleware(ObserveRequests, metrics=http.metrics, access_log_info=http.access_log)
     app = Starlette(
         routes=ROUTES,

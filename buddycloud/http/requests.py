@@ -18,10 +18,13 @@ from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import MAX_PAGE, NodeId, PageRequest
 from buddycloud.http.auth import Authenticator, Requester
 from buddycloud.http.errors import ApiError
+from buddycloud.http.live import LiveHub
 from buddycloud.http.metrics import Metrics
+from buddycloud.http.websocket import SocketSettings
 from buddycloud.services.engine import Engine
 
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_LONG_POLL_SECONDS = 30.0
 MAX_CURSOR = 1024
 # How long /health waits for the storage's answer before it reports it unavailable.
 HEALTH_TIMEOUT = 2.0
@@ -38,6 +41,10 @@ class HttpContext:
         xmpp_connected: whether the XMPP component is connected now; None without XMPP.
         access_log: write the access line of every request at INFO instead of DEBUG.
         health_timeout: seconds `/health` waits for the storage.
+        hub: live events for the websocket and the long-poll; `create_app` makes it an
+            engine listener.
+        sockets: how websockets behave (send queue, frame limit, heartbeat).
+        long_poll_seconds: how long `GET /api/notifications/posts` waits for a post.
     """
 
     engine: Engine
@@ -48,6 +55,9 @@ class HttpContext:
     xmpp_connected: Callable[[], bool] | None = None
     access_log: bool = False
     health_timeout: float = HEALTH_TIMEOUT
+    hub: LiveHub = field(default_factory=LiveHub)
+    sockets: SocketSettings = field(default_factory=SocketSettings)
+    long_poll_seconds: float = DEFAULT_LONG_POLL_SECONDS
 
 
 def context(connection: HTTPConnection) -> HttpContext:

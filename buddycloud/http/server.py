@@ -7,11 +7,61 @@ import contextlib
 import logging
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 log = logging.getLogger(__name__)
+
+DEFAULT_PING_SECONDS = 20.0
+DEFAULT_MAX_FRAME = 4 * 1024 * 1024
+# How long a closing websocket has to answer the close before it is dropped.
+CLOSE_SECONDS = 10.0
+
+
+class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol (websockets' sans-I/O core, no task per connection),
+    able to close a connection whose client has stopped reading.
+
+    uvicorn sends nothing, not even a close frame, while the connection's write buffer is
+    full, and closes the transport politely, waiting for the buffer to drain: a client that
+    never reads would hold its connection and buffer for ever. Here a close is written at
+    once, behind whatever is still buffered, and a connection that has not completed the
+    closing handshake `CLOSE_SECONDS` later is dropped (TCP reset).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = CLOSE_SECONDS
+
+    async def send(self, message: Any) -> None:
+        if (
+            message["type"] == "websocket.close"
+            and self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+            and not self.writable.is_set()
+            and not self.transport.is_closing()
+        ):
+            code = message.get("code", 1000)
+            reason = message.get("reason") or ""
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self.conn.send_close(code, reason)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+            return
+        await super().send(message)
+        if message["type"] == "websocket.close" and self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        # The client answers no ping: it will not read the close either.
+        self.loop.call_later(self.close_timeout, self.transport.abort)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -24,7 +74,23 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     """uvicorn serving one ASGI app on host:port until `stop`."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        host: str,
+        port: int,
+        *,
+        ping_seconds: float = DEFAULT_PING_SECONDS,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
+        """Args:
+        ping_seconds: websocket heartbeat: a ping every this many seconds; a connection
+            whose pong has not come after as many again is closed (1011).
+        max_frame: the largest websocket message read at all, in bytes; a larger one
+            closes the connection (1009). The application refuses smaller ones above its
+            own limit with an error message.
+        """
+        self.app = app
         self.host = host
         self.port = port
         config = uvicorn.Config(
@@ -36,6 +102,12 @@ class HttpServer:
             lifespan="off",
             server_header=False,
             timeout_graceful_shutdown=5,
+            ws=LiveWebSocketProtocol,
+            ws_max_size=max_frame,
+            ws_ping_interval=ping_seconds,
+            ws_ping_timeout=ping_seconds,
+            # Compression would cost each connection tens of KiB of zlib state.
+            ws_per_message_deflate=False,
         )
         self._server = _EmbeddedServer(config)
         # uvicorn's access line holds the query string, where a browser's websocket puts
