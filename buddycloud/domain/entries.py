@@ -174,3 +174,10 @@ def tombstone(item: Item, now: datetime) -> Item:
         else None
     )
     return replace(item, payload=stripped, updated=now, deleted=True)
+
+
+def mentions(content: str, jid: Jid) -> bool:
+    """Whether `content` names `jid` (its bare JID, as a word of its own, in any case): a
+    mention, as the original HTTP API's `/sync` summary counted them."""
+    name = re.escape(str(jid.bare))
+    return re.search(rf"(?<![\w.%+\-@]){name}(?![\w\-@]|\.\w)", content, re.IGNORECASE) is not None

@@ -19,7 +19,7 @@ from buddycloud.domain.errors import ChannelError
 from buddycloud.http.errors import ApiError, error_response, render_error
 from buddycloud.http.observe import ObserveRequests
 from buddycloud.http.requests import HttpContext
-from buddycloud.http.routes import account, content, operations, ws
+from buddycloud.http.routes import account, content, notifications, operations, sync, ws
 
 # The REST API of the original HTTP API, under /api (reference 9.2).
 ROUTES: list[BaseRoute] = [
@@ -29,6 +29,8 @@ ROUTES: list[BaseRoute] = [
     Route("/api/account", account.account_delete, methods=["DELETE"]),
     Route("/api/account/pw/change", account.password_change_post, methods=["POST"]),
     Route("/api/{channel}/content/{node}", content.content_get, methods=["GET"]),
+    Route("/api/sync", sync.sync_get, methods=["GET"]),
+    Route("/api/notifications/posts", notifications.notifications_posts_get, methods=["GET"]),
     # Operations (docs/http.md, "Operations"): outside /api and outside sign-in.
     Route("/metrics", operations.metrics_get, methods=["GET"]),
     Route("/health", operations.health_get, methods=["GET"]),

@@ -13,6 +13,8 @@ than anything kept. They stay below 2**53, so JavaScript clients hold them exact
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -182,3 +184,25 @@ class LiveHub:
                 found.append(live)
         found.reverse()
         return found
+
+
+class PostWaiter:
+    """A long-poll waiting for new posts of one user: a sink that keeps entries only."""
+
+    __slots__ = ("_arrived", "events")
+
+    def __init__(self) -> None:
+        self.events: list[LiveEvent] = []
+        self._arrived = asyncio.Event()
+
+    def deliver(self, event: LiveEvent) -> None:
+        if event.entry is not None:
+            self.events.append(event)
+            self._arrived.set()
+
+    async def wait(self, seconds: float) -> list[LiveEvent]:
+        """The posts delivered so far, waiting up to `seconds` for the first."""
+        if not self.events:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), seconds)
+        return self.events

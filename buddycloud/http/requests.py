@@ -7,8 +7,11 @@ checked one way and every mistake gets the same clear error.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
@@ -164,3 +167,36 @@ def paging(query: Mapping[str, str]) -> PageRequest:
     if before == "":
         return PageRequest(last_page=True, **kwargs)
     return PageRequest(after=after or None, before=before or None, **kwargs)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The latest time a datetime holds, in milliseconds since 1970.
+_MAX_MILLISECONDS = (datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+_MILLISECONDS = re.compile(r"^\d{1,15}(\.\d{1,3})?$")
+
+
+def milliseconds(raw: str, name: str) -> datetime:
+    """A time given as milliseconds since 1970 (UTC), with up to three decimals
+    (microseconds), as `last` of `GET /api/notifications/posts` gives it.
+
+    Raises:
+        ApiError: 400 naming `name` when it is not such a number.
+    """
+    text = raw.strip()
+    if not _MILLISECONDS.match(text) or Decimal(text) > _MAX_MILLISECONDS:
+        raise ApiError(
+            400,
+            "bad-request",
+            f"{name} must be a time in milliseconds since 1970, e.g. 1700000000000",
+        )
+    micros = int(Decimal(text) * 1000)
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def as_milliseconds(value: datetime) -> int | float:
+    """`value` in milliseconds since 1970: an integer, or with three decimals when it is not
+    a whole millisecond. `milliseconds` reads it back exactly, also after a trip through a
+    double (JavaScript) for times before 2109, where doubles still hold microseconds."""
+    micros = (value - _EPOCH) // timedelta(microseconds=1)
+    whole, rest = divmod(micros, 1000)
+    return whole if rest == 0 else float(f"{whole}.{rest:03d}")

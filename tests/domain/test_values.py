@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from buddycloud.domain.entries import mentions
 from buddycloud.domain.errors import InvalidDate, InvalidJid, InvalidNodeId, InvalidPaging
 from buddycloud.domain.ids import (
     InvalidItemId,
@@ -183,3 +184,20 @@ def test_a_request_before_a_cursor_pages_backwards() -> None:
     assert PageRequest(last_page=True).backwards
     assert not PageRequest(after="x").backwards
     assert not PageRequest().backwards
+
+
+@pytest.mark.parametrize(
+    ("content", "mentioned"),
+    [
+        ("romeo@capulet.lit, come!", True),
+        ("dear Romeo@Capulet.LIT", True),
+        ("(romeo@capulet.lit)", True),
+        ("see xromeo@capulet.lit", False),
+        ("romeo@capulet.lit.uk is another", False),
+        ("romeo@capulet.lite", False),
+        ("mail romeo@capulet.lit-x", False),
+        ("just romeo", False),
+    ],
+)
+def test_a_mention_is_the_bare_jid_as_a_word_of_its_own(content: str, mentioned: bool) -> None:
+    assert mentions(content, Jid.parse("romeo@capulet.lit/phone")) is mentioned

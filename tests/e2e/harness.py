@@ -659,6 +659,13 @@ class ServerProcess:
                 raise AssertionError(f"the server did not say {text!r} in {timeout} s:\n{output}")
             await asyncio.sleep(0.05)  # polling interval of a condition with a deadline
 
+    async def http_url(self, timeout: float = 30.0) -> str:
+        """Where the running server's HTTP API listens (the last start's log line)."""
+        marker = "HTTP API listening on "
+        output = await self.wait_for_log(marker, timeout)
+        line = output[output.rindex(marker) + len(marker) :].split()[0]
+        return line.removesuffix("/api")
+
     async def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until the component answers disco#info (so its handshake with Prosody is done)."""
         probe = Client(

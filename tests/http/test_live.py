@@ -28,7 +28,7 @@ from buddycloud.domain.model import (
     Role,
 )
 from buddycloud.http import live as live_module
-from buddycloud.http.live import LiveEvent, LiveHub
+from buddycloud.http.live import LiveEvent, LiveHub, PostWaiter
 
 JULIET = Jid.parse("juliet@capulet.lit")
 ROMEO = Jid.parse("romeo@capulet.lit")
@@ -184,3 +184,14 @@ def test_other_events_render_for_their_audience() -> None:
     )
     assert (deleted["type"], deleted["node"]) == ("node-deleted", "status")
     assert all(event.entry is None for event in juliet.events)
+
+
+async def test_a_waiting_long_poll_takes_posts_only() -> None:
+    hub = LiveHub()
+    waiter = PostWaiter()
+    hub.connect(JULIET, waiter)
+    hub.publish(NodeDeleted(NodeId(JULIET, "status"), (JULIET,)))
+    assert await waiter.wait(0.01) == []
+    hub.publish(published("news", (JULIET,)))
+    arrived = await waiter.wait(5)
+    assert [e.entry["content"] for e in arrived if e.entry] == ["news"]
