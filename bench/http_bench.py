@@ -1,0 +1,308 @@
+"""The HTTP edge under load, on loopback, in one run (docs/benchmarks.md, "HTTP edge").
+
+    .venv/bin/python -m bench.http_bench              # ~3 min; apt-get install wrk first
+    .venv/bin/python -m bench.http_bench --quick      # smoke run, ~1 min
+
+1. REST, with `wrk` (or a Python generator of the same shape) in other processes against
+   the server of bench/lib/http_server.py (`serve`'s own setup: SQLite, uvicorn):
+   - the ceiling: `GET /api` without credentials, the cheapest answer the same uvicorn
+     and application give (204 after the error funnel, CORS and routing);
+   - reads: a page of 20 posts, `GET /api/owner@bench.lit/content/posts?max=20`, signed in
+     with Basic;
+   - posts: `POST /api/owner@bench.lit/content/posts`, signed in, each acknowledged only
+     once durable (skipped when the server has no such route).
+2. Websocket fan-out, with 1,000 and then 10,000 signed-in sockets of as many followers,
+   held by client processes of bench/lib/ws_clients.py: the server's memory per idle
+   socket (RSS growth / sockets), then, for each of `--rounds` posts, the time from the
+   call that publishes it until the last socket has it (`time.monotonic()`, one clock for
+   every process on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import math
+import os
+import platform
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.lib import httpload
+from bench.lib.http_server import BENCH_PASSWORD, OWNER
+
+PAGE = f"/api/{OWNER}/content/posts"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Child:
+    """A benchmark process in its own session, spoken to in JSON lines."""
+
+    def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
+        self.process = process
+        self.name = name
+
+    @classmethod
+    async def start(cls, name: str, *argv: str, log_path: Path) -> Child:
+        with open(log_path, "ab") as errors:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=errors,
+                start_new_session=True,
+                limit=1 << 20,
+            )
+        return cls(process, name)
+
+    async def read(self, timeout: float = 120.0) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError(f"{self.name} exited (status {await self.process.wait()})")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    async def ask(self, command: str, timeout: float = 120.0) -> dict[str, Any]:
+        self.send(command)
+        return await self.read(timeout)
+
+    def send(self, command: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(command.encode() + b"\n")
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return
+            try:
+                await asyncio.wait_for(self.process.wait(), 15)
+            except TimeoutError:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                await self.process.wait()
+
+
+@dataclass
+class FanOut:
+    sockets: int
+    memory_per_socket: float
+    connect_seconds: float
+    latencies: list[float] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Results:
+    ceiling: httpload.Load | None = None
+    reads: httpload.Load | None = None
+    posts: httpload.Load | None = None
+    posts_note: str = ""
+    fan_outs: list[FanOut] = field(default_factory=list)
+
+
+def probe(port: int, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body or None, method=method, headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+async def bench_rest(port: int, args: argparse.Namespace, results: Results) -> None:
+    basic = "Basic " + base64.b64encode(f"{OWNER}:{BENCH_PASSWORD}".encode()).decode()
+    signed = {"Authorization": basic}
+    load = {"connections": args.connections, "threads": args.threads, "seconds": args.seconds}
+    assert probe(port, "GET", f"{PAGE}?max=20", signed, b"") == 200  # also caches the sign-in
+    log(f"REST ceiling: GET /api, {args.connections} connections, {args.seconds} s")
+    results.ceiling = await asyncio.to_thread(httpload.run, port, "GET", "/api", {}, b"", **load)
+    log(f"REST reads: GET {PAGE}?max=20")
+    results.reads = await asyncio.to_thread(
+        httpload.run, port, "GET", f"{PAGE}?max=20", signed, b"", **load
+    )
+    body = json.dumps({"content": "a post over REST " + "x" * 200}).encode()
+    headers = {**signed, "Content-Type": "application/json"}
+    status = probe(port, "POST", PAGE, headers, body)
+    if status in (404, 405):
+        results.posts_note = f"not measured: POST {PAGE} answers {status} on this build"
+        log(results.posts_note)
+        return
+    if status != 201:
+        raise RuntimeError(f"POST {PAGE} answered {status}")
+    log(f"REST posts: POST {PAGE}")
+    results.posts = await asyncio.to_thread(httpload.run, port, "POST", PAGE, headers, body, **load)
+
+
+async def bench_fan_out(
+    server: Child, port: int, sockets: int, args: argparse.Namespace, scratch: Path
+) -> FanOut:
+    before = await server.ask("status")
+    assert before["connected"] == 0, before
+    processes = max(1, math.ceil(sockets / args.per_process))
+    log(f"fan-out: connecting {sockets} sockets from {processes} processes")
+    started = time.monotonic()
+    clients: list[Child] = []
+    try:
+        for index in range(processes):
+            first = 1 + index * args.per_process
+            count = min(args.per_process, sockets - index * args.per_process)
+            clients.append(
+                await Child.start(
+                    f"clients {index}",
+                    "-m",
+                    "bench.lib.ws_clients",
+                    f"--port={port}",
+                    f"--first={first}",
+                    f"--count={count}",
+                    log_path=scratch / "clients.log",
+                )
+            )
+        connected = [await client.read(300) for client in clients]
+        failed = sum(report["failed"] for report in connected)
+        if failed:
+            raise RuntimeError(f"{failed} sockets failed to connect; see {scratch}/clients.log")
+        connect_seconds = time.monotonic() - started
+        status = await server.ask("status")
+        assert status["connected"] == sockets, status
+        memory = (status["rss"] - before["rss"]) / sockets
+        log(f"  connected in {connect_seconds:.1f} s; {memory / 1024:.1f} KiB per socket")
+        result = FanOut(sockets, memory, connect_seconds)
+        for number in range(1, args.rounds + 1):
+            for client in clients:
+                client.send(f"expect {number}")
+            for client in clients:
+                assert (await client.read())["ready"] == number
+            posted = await server.ask("post")
+            rounds = [await client.read(60) for client in clients]
+            received = sum(report["received"] for report in rounds)
+            last = max(report["last"] for report in rounds if report["received"])
+            result.latencies.append(last - posted["t0"])
+            result.received.append(received)
+            log(
+                f"  post {number}: {received}/{sockets} sockets, the last after "
+                f"{(last - posted['t0']) * 1000:.0f} ms (publish acknowledged after "
+                f"{(posted['t1'] - posted['t0']) * 1000:.1f} ms)"
+            )
+        return result
+    finally:
+        for client in clients:
+            client.send("close")
+        for client in clients:
+            await client.stop()
+        deadline = time.monotonic() + 60
+        while (await server.ask("status"))["connected"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # polling the server's count until the sockets are gone
+
+
+def report(results: Results, args: argparse.Namespace, elapsed: float) -> str:
+    lines = [
+        f"HTTP edge benchmark, {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"{platform.node()} ({os.cpu_count()} CPUs, shared), Python {platform.python_version()}, "
+        f"{elapsed:.0f} s",
+        "",
+        "| measure | result | target |",
+        "|---|---|---|",
+    ]
+    ceiling = results.ceiling
+    if ceiling is not None:
+        lines.append(
+            f"| ceiling: `GET /api`, {args.connections} connections ({ceiling.tool}) | "
+            f"{ceiling.rate:,.0f} req/s | |"
+        )
+    if results.reads is not None and ceiling is not None:
+        share = results.reads.rate / ceiling.rate
+        lines.append(
+            f"| REST reads: a page of 20 posts, signed in | {results.reads.rate:,.0f} req/s "
+            f"({share:.0%} of the ceiling) | ≥ 50 % of the ceiling |"
+        )
+    if results.posts is not None:
+        lines.append(f"| REST posts, signed in, durable | {results.posts.rate:,.0f} posts/s | |")
+    elif results.posts_note:
+        lines.append(f"| REST posts | {results.posts_note} | |")
+    for fan in results.fan_outs:
+        worst = max(fan.latencies)
+        median = statistics.median(fan.latencies)
+        complete = all(received == fan.sockets for received in fan.received)
+        lines.append(
+            f"| fan-out to {fan.sockets:,} sockets: post to last socket, median / worst of "
+            f"{len(fan.latencies)} | {median * 1000:,.0f} / {worst * 1000:,.0f} ms"
+            f"{'' if complete else ' (some sockets missed posts)'} | "
+            f"{'≤ 1 s' if fan.sockets >= 10_000 else ''} |"
+        )
+        lines.append(
+            f"| server memory per idle socket ({fan.sockets:,} open) | "
+            f"{fan.memory_per_socket / 1024:.1f} KiB | ≤ 50 KiB |"
+        )
+    errors = [load for load in (ceiling, results.reads, results.posts) if load and load.errors]
+    if errors:
+        lines.append("")
+        lines.append(f"non-2xx answers or socket errors: {[load.errors for load in errors]}")
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, 1,000 sockets only")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each REST run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="load generator threads")
+    parser.add_argument("--sockets", default="1000,10000", help="fan-out sizes, comma-separated")
+    parser.add_argument("--rounds", type=int, default=5, help="posts per fan-out size")
+    parser.add_argument("--per-process", type=int, default=2500, help="sockets per client process")
+    parser.add_argument("--no-rest", action="store_true")
+    parser.add_argument("--no-fan-out", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.sockets, args.rounds = 3.0, "1000", 3
+    sizes = [int(size) for size in args.sockets.split(",") if size]
+    started = time.monotonic()
+    results = Results()
+    with tempfile.TemporaryDirectory(prefix="http-bench-") as directory:
+        scratch = Path(directory)
+        log(f"starting the server ({max(sizes, default=0)} followers); logs in {scratch}")
+        server = await Child.start(
+            "server",
+            "-m",
+            "bench.lib.http_server",
+            f"--dir={scratch}",
+            f"--followers={max(sizes, default=0)}",
+            log_path=scratch / "server.log",
+        )
+        try:
+            ready = await server.read(600)
+            port = int(ready["port"])
+            if not args.no_rest:
+                await bench_rest(port, args, results)
+            if not args.no_fan_out:
+                for size in sizes:
+                    results.fan_outs.append(await bench_fan_out(server, port, size, args, scratch))
+            server.send("quit")
+        except BaseException:
+            log_tail = (scratch / "server.log").read_text(errors="replace")[-3000:]
+            log(f"server log ends with:\n{log_tail}")
+            raise
+        finally:
+            await server.stop()
+    print(report(results, args, time.monotonic() - started))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
