@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -213,7 +214,7 @@ def parse_request(raw: dict[str, Any]) -> SocketRequest:
     )
 
 
-def _query_string(query: object, fail: Any) -> str:
+def _query_string(query: object, fail: Callable[[str], SocketError]) -> str:
     if not isinstance(query, dict):
         raise fail("query must be an object of strings")
     pairs: list[tuple[str, str]] = []

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from http_support import DOMAIN, Live, MakeServer, Server, SilentSocket, basic, live
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -571,3 +572,21 @@ async def test_a_bad_cursor_in_the_url_is_an_error_and_the_socket_serves_on(
         error = await juliet.next()
         await juliet.nothing_pending()
     assert error["error"] == "bad-cursor"
+
+
+async def test_open_sockets_are_counted_in_the_metrics(server: Server) -> None:
+    await server.add_user("juliet")
+
+    async def open_sockets() -> float:
+        async with server.client() as http:
+            text = (await http.get("/metrics")).text
+        [family] = [f for f in text_string_to_metric_families(text) if f.name.endswith("open")]
+        [gauge] = [s for s in family.samples if s.name == "buddycloud_websockets_open"]
+        return gauge.value
+
+    async with live(server, "juliet"), live(server, "juliet"):
+        during = await open_sockets()
+    await wait_until(lambda: server.hub.connected == 0)
+    after = await open_sockets()
+
+    assert (during, after) == (2, 0)

@@ -45,8 +45,14 @@ async def notifications_posts_get(request: Request) -> Response:
                 since, [(item.updated, notification_entry_json(item)) for item in stored]
             )
         arrived = await waiter.wait(http.long_poll_seconds)
-        live = [(event.updated, event.entry) for event in arrived]
-        return _answer(since, [(when, entry) for when, entry in live if when and entry])
+        return _answer(
+            since,
+            [
+                (event.updated, event.entry)
+                for event in arrived
+                if event.updated is not None and event.entry is not None
+            ],
+        )
     finally:
         http.hub.disconnect(user.jid, waiter)
 
