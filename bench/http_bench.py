@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import itertools
 import json
 import math
 import os
@@ -42,6 +43,7 @@ from bench.lib import httpload
 from bench.lib.http_server import BENCH_PASSWORD, OWNER
 
 PAGE = f"/api/{OWNER}/content/posts"
+POST_NUMBERS = itertools.count(1)  # each post of the run has its own text
 
 
 def log(message: str) -> None:
@@ -185,19 +187,22 @@ async def bench_fan_out(
         memory = (status["rss"] - before["rss"]) / sockets
         log(f"  connected in {connect_seconds:.1f} s; {memory / 1024:.1f} KiB per socket")
         result = FanOut(sockets, memory, connect_seconds)
-        for number in range(1, args.rounds + 1):
+        for _ in range(args.rounds):
+            number = next(POST_NUMBERS)
             for client in clients:
                 client.send(f"expect {number}")
             for client in clients:
                 assert (await client.read())["ready"] == number
-            posted = await server.ask("post")
+            posted = await server.ask(f"post {number}")
             rounds = [await client.read(60) for client in clients]
             received = sum(report["received"] for report in rounds)
+            if not received:
+                raise RuntimeError(f"no socket received post {number}")
             last = max(report["last"] for report in rounds if report["received"])
             result.latencies.append(last - posted["t0"])
             result.received.append(received)
             log(
-                f"  post {number}: {received}/{sockets} sockets, the last after "
+                f"  post: {received}/{sockets} sockets, the last after "
                 f"{(last - posted['t0']) * 1000:.0f} ms (publish acknowledged after "
                 f"{(posted['t1'] - posted['t0']) * 1000:.1f} ms)"
             )

@@ -12,8 +12,8 @@ argon2 hashes (minutes) before the first measurement. Every other header goes to
 server's own authenticator. Nothing else differs from `serve`.
 
 Commands, one per line, each answered by one JSON line on stdout:
-  post      publish one post as the owner: {"t0", "t1"} (time.monotonic() before the call
-            and when it returned, acknowledged and durable)
+  post K    publish the post "fan-out K" as the owner: {"t0", "t1"} (time.monotonic()
+            before the call and when it returned, acknowledged and durable)
   status    {"rss": bytes, "connected": sockets in the live hub}
   quit      stop
 """
@@ -115,14 +115,13 @@ async def main() -> None:
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    counter = 0
     try:
         with _settled_garbage_collector():
             while line := (await reader.readline()).decode().strip():
-                if line == "post":
-                    counter += 1
+                command, _, value = line.partition(" ")
+                if command == "post":
                     t0 = time.monotonic()
-                    await engine.publish(OWNER, posts, EntryDraft(content=f"fan-out {counter}"))
+                    await engine.publish(OWNER, posts, EntryDraft(content=f"fan-out {value}"))
                     say({"t0": t0, "t1": time.monotonic()})
                 elif line == "status":
                     say({"rss": rss_bytes(), "connected": hub.connected})
