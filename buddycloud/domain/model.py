@@ -325,6 +325,9 @@ class Page(Generic[T]):
 
     `cursor_of` gives the cursor naming an item (what `first` and `last` hold), so that
     a page can be ended early with `keep`.
+
+    `complete` tells whether the page reaches the end of the result set in the direction
+    it was read (XEP-0313 `<fin complete>`); None when the store did not look.
     """
 
     items: list[T]
@@ -332,12 +335,14 @@ class Page(Generic[T]):
     first: str | None = None
     last: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    complete: bool | None = None
     cursor_of: Callable[[T], str] | None = field(default=None, compare=False, repr=False)
 
     def keep(self, kept: int, *, from_end: bool = False) -> Page[T]:
         """This page with only its first `kept` items (its last ones, `from_end`, for a
         page read backwards), `first` and `last` naming the new ends; `count` is still
-        the size of the whole result set, so a client continues from the new ends.
+        the size of the whole result set, so a client continues from the new ends. A page
+        cut short no longer reaches the end it was read towards (`complete`).
 
         Raises:
             ValueError: the page has no `cursor_of` to name its new ends.
@@ -346,11 +351,16 @@ class Page(Generic[T]):
             return self
         if self.cursor_of is None:
             raise ValueError("a page without cursor_of cannot be cut")
+        complete = None if self.complete is None else False
         items = self.items[len(self.items) - kept :] if from_end else self.items[:kept]
         if not items:
-            return replace(self, items=[], first=None, last=None)
+            return replace(self, items=[], first=None, last=None, complete=complete)
         return replace(
-            self, items=items, first=self.cursor_of(items[0]), last=self.cursor_of(items[-1])
+            self,
+            items=items,
+            first=self.cursor_of(items[0]),
+            last=self.cursor_of(items[-1]),
+            complete=complete,
         )
 
 

@@ -246,8 +246,15 @@ class Storage(Protocol):
         until: datetime | None = None,
         include_deleted: bool = True,
         author: Jid | None = None,
+        chronological: bool = False,
     ) -> Page[Item]:
         """Items newest `updated` first, ties by id; cursors are item ids.
+
+        With `chronological`, the order is reversed (oldest first, as XEP-0313 §4.2 wants
+        archives): the first page holds the oldest items, `after` pages towards newer ones,
+        `before` towards older ones, `last_page` holds the newest. Either way a page is in
+        the list's order, and `complete` tells whether it reaches the list's end in the
+        direction it was read.
 
         `since` (exclusive) and `until` (inclusive) bound `updated`; `author` keeps one
         author's items. `count` is the size of the whole filtered set. Raises ItemNotFound

@@ -676,6 +676,60 @@ async def test_items_are_paged_newest_first_in_both_directions(storage: Storage)
     assert (counted.items, counted.count) == ([], 10)
 
 
+async def test_items_are_paged_oldest_first_as_an_archive(storage: Storage) -> None:
+    """XEP-0313 §4.2 with XEP-0059: the first page is the oldest, `after` pages towards
+    newer items, `<before/>` gives the newest page and `before` pages back; every page is
+    oldest first, and `complete` says whether it reaches the end it was read towards."""
+    await make_channel(storage, JULIET)
+    await publish_many(storage, POSTS, 5)
+
+    async def archive(page: PageRequest) -> Page[Item]:
+        return await storage.list_items(POSTS, page, chronological=True)
+
+    first = await archive(PageRequest(max=2))
+    assert ids(first.items) == ["i000", "i001"]
+    assert (first.count, first.first, first.last, first.complete) == (5, "i000", "i001", False)
+    second = await archive(PageRequest(max=2, after=first.last))
+    assert (ids(second.items), second.complete) == (["i002", "i003"], False)
+    third = await archive(PageRequest(max=2, after=second.last))
+    assert (ids(third.items), third.complete, third.count) == (["i004"], True, 5)
+
+    last = await archive(PageRequest(max=2, last_page=True))
+    assert (ids(last.items), last.complete) == (["i003", "i004"], False)
+    back = await archive(PageRequest(max=2, before=last.first))
+    assert (ids(back.items), back.complete) == (["i001", "i002"], False)
+    oldest = await archive(PageRequest(max=2, before=back.first))
+    assert (ids(oldest.items), oldest.complete) == (["i000"], True)
+
+    # A page that ends exactly at the end is complete; so is everything in one page.
+    exact = await archive(PageRequest(max=2, after="i002"))
+    assert (ids(exact.items), exact.complete) == (["i003", "i004"], True)
+    whole = await archive(PageRequest(max=5))
+    assert (len(whole.items), whole.complete) == (5, True)
+    newest_first = await storage.list_items(POSTS, PageRequest(max=5))
+    assert ids(newest_first.items) == ids(whole.items)[::-1] and newest_first.complete
+
+
+async def test_archive_pages_keep_the_filters_and_break_ties_by_id(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    for item_id in ("b", "c", "a"):
+        await storage.put_item(entry_item(POSTS, item_id, at(1), author=NURSE))
+    await storage.put_item(entry_item(POSTS, "z", at(0), author=NURSE))
+    await publish_many(storage, POSTS, 3, start=2)
+    page = await storage.list_items(
+        POSTS, PageRequest(max=3), author=NURSE, until=at(1), chronological=True
+    )
+    assert (ids(page.items), page.count, page.complete) == (["z", "a", "b"], 4, False)
+    rest = await storage.list_items(
+        POSTS, PageRequest(max=3, after="b"), author=NURSE, until=at(1), chronological=True
+    )
+    assert (ids(rest.items), rest.complete) == (["c"], True)
+    window = await storage.list_items(POSTS, PageRequest(max=10), since=at(1), chronological=True)
+    assert ids(window.items) == ["i000", "i001", "i002"] and window.count == 3
+    with pytest.raises(ItemNotFound):
+        await storage.list_items(POSTS, PageRequest(after="nope"), chronological=True)
+
+
 async def test_items_by_author_span_nodes_skip_tombstones_and_page_by_key(
     storage: Storage,
 ) -> None:

@@ -5,6 +5,8 @@ Orderings and cursors (XEP-0059 result set management, newest first for items):
   DESC, with cursors "<node id>,<item id>";
 - `after` continues towards older items, `before` returns the page of newer items just
   before the cursor, `last_page` the oldest items; a page is always newest first;
+- archives (XEP-0313) read the same orders the other way round: oldest first, `after`
+  towards newer items;
 - JID-ordered lists (channels, members) sort ascending; their cursors are JIDs and need
   not exist;
 - paging is by keyset on the sort columns, never OFFSET; `count` is the size of the whole
@@ -18,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -1142,6 +1145,7 @@ class SqlStorage:
         until: datetime | None = None,
         include_deleted: bool = True,
         author: Jid | None = None,
+        chronological: bool = False,
     ) -> Page[Item]:
         # Without a time window, author or deletion filter the count is kept in the nodes
         # table.
@@ -1163,6 +1167,7 @@ class SqlStorage:
             include_deleted=include_deleted,
             counter=counter,
             mode=mode,
+            chronological=chronological,
         )
         params: dict[str, Any] = {
             "p_channel": str(node.channel),
@@ -1171,11 +1176,14 @@ class SqlStorage:
             "p_until": until,
             "p_author": str(author.bare) if author is not None else None,
             "p_cursor": cursor_id,
-            "p_limit": page.max,
+            # One row more than the page: whether it exists tells if the page is the end.
+            "p_limit": page.max + 1,
         }
 
         def work(conn: sa.Connection) -> Page[Item]:
             rows = list(conn.execute(statement, params).mappings()) if page.max else []
+            complete = len(rows) <= page.max
+            del rows[page.max :]
             if mode in ("before", "last"):
                 rows.reverse()
             if rows:
@@ -1184,7 +1192,9 @@ class SqlStorage:
                 if cursor_id is not None:
                     self._item_position(conn, node, cursor_id)  # raises ItemNotFound
                 total = _count(conn, sa.select(statement.selected_columns.page_total), params)
-            return _page([_item(row) for row in rows], total, lambda item: item.id)
+                complete = page.max > 0 or total == 0
+            found = [_item(row) for row in rows]
+            return replace(_page(found, total, lambda item: item.id), complete=complete)
 
         return await self._db.read(work)
 
@@ -1198,14 +1208,17 @@ class SqlStorage:
         include_deleted: bool,
         counter: str | None,
         mode: str,
+        chronological: bool,
     ) -> sa.Select[Any]:
         """One page of a node's items as one statement, built once per shape.
 
         The cursor's position and the total ride along as scalar subqueries; parameters
         are p_channel, p_node, p_since, p_until, p_author, p_cursor and p_limit. Modes:
-        first, after and (reversed by the caller) before and last.
+        first, after and (reversed by the caller) before and last. The list is newest
+        first, or oldest first when `chronological`; both read ix_items_updated, forwards
+        or backwards.
         """
-        key = (parent_only, since, until, by_author, include_deleted, counter, mode)
+        key = (parent_only, since, until, by_author, include_deleted, counter, mode, chronological)
         cached = self._page_statements.get(key)
         if cached is not None:
             return cached
@@ -1239,17 +1252,22 @@ class SqlStorage:
             )
         statement = sa.select(items, total.label("page_total")).where(*conditions)
         order = [items.c.updated, items.c.id]
+        descending = not chronological  # the list's own order
         if mode in ("after", "before"):
             position = (
                 sa.select(items.c.updated)
                 .where(*in_node, items.c.id == sa.bindparam("p_cursor"))
                 .scalar_subquery()
             )
+            # `after` goes on in the list's order, `before` back against it.
+            less = (mode == "after") == descending
             statement = statement.where(
-                _beyond(order, (position, sa.bindparam("p_cursor")), less=mode == "after")
+                _beyond(order, (position, sa.bindparam("p_cursor")), less=less)
             )
-        newest_first = mode in ("first", "after")
-        statement = statement.order_by(*_ordered(order, descending=newest_first)).limit(
+        # first and after read in the list's order; before and last against it (the caller
+        # turns those pages round).
+        read_descending = descending if mode in ("first", "after") else not descending
+        statement = statement.order_by(*_ordered(order, descending=read_descending)).limit(
             sa.bindparam("p_limit", type_=sa.Integer())
         )
         self._page_statements[key] = statement
