@@ -9,6 +9,7 @@ Rules for every method:
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,6 +67,67 @@ class SearchQuery:
     words: tuple[str, ...]
     author: Jid | None
     scope: ReadScope
+
+
+class ArchiveKind(enum.Enum):
+    """What changed, in the order changes of the same instant are listed."""
+
+    ITEM = 0
+    SUBSCRIPTION = 1
+    AFFILIATION = 2
+    AUTHORIZATION = 3
+    CONFIGURATION = 4
+
+
+ARCHIVE_KINDS = frozenset(ArchiveKind)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveQuery:
+    """The changes of the channels `requester` belongs to that they may see now.
+
+    Who sees what is the engine's to decide, from the permission tables: for each access
+    model, the roles that may read the items (`items`), the followers (`followers`), and
+    the pending and banned lists (`staff`). A channel counts when the requester has a
+    membership there that is not a ban; it is *followed* when that membership is
+    `subscribed`.
+
+    - ITEM: items and tombstones of every node of a followed channel, when the requester's
+      role may read items there; at `updated`; `author` keeps one author's;
+    - SUBSCRIPTION: memberships of a followed channel (every one for `staff`, the
+      subscribed ones that are no ban for `followers`), and the requester's own membership
+      of any channel, including one that ended (`delete_membership` with `at`);
+    - AFFILIATION: the same memberships where the role is not `none`; bans only for
+      `staff` (and the requester's own role);
+    - AUTHORIZATION: pending memberships of a followed channel, for `staff`;
+    - CONFIGURATION: every node of a followed channel whose configuration changed after
+      the channel was created, at the channel's `updated`.
+
+    `start` and `end` are inclusive bounds of the time of the change.
+    """
+
+    requester: Jid
+    items: dict[AccessModel, frozenset[Role]]
+    followers: dict[AccessModel, frozenset[Role]]
+    staff: dict[AccessModel, frozenset[Role]]
+    kinds: frozenset[ArchiveKind] = ARCHIVE_KINDS
+    start: datetime | None = None
+    end: datetime | None = None
+    author: Jid | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One change as the archive lists it: `item` for ITEM, `membership` for SUBSCRIPTION,
+    AFFILIATION and AUTHORIZATION, `node` for ITEM and CONFIGURATION."""
+
+    cursor: str
+    at: datetime
+    kind: ArchiveKind
+    channel: Channel
+    node: Node | None = None
+    item: Item | None = None
+    membership: Membership | None = None
 
 
 class Storage(Protocol):
@@ -151,8 +213,14 @@ class Storage(Protocol):
     async def put_membership(self, membership: Membership) -> None:
         """Insert or replace the membership of (channel, jid). Raises ChannelNotFound."""
 
-    async def delete_membership(self, channel: Jid, jid: Jid) -> None:
-        """Remove it; no error when it does not exist."""
+    async def delete_membership(
+        self, channel: Jid, jid: Jid, *, at: datetime | None = None
+    ) -> None:
+        """Remove it; no error when it does not exist.
+
+        With `at`, the storage remembers when the membership ended, for the archive
+        (`list_archive`); it is no membership for any other method.
+        """
 
     async def delete_temporary_memberships(self) -> int:
         """Remove every temporary subscription (nobody is online after a start); how many."""
@@ -330,3 +398,17 @@ class Storage(Protocol):
 
     async def list_accounts(self, page: PageRequest) -> Page[Account]:
         """Accounts in JID order, paged by keyset on the JID."""
+
+    # --- archive ----------------------------------------------------------------------------
+
+    async def list_archive(self, query: ArchiveQuery, page: PageRequest) -> Page[ArchiveEntry]:
+        """Changes (see `ArchiveQuery`) oldest first: by time, then kind, channel, node and
+        item id or member JID. Paged like a chronological `list_items`: the first page is
+        the oldest, `after` pages towards newer changes, `before` and `last_page` towards
+        older ones, every page oldest first, `complete` set. Cursors are the entries' own;
+        a malformed one raises InvalidPaging. `count` is the number of every change the
+        query selects.
+
+        One statement finds a page whatever the number of channels: each node and
+        channel contributes at most a page, read from an index in order.
+        """

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from buddycloud.domain.errors import (
 )
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
+    MAX_PAGE,
     NS_ATOM,
     AccessModel,
     Channel,
@@ -37,8 +39,14 @@ from buddycloud.domain.model import (
     Role,
     SubscriptionState,
 )
-from buddycloud.domain.permissions import ReadScope, read_scope
-from buddycloud.storage.base import SearchQuery, Storage
+from buddycloud.domain.permissions import Operation, ReadScope, may, read_scope
+from buddycloud.storage.base import (
+    ArchiveEntry,
+    ArchiveKind,
+    ArchiveQuery,
+    SearchQuery,
+    Storage,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 JULIET = Jid.parse("juliet@capulet.lit")
@@ -312,6 +320,25 @@ async def test_a_membership_is_replaced_and_deleted(storage: Storage) -> None:
     await storage.delete_membership(JULIET, ROMEO)
     assert await storage.find_membership(JULIET, ROMEO) is None
     await storage.delete_membership(JULIET, ROMEO)  # no error the second time
+
+
+async def test_an_ended_membership_is_no_membership(storage: Storage) -> None:
+    """`delete_membership` with `at` keeps when it ended for the archive; every other
+    reader sees no membership, and following again replaces it."""
+    await make_channel(storage, JULIET)
+    await storage.put_membership(membership(JULIET, ROMEO))
+    await storage.delete_membership(JULIET, ROMEO, at=at(5))
+    assert await storage.find_membership(JULIET, ROMEO) is None
+    context = await storage.get_node_context(POSTS, ROMEO)
+    assert context.membership is None
+    members = await storage.list_memberships(JULIET, PageRequest())
+    assert [m.jid for m in members.items] == [JULIET] and members.count == 1
+    mine = await storage.list_user_memberships(ROMEO, PageRequest())
+    assert (mine.items, mine.count) == ([], 0)
+    assert ROMEO not in await storage.list_audience(JULIET, frozenset(Role))
+    again = membership(JULIET, ROMEO, Role.NONE, SubscriptionState.PENDING)
+    await storage.put_membership(again)
+    assert await storage.find_membership(JULIET, ROMEO) == again
 
 
 async def test_temporary_subscriptions_round_trip_and_all_go_at_once(storage: Storage) -> None:
@@ -1301,3 +1328,196 @@ async def test_accounts_are_kept_found_updated_and_deleted(storage: Storage) -> 
         await storage.delete_account(juliet.jid)
     with pytest.raises(AccountNotFound):
         await storage.update_account_password(juliet.jid, "$argon2id$again")
+
+
+# --- the archive of changes -------------------------------------------------------------
+
+BENVOLIO = Jid.parse("benvolio@capulet.lit")
+MERCUTIO = Jid.parse("mercutio@verona.lit")
+
+
+def archive_query(requester: Jid, **options: Any) -> ArchiveQuery:
+    """What `requester` may see, per access model, as the permission tables say."""
+
+    def scope(operation: Operation) -> dict[AccessModel, frozenset[Role]]:
+        return {
+            model: frozenset(
+                role for role in Role if may(operation, role, model, requester_is_local=False)
+            )
+            for model in AccessModel
+        }
+
+    return ArchiveQuery(
+        requester,
+        items=scope(Operation.READ_ITEMS),
+        followers=scope(Operation.READ_FOLLOWERS),
+        staff=scope(Operation.READ_PENDING),
+        **options,
+    )
+
+
+def described(entries: list[ArchiveEntry]) -> list[tuple[str, ...]]:
+    """Each entry as (kind, channel, what): the item id, the member and state or role."""
+    found: list[tuple[str, ...]] = []
+    for entry in entries:
+        what: tuple[str, ...]
+        if entry.item is not None:
+            what = (entry.item.id,)
+        elif entry.kind is ArchiveKind.CONFIGURATION:
+            assert entry.node is not None
+            what = (entry.node.id.name,)
+        else:
+            assert entry.membership is not None
+            value = (
+                entry.membership.role.value
+                if entry.kind is ArchiveKind.AFFILIATION
+                else entry.membership.subscription.value
+            )
+            what = (entry.membership.jid.local, value)
+        found.append((entry.kind.name.lower(), entry.channel.jid.local, *what))
+    return found
+
+
+async def romeos_world(storage: Storage) -> None:
+    """Romeo follows Juliet, moderates the nurse's channel, waits for Tybalt's approval
+    and is banned by Mercutio; each channel sees some changes after at(0.5)."""
+    await make_channel(storage, JULIET)
+    await make_channel(storage, NURSE, ("posts",))
+    await make_channel(storage, TYBALT, ("posts",), AccessModel.AUTHORIZE)
+    await make_channel(storage, MERCUTIO, ("posts",))
+
+    async def change(channel: Jid, jid: Jid, role: Role, state: str, when: float) -> None:
+        await storage.put_membership(
+            Membership(channel, jid, role, SubscriptionState(state), at(when))
+        )
+
+    await change(JULIET, ROMEO, Role.MEMBER, "subscribed", 1)
+    await change(TYBALT, ROMEO, Role.NONE, "pending", 2)
+    await change(NURSE, ROMEO, Role.MODERATOR, "subscribed", 2.5)
+    await change(MERCUTIO, ROMEO, Role.OUTCAST, "none", 2.7)
+    await change(JULIET, NURSE, Role.MEMBER, "subscribed", 3)
+    await change(JULIET, TYBALT, Role.NONE, "pending", 4)
+    await change(JULIET, BENVOLIO, Role.OUTCAST, "none", 5)
+    await change(NURSE, TYBALT, Role.NONE, "pending", 6)
+    await change(NURSE, BENVOLIO, Role.OUTCAST, "none", 7)
+    await change(NURSE, JULIET, Role.MEMBER, "subscribed", 7.5)
+    await storage.delete_membership(NURSE, JULIET, at=at(8))
+    juliet = await storage.get_channel(JULIET)
+    await storage.update_channel_config(JULIET, replace(juliet.config, title="new", updated=at(9)))
+    await storage.put_item(entry_item(POSTS, "i0", at(10)))
+    await storage.put_item(entry_item(NodeId(JULIET, "status"), "s0", at(11)))
+    await storage.put_item(entry_item(NodeId(NURSE, "posts"), "n0", at(12), author=NURSE))
+    await storage.put_item(Item(POSTS, "gone", JULIET, at(10), at(13), None, deleted=True))
+    await storage.put_item(entry_item(NodeId(TYBALT, "posts"), "t0", at(12), author=TYBALT))
+    await storage.put_item(entry_item(NodeId(MERCUTIO, "posts"), "m0", at(12), author=MERCUTIO))
+
+
+ROMEOS_ARCHIVE = [
+    ("subscription", "juliet", "romeo", "subscribed"),
+    ("affiliation", "juliet", "romeo", "member"),
+    ("subscription", "tybalt", "romeo", "pending"),
+    ("subscription", "nurse", "romeo", "subscribed"),
+    ("affiliation", "nurse", "romeo", "moderator"),
+    ("subscription", "juliet", "nurse", "subscribed"),
+    ("affiliation", "juliet", "nurse", "member"),
+    ("subscription", "nurse", "tybalt", "pending"),
+    ("authorization", "nurse", "tybalt", "pending"),
+    ("subscription", "nurse", "benvolio", "none"),
+    ("affiliation", "nurse", "benvolio", "outcast"),
+    ("subscription", "nurse", "juliet", "none"),
+    ("configuration", "juliet", "posts"),
+    ("configuration", "juliet", "status"),
+    ("item", "juliet", "i0"),
+    ("item", "juliet", "s0"),
+    ("item", "nurse", "n0"),
+    ("item", "juliet", "gone"),
+]
+
+
+async def test_the_archive_holds_what_the_requester_may_see_oldest_first(
+    storage: Storage,
+) -> None:
+    """Followers see items and subscribed followers; moderators also requests, bans and
+    ends; everyone their own membership; a pending follower no items; a banned user
+    nothing of that channel."""
+    await romeos_world(storage)
+    page = await storage.list_archive(
+        archive_query(ROMEO, start=at(0.5)), PageRequest(max=MAX_PAGE)
+    )
+    assert described(page.items) == ROMEOS_ARCHIVE
+    assert (page.count, page.complete) == (len(ROMEOS_ARCHIVE), True)
+    assert [entry.at for entry in page.items] == sorted(entry.at for entry in page.items)
+    assert page.first == page.items[0].cursor and page.last == page.items[-1].cursor
+    gone = page.items[-1]
+    assert gone.item is not None and gone.item.deleted
+    assert gone.node is not None and gone.node.id == POSTS
+    configuration = page.items[12]
+    assert configuration.channel.config.title == "new" and configuration.at == at(9)
+    # Bounds are inclusive; an end leaves the later changes out.
+    window = await storage.list_archive(
+        archive_query(ROMEO, start=at(9), end=at(11)), PageRequest()
+    )
+    assert described(window.items) == ROMEOS_ARCHIVE[12:16] and window.count == 4
+    # The nurse, owner of her channel, sees its changes and Juliet's, which she follows.
+    nurse = await storage.list_archive(archive_query(NURSE, start=at(0.5)), PageRequest())
+    assert ("authorization", "nurse", "tybalt", "pending") in described(nurse.items)
+    assert ("subscription", "juliet", "tybalt", "pending") not in described(nurse.items)
+
+
+async def test_the_archive_pages_forwards_and_backwards(storage: Storage) -> None:
+    await romeos_world(storage)
+    query = archive_query(ROMEO, start=at(0.5))
+    forward: list[ArchiveEntry] = []
+    page = await storage.list_archive(query, PageRequest(max=5))
+    pages = [page]
+    while not page.complete:
+        page = await storage.list_archive(query, PageRequest(max=5, after=page.last))
+        pages.append(page)
+    for each in pages:
+        forward.extend(each.items)
+        assert each.count == len(ROMEOS_ARCHIVE)
+    assert [len(each.items) for each in pages] == [5, 5, 5, 3]
+    assert described(forward) == ROMEOS_ARCHIVE
+
+    backward: list[ArchiveEntry] = []
+    page = await storage.list_archive(query, PageRequest(max=5, last_page=True))
+    while True:
+        backward = page.items + backward
+        if page.complete:
+            break
+        page = await storage.list_archive(query, PageRequest(max=5, before=page.first))
+    assert described(backward) == ROMEOS_ARCHIVE
+    exact = await storage.list_archive(query, PageRequest(max=3, after=forward[-4].cursor))
+    assert described(exact.items) == ROMEOS_ARCHIVE[-3:] and exact.complete
+    counted = await storage.list_archive(query, PageRequest(max=0))
+    assert (counted.items, counted.count) == ([], len(ROMEOS_ARCHIVE))
+    nothing = await storage.list_archive(archive_query(ROMEO, kinds=frozenset()), PageRequest())
+    assert (nothing.items, nothing.count, nothing.complete) == ([], 0, True)
+    for cursor in ("nope", "1,9,a,b,c", "1,0,a,b", "999999999999999999,0,a,b,c", "1,0,%ff,b,c"):
+        with pytest.raises(InvalidPaging):
+            await storage.list_archive(query, PageRequest(after=cursor))
+
+
+async def test_the_archive_of_items_only_pages_every_node_together(storage: Storage) -> None:
+    """Many items in several nodes: each node gives at most a page, in order, and the
+    author filter applies before the page is cut."""
+    await romeos_world(storage)
+    nurse_posts = NodeId(NURSE, "posts")
+    for k in range(30):
+        await storage.put_item(entry_item(POSTS, f"j{k:02d}", at(20 + 2 * k)))
+        await storage.put_item(entry_item(nurse_posts, f"n{k:02d}", at(21 + 2 * k), author=NURSE))
+    query = archive_query(ROMEO, kinds=frozenset({ArchiveKind.ITEM}), start=at(20))
+    seen: list[str] = []
+    page = await storage.list_archive(query, PageRequest(max=7))
+    while True:
+        seen.extend(entry.item.id for entry in page.items if entry.item is not None)
+        if page.complete:
+            break
+        page = await storage.list_archive(query, PageRequest(max=7, after=page.last))
+    assert seen == [f"{prefix}{k:02d}" for k in range(30) for prefix in ("j", "n")]
+    by_nurse = await storage.list_archive(
+        archive_query(ROMEO, kinds=frozenset({ArchiveKind.ITEM}), author=NURSE),
+        PageRequest(max=3),
+    )
+    assert [entry.item.id for entry in by_nurse.items if entry.item] == ["n0", "n00", "n01"]
+    assert by_nurse.count == 31 and by_nurse.complete is False

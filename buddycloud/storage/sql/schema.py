@@ -112,6 +112,8 @@ memberships = sa.Table(
     sa.Index("ix_memberships_user", "jid", "channel"),
     # Who gets notified: the subscribed members of a channel with some roles.
     sa.Index("ix_memberships_audience", "channel", "subscription", "role"),
+    # What changed in a channel since a time (the archive, oldest first).
+    sa.Index("ix_memberships_changes", "channel", "updated", "jid"),
 )
 
 items = sa.Table(

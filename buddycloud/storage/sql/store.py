@@ -6,7 +6,7 @@ Orderings and cursors (XEP-0059 result set management, newest first for items):
 - `after` continues towards older items, `before` returns the page of newer items just
   before the cursor, `last_page` the oldest items; a page is always newest first;
 - archives (XEP-0313) read the same orders the other way round: oldest first, `after`
-  towards newer items;
+  towards newer items; the archive of changes (`list_archive`) has cursors of its own;
 - JID-ordered lists (channels, members) sort ascending; their cursors are JIDs and need
   not exist;
 - paging is by keyset on the sort columns, never OFFSET; `count` is the size of the whole
@@ -64,8 +64,24 @@ from buddycloud.domain.model import (
     Thread,
 )
 from buddycloud.domain.permissions import ReadScope
-from buddycloud.storage.base import NodeContext, SearchQuery, StorageClosed
+from buddycloud.storage.base import (
+    ArchiveEntry,
+    ArchiveKind,
+    ArchiveQuery,
+    NodeContext,
+    SearchQuery,
+    StorageClosed,
+)
+from buddycloud.storage.sql.archive import (
+    ArchiveStatements,
+    Position,
+    Shape,
+    cursor_params,
+    format_cursor,
+    scope_params,
+)
 from buddycloud.storage.sql.database import Database, T, Work
+from buddycloud.storage.sql.keyset import beyond
 from buddycloud.storage.sql.prepared import Prepared
 from buddycloud.storage.sql.schema import RATING_INDEX, accounts, channels, items, memberships
 from buddycloud.storage.sql.schema import nodes as nodes_table
@@ -80,6 +96,8 @@ CONFIG_FILTER_COLUMNS = frozenset(
     {"title", "description", "access_model", "default_role", "channel_type", "creator"}
 )
 _ITEM_KEY = ("channel", "node", "id")
+_NONE_ROLE = Role.NONE.value
+_NO_SUBSCRIPTION = SubscriptionState.NONE.value
 
 
 # --- rows <-> domain values --------------------------------------------------------------
@@ -143,6 +161,16 @@ def _node_values(node: Node) -> dict[str, Any]:
         "max_items": node.max_items,
         "created": node.created,
     }
+
+
+def _ended(role: str, subscription: str) -> bool:
+    """A row with neither a follow nor a role records when a membership ended (for the
+    archive): it is no membership."""
+    return role == _NONE_ROLE and subscription == _NO_SUBSCRIPTION
+
+
+def _live_membership() -> Condition:
+    return sa.or_(memberships.c.role != _NONE_ROLE, memberships.c.subscription != _NO_SUBSCRIPTION)
 
 
 def _membership(row: RowMapping, prefix: str = "") -> Membership:
@@ -268,20 +296,6 @@ def _labelled(table: sa.Table, prefix: str) -> list[sa.Label[Any]]:
 # --- keyset paging -----------------------------------------------------------------------
 
 
-def _beyond(columns: Sequence[Column], values: Sequence[Any], *, less: bool) -> Condition:
-    """Rows strictly past `values` in the lexicographic order of `columns`.
-
-    Written as `a <= x AND (a < x OR …)` rather than a row-value comparison so that the
-    leading column bounds an index range on every backend.
-    """
-    column, value = columns[0], values[0]
-    strict: Condition = column < value if less else column > value
-    if len(columns) == 1:
-        return strict
-    loose: Condition = column <= value if less else column >= value
-    return sa.and_(loose, sa.or_(strict, _beyond(columns[1:], values[1:], less=less)))
-
-
 def _ordered(columns: Sequence[Column], *, descending: bool) -> list[Any]:
     return [column.desc() if descending else column.asc() for column in columns]
 
@@ -309,11 +323,11 @@ def _page_rows(
     elif page.before is not None:
         assert cursor is not None
         # Rows before the cursor in natural order, the nearest ones first, then reversed.
-        query = query.where(_beyond(columns, cursor, less=not descending))
+        query = query.where(beyond(columns, cursor, less=not descending))
         reverse = True
     elif page.after is not None:
         assert cursor is not None
-        query = query.where(_beyond(columns, cursor, less=descending))
+        query = query.where(beyond(columns, cursor, less=descending))
         reverse = False
     else:
         reverse = False
@@ -531,6 +545,7 @@ class SqlStorage:
         self._page_statements: dict[tuple[Any, ...], sa.Select[Any]] = {}
         self._cache = _ChannelCache(enabled=database.dialect == "sqlite")
         self._closed = False
+        self._archive = ArchiveStatements(database.dialect)
 
     async def _write_channel(self, channel: Jid, work: Work[T]) -> T:
         """A write that changes a channel's configuration, nodes or memberships."""
@@ -775,7 +790,11 @@ class SqlStorage:
             row = conn.execute(self._sql.node_context, params).mappings().first()
             if row is None:
                 raise NodeNotFound(str(node))
-            membership = _membership(row, "m_") if row["m_jid"] is not None else None
+            membership = (
+                _membership(row, "m_")
+                if row["m_jid"] is not None and not _ended(row["m_role"], row["m_subscription"])
+                else None
+            )
             return NodeContext(_channel(row, "c_"), _node(row, "n_"), membership)
 
         context = await self._db.lookup(work)
@@ -792,7 +811,9 @@ class SqlStorage:
                 )
             )
             row = result.mappings().first()
-            return _membership(row) if row is not None else None
+            if row is None or _ended(row["role"], row["subscription"]):
+                return None
+            return _membership(row)
 
         return await self._db.lookup(work)
 
@@ -807,13 +828,27 @@ class SqlStorage:
 
         await self._write_channel(membership.channel, work)
 
-    async def delete_membership(self, channel: Jid, jid: Jid) -> None:
+    async def delete_membership(
+        self, channel: Jid, jid: Jid, *, at: datetime | None = None
+    ) -> None:
+        ended = (
+            Membership(channel, jid, Role.NONE, SubscriptionState.NONE, at)
+            if at is not None
+            else None
+        )
+
         def work(conn: sa.Connection) -> None:
-            conn.execute(
-                sa.delete(memberships).where(
-                    memberships.c.channel == str(channel), memberships.c.jid == str(jid)
+            if ended is None:
+                conn.execute(
+                    sa.delete(memberships).where(
+                        memberships.c.channel == str(channel), memberships.c.jid == str(jid)
+                    )
                 )
-            )
+                return
+            try:
+                conn.execute(self._sql.upsert_membership, _membership_values(ended))
+            except IntegrityError:
+                pass  # the channel is gone, and every membership of it
 
         await self._write_channel(channel, work)
 
@@ -836,7 +871,7 @@ class SqlStorage:
         roles: frozenset[Role] | None = None,
         states: frozenset[SubscriptionState] | None = None,
     ) -> Page[Membership]:
-        conditions: list[Condition] = [memberships.c.channel == str(channel)]
+        conditions: list[Condition] = [memberships.c.channel == str(channel), _live_membership()]
         if roles is not None:
             conditions.append(memberships.c.role.in_([role.value for role in roles]))
         if states is not None:
@@ -886,7 +921,7 @@ class SqlStorage:
         temporary_only: bool = False,
         ephemeral: bool | None = None,
     ) -> Page[tuple[Membership, Channel]]:
-        conditions: list[Condition] = [memberships.c.jid == str(jid)]
+        conditions: list[Condition] = [memberships.c.jid == str(jid), _live_membership()]
         if states is not None:
             conditions.append(memberships.c.subscription.in_([state.value for state in states]))
         if temporary_only:
@@ -927,7 +962,7 @@ class SqlStorage:
         ephemeral: bool | None = None,
         config: Mapping[str, str] | None = None,
     ) -> Page[NodeMembership]:
-        conditions: list[Condition] = [memberships.c.jid == str(jid)]
+        conditions: list[Condition] = [memberships.c.jid == str(jid), _live_membership()]
         if states is not None:
             conditions.append(memberships.c.subscription.in_([state.value for state in states]))
         if ephemeral is not None:
@@ -1262,7 +1297,7 @@ class SqlStorage:
             # `after` goes on in the list's order, `before` back against it.
             less = (mode == "after") == descending
             statement = statement.where(
-                _beyond(order, (position, sa.bindparam("p_cursor")), less=less)
+                beyond(order, (position, sa.bindparam("p_cursor")), less=less)
             )
         # first and after read in the list's order; before and last against it (the caller
         # turns those pages round).
@@ -1620,6 +1655,53 @@ class SqlStorage:
 
         return await self._db.read(work)
 
+    # --- archive ----------------------------------------------------------------------------
+
+    async def list_archive(self, query: ArchiveQuery, page: PageRequest) -> Page[ArchiveEntry]:
+        cursor, has_cursor, backward = cursor_params(page)
+        if not query.kinds:
+            return Page([], 0, complete=True)
+        shape = Shape(
+            kinds=query.kinds,
+            start=query.start is not None,
+            end=query.end is not None,
+            author=query.author is not None,
+            cursor=has_cursor,
+            backward=backward,
+        )
+        params: dict[str, Any] = {
+            "requester": str(query.requester.bare),
+            "start": query.start,
+            "end": query.end,
+            "author": str(query.author.bare) if query.author is not None else None,
+            # One row more than the page: whether it exists tells if the page is the end.
+            "limit": page.max + 1,
+            **cursor,
+            **scope_params(query),
+        }
+        statement = self._archive.page(shape)
+        counting = self._archive.count(shape)
+
+        def work(conn: sa.Connection) -> Page[ArchiveEntry]:
+            total = _count(conn, counting, params)
+            if page.max == 0:
+                return Page([], total, complete=total == 0)
+            rows = list(conn.execute(statement, params).mappings())
+            complete = len(rows) <= page.max
+            del rows[page.max :]
+            if backward:
+                rows.reverse()
+            found = [_archive_entry(row) for row in rows]
+            return Page(
+                found,
+                total,
+                found[0].cursor if found else None,
+                found[-1].cursor if found else None,
+                complete=complete,
+            )
+
+        return await self._db.read(work)
+
 
 def _account(row: RowMapping) -> Account:
     return Account(
@@ -1654,6 +1736,31 @@ def _readable(scope: ReadScope) -> Condition:
         if roles
     ]
     return sa.or_(*readable) if readable else sa.false()
+
+
+_ITEM_COLUMNS = tuple(column.name for column in items.columns)
+
+
+def _archive_entry(row: RowMapping) -> ArchiveEntry:
+    """An entry from a row of the archive's page statement (positions and the rows)."""
+    position = Position(row["a_at"], row["a_kind"], row["a_channel"], row["a_node"], row["a_key"])
+    kind = ArchiveKind(position.kind)
+    node = _node(row, "n_") if row["n_channel"] is not None else None
+    item = (
+        _item({name: row["i_" + name] for name in _ITEM_COLUMNS})
+        if row["i_channel"] is not None
+        else None
+    )
+    membership = _membership(row, "m_") if row["m_channel"] is not None else None
+    return ArchiveEntry(
+        format_cursor(position),
+        position.at,
+        kind,
+        _channel(row, "c_"),
+        node=node,
+        item=item,
+        membership=membership,
+    )
 
 
 def _page(found: list[Any], total: int, key: Any) -> Page[Any]:
