@@ -7,6 +7,7 @@ once by the engine so that listeners never re-derive permissions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import Channel, ChannelConfig, Item, Membership, Node, NodeId
@@ -89,3 +90,14 @@ Event = (
     | NodeDeleted
     | AuthorizationRequested
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedEvent:
+    """An event replayed from the archive (reference row 32), as it happened or, where
+    the state kept holds less, as the change now stands: `id` is its place in the archive
+    (an RSM cursor), `at` when it happened; the event's audience is the one asking."""
+
+    id: str
+    at: datetime
+    event: Event

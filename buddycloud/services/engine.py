@@ -1,15 +1,16 @@
 """The channel engine: the one object the edges (XMPP, HTTP, federation) talk to.
 
 Its parts live beside it: `channels` (registration, creation, configuration, deletion),
-`following` (subscriptions, approvals, roles), `items` (publishing, reads, search) and
-`accounts` (unregistering) and `users` (the built-in user database).
+`following` (subscriptions, approvals, roles), `items` (publishing, reads, search),
+`accounts` (unregistering), `users` (the built-in user database) and `archive` (archives
+and the inbox sync).
 Every permission is decided by `buddycloud.domain.permissions`.
 """
 
 from __future__ import annotations
 
-from buddycloud.services.users import UserOps
+from buddycloud.services.archive import ArchiveOps
 
 
-class Engine(UserOps):
+class Engine(ArchiveOps):
     """Every operation of the channel model. Construct with (storage, clock, config)."""

@@ -405,9 +405,10 @@ class Storage(Protocol):
         """Changes (see `ArchiveQuery`) oldest first: by time, then kind, channel, node and
         item id or member JID. Paged like a chronological `list_items`: the first page is
         the oldest, `after` pages towards newer changes, `before` and `last_page` towards
-        older ones, every page oldest first, `complete` set. Cursors are the entries' own;
-        a malformed one raises InvalidPaging. `count` is the number of every change the
-        query selects.
+        older ones, every page oldest first, `complete` set. Cursors are the entries' own
+        positions: a malformed one raises InvalidPaging, one whose item, membership or node
+        no longer exists CursorNotFound (one that changed since still marks its place).
+        `count` is the number of every change the query selects.
 
         One statement finds a page whatever the number of channels: each node and
         channel contributes at most a page, read from an index in order.

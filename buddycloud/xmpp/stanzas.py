@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.entries import EntryDraft
@@ -59,6 +59,7 @@ from buddycloud.xmpp.forms import (
 )
 from buddycloud.xmpp.namespaces import (
     NS_BUDDYCLOUD,
+    NS_CLIENT,
     NS_DATA_FORMS,
     NS_DELAY,
     NS_DISCO_INFO,
@@ -1223,16 +1224,27 @@ def render_mam_form() -> Element:
     return query
 
 
-def render_mam_result(query: MamQuery, item: Item, *, service: str, stub: bool = False) -> Element:
+def render_mam_result(
+    query: MamQuery,
+    item: Item,
+    *,
+    service: str,
+    stub: bool = False,
+    result_id: str | None = None,
+) -> Element:
     """One `<result><forwarded><delay/><message><event><items><item>…` (XEP-0313 §4.2);
-    `stub`: the item without its payload, for a result too large for a stanza."""
-    attributes = {"id": item.id}
+    `stub`: the item without its payload, for a result too large for a stanza. The
+    result's id is the item's unless `result_id` is given. The forwarded message is in the
+    client namespace (XEP-0297 §3)."""
+    attributes = {"id": result_id if result_id is not None else item.id}
     if query.query_id is not None:
         attributes["queryid"] = query.query_id
     result = Element(qname(NS_MAM, "result"), attributes)
     forwarded = SubElement(result, qname(NS_FORWARD, "forwarded"))
     SubElement(forwarded, qname(NS_DELAY, "delay"), {"stamp": format_datetime(item.updated)})
-    message = SubElement(forwarded, "message", {"from": service, "type": "headline"})
+    message = SubElement(
+        forwarded, qname(NS_CLIENT, "message"), {"from": service, "type": "headline"}
+    )
     event = SubElement(message, qname(NS_PUBSUB_EVENT, "event"))
     items = SubElement(event, qname(NS_PUBSUB_EVENT, "items"), {"node": str(item.node)})
     if stub:
@@ -1242,7 +1254,7 @@ def render_mam_result(query: MamQuery, item: Item, *, service: str, stub: bool =
     return result
 
 
-def render_mam_fin(page: Page[Item], *, complete: bool) -> Element:
+def render_mam_fin(page: Page[Any], *, complete: bool) -> Element:
     fin = Element(qname(NS_MAM, "fin"), {"complete": "true" if complete else "false"})
     fin.append(render_rsm(page))
     return fin

@@ -177,6 +177,10 @@ def test_a_page_cut_short_names_its_new_ends_and_keeps_the_count() -> None:
     assert (tail.items, tail.first, tail.last, tail.count) == (["b", "c", "d"], "B", "D", 9)
     with pytest.raises(ValueError, match="cursor_of"):
         Page(["a", "b"], 2, "a", "b").keep(1)
+    # An archive page cut short no longer reaches the end it was read towards.
+    archived = Page(["a", "b"], 2, "a", "b", complete=True, cursor_of=str.upper)
+    assert archived.keep(2).complete is True and archived.keep(1).complete is False
+    assert head.complete is None
 
 
 def test_a_request_before_a_cursor_pages_backwards() -> None:

@@ -1496,6 +1496,18 @@ async def test_the_archive_pages_forwards_and_backwards(storage: Storage) -> Non
     for cursor in ("nope", "1,9,a,b,c", "1,0,a,b", "999999999999999999,0,a,b,c", "1,0,%ff,b,c"):
         with pytest.raises(InvalidPaging):
             await storage.list_archive(query, PageRequest(after=cursor))
+    # A position whose entry is gone names nothing (XEP-0059); one whose entry changed
+    # since still marks its place, and the change comes again later.
+    nowhere = forward[0].cursor.replace("juliet@capulet.lit", "nobody@capulet.lit")
+    with pytest.raises(CursorNotFound):
+        await storage.list_archive(query, PageRequest(after=nowhere))
+    i0 = next(entry for entry in forward if entry.item is not None and entry.item.id == "i0")
+    await storage.put_item(entry_item(POSTS, "i0", at(30), content="edited"))
+    later = await storage.list_archive(query, PageRequest(max=MAX_PAGE, after=i0.cursor))
+    assert described(later.items) == [
+        *ROMEOS_ARCHIVE[ROMEOS_ARCHIVE.index(("item", "juliet", "i0")) + 1 :],
+        ("item", "juliet", "i0"),
+    ]
 
 
 async def test_the_archive_of_items_only_pages_every_node_together(storage: Storage) -> None:

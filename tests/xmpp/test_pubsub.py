@@ -956,7 +956,8 @@ async def test_search_pages_reach_past_the_thousandth_result(
 async def test_mam_replays_a_node_as_forwarded_messages(
     harness: Harness, juliet: Client, romeo: Client
 ) -> None:
-    """XEP-0313 on a node: one <result><forwarded> message per item, then <fin>."""
+    """XEP-0313 on a node: one <result><forwarded> message per item, oldest first, the
+    forwarded message in the client namespace (XEP-0297), then <fin>."""
     await register(juliet)
     await juliet.ok("set", publish_xml(JULIET_POSTS, "first"))
     await juliet.ok("set", publish_xml(JULIET_POSTS, "second"))
@@ -968,12 +969,12 @@ async def test_mam_replays_a_node_as_forwarded_messages(
     assert all(r is not None and r.get("queryid") == "sync1" for r in results)
     contents = [
         m.findtext(
-            "mam:result/fwd:forwarded/message/event:event/event:items/event:item/atom:entry/atom:content",
+            "mam:result/fwd:forwarded/client:message/event:event/event:items/event:item/atom:entry/atom:content",
             namespaces=NS,
         )
         for m in messages
     ]
-    assert sorted(c or "" for c in contents) == ["first", "second"]
+    assert contents == ["first", "second"]
     fin = reply.find("mam:fin", NS)
     assert fin is not None and fin.get("complete") == "true"
     assert fin.findtext("rsm:set/rsm:count", namespaces=NS) == "2"
@@ -983,8 +984,8 @@ async def test_mam_with_and_end_pick_the_page_from_the_matching_items(
     harness: Harness, juliet: Client, romeo: Client, storage: Storage
 ) -> None:
     """`with` and `end` narrow the archive before it is paged: a full page of the
-    author's items even when the newest items are someone else's, on a node and across
-    the requester's followed nodes alike."""
+    author's items even when other items come first, on a node and across the requester's
+    followed nodes alike; pages are oldest first (XEP-0313 §4.2)."""
     await register(juliet)
     await romeo.ok(
         "set", f"{PUBSUB}<subscribe node='{JULIET_POSTS}' jid='romeo@capulet.lit'/></pubsub>"
@@ -1009,11 +1010,13 @@ async def test_mam_with_and_end_pick_the_page_from_the_matching_items(
 
     for where in (JULIET_POSTS, None):
         contents, reply = await replayed(mam_query(with_nurse, node=where, max_=2))
-        assert contents == ["nurse2", "nurse1"], where
+        assert contents == ["nurse0", "nurse1"], where
         fin = reply.find("mam:fin", NS)
         assert fin is not None and fin.get("complete") == "false", where
-        contents, _ = await replayed(mam_query(with_nurse + end, node=where, max_=10))
-        assert contents == ["nurse1", "nurse0"], where
+        contents, reply = await replayed(mam_query(with_nurse + end, node=where, max_=10))
+        assert contents == ["nurse0", "nurse1"], where
+        fin = reply.find("mam:fin", NS)
+        assert fin is not None and fin.get("complete") == "true", where
 
 
 async def test_dates_out_of_range_are_bad_requests_not_internal_errors(juliet: Client) -> None:
@@ -1030,3 +1033,58 @@ async def test_dates_out_of_range_are_bad_requests_not_internal_errors(juliet: C
         "modify",
         "invalid-since-value-provided",
     )
+
+
+async def test_mam_pages_a_node_in_chronological_order_both_ways(
+    harness: Harness, juliet: Client, romeo: Client, storage: Storage
+) -> None:
+    """XEP-0313 §4.2 with XEP-0059: five posts, max 2. Without `before` the first page is
+    the oldest and `after` pages forward; `<before/>` is the newest page and `before`
+    pages back. Each page is oldest first; `complete` marks the end of the direction."""
+    await register(juliet)
+    for k in range(5):
+        await storage.put_item(stored_post(f"p{k}", k, f"post {k}"))
+
+    async def page(rsm: str) -> tuple[list[str | None], Element]:
+        harness.extra.clear()
+        reply = await romeo.ok(
+            "set",
+            f"<query xmlns='{NS['mam']}' queryid='q' node='{JULIET_POSTS}'>"
+            f"<set xmlns='{NS['rsm']}'><max>2</max>{rsm}</set></query>",
+        )
+        results = [m.find("mam:result", NS) for m in harness.extra if m.tag == "message"]
+        return [r.get("id") for r in results if r is not None], reply
+
+    def fin(reply: Element) -> tuple[str | None, str | None, str | None, str | None]:
+        element = reply.find("mam:fin", NS)
+        assert element is not None
+        return (
+            element.get("complete"),
+            element.findtext("rsm:set/rsm:first", namespaces=NS),
+            element.findtext("rsm:set/rsm:last", namespaces=NS),
+            element.findtext("rsm:set/rsm:count", namespaces=NS),
+        )
+
+    forward = []
+    ids, reply = await page("")
+    forward.append((ids, fin(reply)))
+    while fin(reply)[0] == "false":
+        ids, reply = await page(f"<after>{fin(reply)[2]}</after>")
+        forward.append((ids, fin(reply)))
+    assert forward == [
+        (["p0", "p1"], ("false", "p0", "p1", "5")),
+        (["p2", "p3"], ("false", "p2", "p3", "5")),
+        (["p4"], ("true", "p4", "p4", "5")),
+    ]
+
+    backward = []
+    ids, reply = await page("<before/>")
+    backward.append((ids, fin(reply)))
+    while fin(reply)[0] == "false":
+        ids, reply = await page(f"<before>{fin(reply)[1]}</before>")
+        backward.append((ids, fin(reply)))
+    assert backward == [
+        (["p3", "p4"], ("false", "p3", "p4", "5")),
+        (["p1", "p2"], ("false", "p1", "p2", "5")),
+        (["p0"], ("true", "p0", "p0", "5")),
+    ]

@@ -189,6 +189,8 @@ ITEM = "nothing"
 CROSS = f"{J},nothing"
 JID = "nobody@capulet.lit"
 NODE = "/user/nobody@capulet.lit/posts"
+# A position in the archive (MAM without node): an item of Juliet's posts that is not.
+POSITION = "1767225600000000,0,juliet@capulet.lit,posts,nothing"
 UNKNOWN: dict[str, str | None] = {
     "items": ITEM,
     "firehose": CROSS,
@@ -209,7 +211,7 @@ UNKNOWN: dict[str, str | None] = {
     "disco#items of a node": ITEM,
     "top nodes": None,
     "MAM of a node": ITEM,
-    "MAM": CROSS,
+    "MAM": POSITION,
     "search": None,
 }
 

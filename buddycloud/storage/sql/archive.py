@@ -466,13 +466,17 @@ class _Builder:
         return sa.select(sa.func.count()).select_from(union)
 
 
-def cursor_params(page: PageRequest) -> tuple[dict[str, Any], bool, bool]:
-    """The cursor's parameters, whether there is one, and whether the page is read
-    backwards (towards older changes)."""
+def cursor_params(page: PageRequest) -> tuple[dict[str, Any], Position | None, bool]:
+    """The cursor's parameters, its position (None without one), and whether the page is
+    read backwards (towards older changes).
+
+    Raises:
+        InvalidPaging: a malformed cursor.
+    """
     cursor = page.after if page.after is not None else page.before
     backward = page.last_page or page.before is not None
     if cursor is None:
-        return dict.fromkeys(("c_at", "c_kind", "c_channel", "c_node", "c_key")), False, backward
+        return dict.fromkeys(("c_at", "c_kind", "c_channel", "c_node", "c_key")), None, backward
     position = parse_cursor(cursor)
     params = {
         "c_at": position.at,
@@ -481,4 +485,23 @@ def cursor_params(page: PageRequest) -> tuple[dict[str, Any], bool, bool]:
         "c_node": position.node,
         "c_key": position.key,
     }
-    return params, True, backward
+    return params, position, backward
+
+
+def entry_exists(conn: sa.Connection, position: Position) -> bool:
+    """Whether the item, membership (or its end) or node a position names still exists,
+    wherever it sorts now: a position stays a place in time order when its entry changed
+    since (a page goes on from there), but one naming nothing is no cursor (XEP-0059)."""
+    if position.kind == ArchiveKind.ITEM.value:
+        table, match = items, [items.c.node == position.node, items.c.id == position.key]
+    elif position.kind == ArchiveKind.CONFIGURATION.value:
+        table, match = nodes_table, [nodes_table.c.name == position.node]
+    else:
+        table, match = memberships, [memberships.c.jid == position.key]
+    found = conn.execute(
+        sa.select(sa.literal(1))
+        .select_from(table)
+        .where(table.c.channel == position.channel, *match)
+        .limit(1)
+    ).first()
+    return found is not None

@@ -77,6 +77,7 @@ from buddycloud.storage.sql.archive import (
     Position,
     Shape,
     cursor_params,
+    entry_exists,
     format_cursor,
     scope_params,
 )
@@ -1658,15 +1659,15 @@ class SqlStorage:
     # --- archive ----------------------------------------------------------------------------
 
     async def list_archive(self, query: ArchiveQuery, page: PageRequest) -> Page[ArchiveEntry]:
-        cursor, has_cursor, backward = cursor_params(page)
+        cursor, position, backward = cursor_params(page)
         if not query.kinds:
-            return Page([], 0, complete=True)
+            return Page([], 0, complete=True, cursor_of=_archive_cursor)
         shape = Shape(
             kinds=query.kinds,
             start=query.start is not None,
             end=query.end is not None,
             author=query.author is not None,
-            cursor=has_cursor,
+            cursor=position is not None,
             backward=backward,
         )
         params: dict[str, Any] = {
@@ -1683,9 +1684,11 @@ class SqlStorage:
         counting = self._archive.count(shape)
 
         def work(conn: sa.Connection) -> Page[ArchiveEntry]:
+            if position is not None and not entry_exists(conn, position):
+                raise CursorNotFound(page.after or page.before or "")
             total = _count(conn, counting, params)
             if page.max == 0:
-                return Page([], total, complete=total == 0)
+                return Page([], total, complete=total == 0, cursor_of=_archive_cursor)
             rows = list(conn.execute(statement, params).mappings())
             complete = len(rows) <= page.max
             del rows[page.max :]
@@ -1698,6 +1701,7 @@ class SqlStorage:
                 found[0].cursor if found else None,
                 found[-1].cursor if found else None,
                 complete=complete,
+                cursor_of=_archive_cursor,
             )
 
         return await self._db.read(work)
@@ -1739,6 +1743,10 @@ def _readable(scope: ReadScope) -> Condition:
 
 
 _ITEM_COLUMNS = tuple(column.name for column in items.columns)
+
+
+def _archive_cursor(entry: ArchiveEntry) -> str:
+    return entry.cursor
 
 
 def _archive_entry(row: RowMapping) -> ArchiveEntry:

@@ -1,4 +1,4 @@
-"""XEP-0313 message archive queries on a node (reference row 32): inbox sync.
+"""XEP-0313 message archives on a node or the requester's feed (reference row 32).
 
 Each archived item is sent as a `<message><result><forwarded>` before the IQ result, which
 carries `<fin complete>` and the RSM set (XEP-0313 §4.2-4.3). Each message fits the stanza
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from xml.etree.ElementTree import Element
 
+from buddycloud.domain.events import ItemPublished, ItemRetracted
 from buddycloud.domain.model import Item
 from buddycloud.xmpp.fitting import fits, too_large
 from buddycloud.xmpp.handlers.context import IqRequest
@@ -22,10 +23,26 @@ from buddycloud.xmpp.stanzas import (
 from buddycloud.xmpp.xml import serialize, utf8_size
 
 
-def _result_message(request: IqRequest, query: MamQuery, item: Item, *, stub: bool) -> str:
+def _result_message(
+    request: IqRequest, query: MamQuery, item: Item, result_id: str | None, *, stub: bool
+) -> str:
     message = Element("message", {"to": str(request.requester), "from": request.service})
-    message.append(render_mam_result(query, item, service=request.service, stub=stub))
+    message.append(
+        render_mam_result(query, item, service=request.service, stub=stub, result_id=result_id)
+    )
     return serialize(message)
+
+
+def _send_result(request: IqRequest, query: MamQuery, item: Item, result_id: str | None) -> None:
+    limit = request.edge.max_stanza_bytes
+    text = _result_message(request, query, item, result_id, stub=False)
+    if not fits(text, limit):
+        # Like a notification: the item's id without its payload (docs/xmpp.md,
+        # "Stanza size"); a client reads such an item by id.
+        text = _result_message(request, query, item, result_id, stub=True)
+        if not fits(text, limit):
+            raise too_large(f"the archived item {item.id}", utf8_size(text), limit)
+    request.edge.sink.send_text(text)
 
 
 async def handle_mam_form(request: IqRequest) -> Element:
@@ -36,32 +53,23 @@ async def handle_mam_query(request: IqRequest) -> Element:
     query = parse_mam_query(request.payload)
     author = query.with_.bare if query.with_ is not None else None
     if query.node is not None:
-        page = await request.engine.get_items(
+        page = await request.engine.archive_items(
             request.requester,
             query.node,
             query.page,
-            since=query.start,
-            until=query.end,
+            start=query.start,
+            end=query.end,
             author=author,
         )
-    else:
-        page = await request.engine.user_items(
-            request.requester,
-            since=query.start,
-            parent_only=False,
-            page=query.page,
-            until=query.end,
-            author=author,
-        )
-    limit = request.edge.max_stanza_bytes
-    for item in page.items:
-        text = _result_message(request, query, item, stub=False)
-        if not fits(text, limit):
-            # Like a notification: the item's id without its payload (docs/xmpp.md,
-            # "Stanza size"); a client reads such an item by id.
-            text = _result_message(request, query, item, stub=True)
-            if not fits(text, limit):
-                raise too_large(f"the archived item {item.id}", utf8_size(text), limit)
-        request.edge.sink.send_text(text)
-    complete = page.last is None or len(page.items) < query.page.max
-    return render_mam_fin(page, complete=complete)
+        for item in page.items:
+            _send_result(request, query, item, None)
+        return render_mam_fin(page, complete=page.complete is not False)
+    feed = await request.engine.archive_feed(
+        request.requester, query.page, start=query.start, end=query.end, author=author
+    )
+    for archived in feed.items:
+        event = archived.event
+        assert isinstance(event, ItemPublished | ItemRetracted)
+        item = event.item if isinstance(event, ItemPublished) else event.tombstone
+        _send_result(request, query, item, archived.id)
+    return render_mam_fin(feed, complete=feed.complete is not False)
