@@ -1,6 +1,12 @@
-"""Archives: a node's items, or those of every channel a user follows, in chronological
-order (XEP-0313), the latter as the events that announced them; only what the requester
-may see now, by the same tables (docs/permissions.md).
+"""Archives: a node's items in chronological order (XEP-0313), and the inbox sync that
+replays every change of the channels a user follows (reference row 32, `urn:xmpp:mam:tmp`).
+
+The inbox sync replays what storage keeps: the current version of every item and
+tombstone changed since a time, the current state of every membership and channel
+configuration changed since then, and the follow requests waiting since then. Changes
+since overwritten show as they stand now; deleted channels and nodes are not replayed.
+Each change comes as the event that announced it live, and only to those who may see it
+now, by the same tables (docs/permissions.md).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from buddycloud.domain.model import (
 from buddycloud.domain.permissions import Operation, may
 from buddycloud.services.items import _with_item_cursors
 from buddycloud.services.users import UserOps
-from buddycloud.storage.base import ArchiveEntry, ArchiveKind, ArchiveQuery
+from buddycloud.storage.base import ARCHIVE_KINDS, ArchiveEntry, ArchiveKind, ArchiveQuery
 
 # Archive bounds are inclusive (XEP-0313 §4.1.2); storage's `since` is exclusive, and
 # timestamps are exact to the microsecond on every backend.
@@ -90,6 +96,34 @@ class ArchiveOps(UserOps):
         query = self._archive_query(
             requester, frozenset({ArchiveKind.ITEM}), start=start, end=end, author=author
         )
+        return await self._replay(requester, query, page)
+
+    async def inbox(
+        self,
+        requester: Jid,
+        page: PageRequest,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Page[ArchivedEvent]:
+        """Inbox sync (reference row 32): every change since `start` (until `end`, both
+        inclusive) of the channels the requester belongs to, as the events that announce
+        them live, oldest first and paged like `archive_items`:
+
+        - new, updated and retracted items of the channels they follow and may read;
+        - follows, requests, invitations, ends and roles: every one to the owner and
+          moderators, the subscribed followers to the followers who may read them, and
+          their own (a request they made, its answer) to everyone;
+        - follow requests waiting for approval, to the owner and moderators;
+        - configuration changes, once per node of the channel.
+
+        A banned user gets nothing of that channel; a pending follower only their own
+        request. Cursors are the events' ids.
+
+        Raises:
+            InvalidPaging: a cursor that is not an event id.
+        """
+        query = self._archive_query(requester, ARCHIVE_KINDS, start=start, end=end, author=None)
         return await self._replay(requester, query, page)
 
     def _archive_query(

@@ -190,11 +190,15 @@ class FollowOps(ChannelOps):
     async def _drop_subscription(
         self, channel: Channel, current: Membership, node: NodeId | None = None
     ) -> Membership | None:
-        """End a subscription; the role goes back to none, except a ban, which stays."""
+        """End a subscription; the role goes back to none, except a ban, which stays.
+
+        The end of a lasting membership is kept for the inbox sync (`archive`)."""
         role = Role.OUTCAST if current.role is Role.OUTCAST else Role.NONE
         ended = Membership(channel.jid, current.jid, role, SubscriptionState.NONE, self.clock.now())
         if role is Role.NONE:
-            await self.storage.delete_membership(channel.jid, current.jid)
+            await self.storage.delete_membership(
+                channel.jid, current.jid, at=None if current.temporary else ended.updated
+            )
         else:
             await self.storage.put_membership(ended)
         await self._emit_subscription(channel, node or _posts(channel), ended, previous=current)
@@ -376,7 +380,10 @@ class FollowOps(ChannelOps):
             invited_by=current.invited_by if current is not None else None,
         )
         if role is Role.NONE and state is SubscriptionState.NONE:
-            await self.storage.delete_membership(channel.jid, target)
+            temporary = current is not None and current.temporary
+            await self.storage.delete_membership(
+                channel.jid, target, at=None if temporary else changed.updated
+            )
         else:
             await self.storage.put_membership(changed)
         if current is not None and current.subscription is not state:

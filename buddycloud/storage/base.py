@@ -96,9 +96,11 @@ class ArchiveQuery:
       role may read items there; at `updated`; `author` keeps one author's;
     - SUBSCRIPTION: memberships of a followed channel (every one for `staff`, the
       subscribed ones that are no ban for `followers`), and the requester's own membership
-      of any channel, including one that ended (`delete_membership` with `at`);
-    - AFFILIATION: the same memberships where the role is not `none`; bans only for
-      `staff` (and the requester's own role);
+      of any channel, including one that ended (`delete_membership` with `at`); the role
+      shows with each of these;
+    - AFFILIATION: the role alone, where the subscription does not show: for `followers`
+      who are not `staff`, memberships of a followed channel with a role other than
+      `none` and `outcast` that are not subscribed (and not the requester's);
     - AUTHORIZATION: pending memberships of a followed channel, for `staff`;
     - CONFIGURATION: every node of a followed channel whose configuration changed after
       the channel was created, at the channel's `updated`.

@@ -22,6 +22,8 @@ NS_SEARCH = "jabber:iq:search"
 NS_DATA_FORMS = "jabber:x:data"
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_MAM = "urn:xmpp:mam:2"
+# The inbox sync of the original servers (reference row 32), an early MAM draft.
+NS_MAM_TMP = "urn:xmpp:mam:tmp"
 NS_FORWARD = "urn:xmpp:forward:0"
 NS_DELAY = "urn:xmpp:delay"
 NS_ADDRESS = "http://jabber.org/protocol/address"

@@ -47,7 +47,7 @@ from buddycloud.xmpp.handlers.buddycloud import (
 )
 from buddycloud.xmpp.handlers.context import Edge, IqHandler, IqRequest, StanzaSink
 from buddycloud.xmpp.handlers.disco import handle_disco_info, handle_disco_items
-from buddycloud.xmpp.handlers.mam import handle_mam_form, handle_mam_query
+from buddycloud.xmpp.handlers.mam import handle_inbox_sync, handle_mam_form, handle_mam_query
 from buddycloud.xmpp.handlers.pubsub import (
     handle_affiliations,
     handle_create,
@@ -73,6 +73,7 @@ from buddycloud.xmpp.namespaces import (
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
     NS_MAM,
+    NS_MAM_TMP,
     NS_PUBSUB,
     NS_PUBSUB_OWNER,
     NS_REGISTER,
@@ -81,6 +82,7 @@ from buddycloud.xmpp.namespaces import (
     qname,
     split_tag,
 )
+from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.stanzas import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -127,6 +129,9 @@ IQ_ROUTES: Mapping[RouteKey, IqHandler] = {
     ("set", NS_SEARCH, "query"): handle_search_set,
     ("get", NS_MAM, "query"): handle_mam_form,
     ("set", NS_MAM, "query"): handle_mam_query,
+    # Reference row 32 names a get; a set is taken too, as for urn:xmpp:mam:2.
+    ("get", NS_MAM_TMP, "query"): handle_inbox_sync,
+    ("set", NS_MAM_TMP, "query"): handle_inbox_sync,
 }
 
 KNOWN_NAMESPACES = frozenset({namespace for _, namespace, _ in IQ_ROUTES}) | {NS_PUBSUB}
@@ -205,7 +210,12 @@ class Router:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
     ) -> None:
-        self.edge = Edge(engine, service_jid, sink, max_payload_bytes, online, max_stanza_bytes)
+        # A notifier that sends nothing: its renderer draws the events the inbox sync
+        # replays, so that they look exactly like the live notifications.
+        renderer = Notifier(service_jid, online, sink, max_stanza_bytes=max_stanza_bytes).render
+        self.edge = Edge(
+            engine, service_jid, sink, max_payload_bytes, online, max_stanza_bytes, renderer
+        )
         self._service = str(service_jid)
         # Channel creations started by available presence, by bare JID, until they end.
         # The XMPP server delivers a user's stanzas in order, but each is handled in its own

@@ -24,6 +24,7 @@ from buddycloud.domain.errors import (
     ItemRequired,
     PayloadTooLarge,
 )
+from buddycloud.domain.events import ArchivedEvent, AuthorizationRequested
 from buddycloud.domain.ids import local_item_id
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
@@ -66,6 +67,7 @@ from buddycloud.xmpp.namespaces import (
     NS_DISCO_ITEMS,
     NS_FORWARD,
     NS_MAM,
+    NS_MAM_TMP,
     NS_PUBSUB,
     NS_PUBSUB_EVENT,
     NS_PUBSUB_META_DATA,
@@ -82,7 +84,9 @@ from buddycloud.xmpp.xml import (
     byte_size,
     namespace_of,
     prewritten,
+    quote_attribute,
     serialize,
+    text_of,
     utf8_size,
     wrapper_size,
 )
@@ -214,6 +218,7 @@ FEATURES: tuple[str, ...] = (
     NS_REGISTER,
     NS_SEARCH,
     NS_MAM,
+    NS_MAM_TMP,
     "http://jabber.org/protocol/rsm",
     NS_PUBSUB,
     f"{NS_PUBSUB}#create-nodes",
@@ -1258,6 +1263,65 @@ def render_mam_fin(page: Page[Any], *, complete: bool) -> Element:
     fin = Element(qname(NS_MAM, "fin"), {"complete": "true" if complete else "false"})
     fin.append(render_rsm(page))
     return fin
+
+
+# --- inbox sync (reference row 32, urn:xmpp:mam:tmp) ----------------------------------------
+
+# Without RSM `max`, as many events as the original Node server sent (its default), which
+# is also the most one page holds (MAX_PAGE).
+INBOX_DEFAULT_MAX = MAX_PAGE
+
+
+@dataclass(frozen=True, slots=True)
+class InboxSyncRequest:
+    query_id: str | None
+    start: datetime | None
+    end: datetime | None
+    page: PageRequest
+
+
+def parse_inbox_sync(query: Element) -> InboxSyncRequest:
+    """`<query xmlns=urn:xmpp:mam:tmp [queryid]><start>ISO</start>[<end>ISO</end>]</query>`
+    with RSM (reference row 32); without `start`, from the beginning."""
+    start = _date(text_of(query.find(qname(NS_MAM_TMP, "start"))))
+    end = _date(text_of(query.find(qname(NS_MAM_TMP, "end"))))
+    query_id = query.get("queryid")
+    if query_id is not None and len(query_id) > 256:
+        raise MalformedStanza("queryid is too long")
+    return InboxSyncRequest(query_id, start, end, parse_rsm(query, default_max=INBOX_DEFAULT_MAX))
+
+
+def render_inbox_result(
+    request: InboxSyncRequest, archived: ArchivedEvent, body: str, *, service: str, to: str
+) -> str:
+    """One replayed event: `<message><result xmlns=mam:tmp queryid id><forwarded><delay/>
+    <message>` + the live notification's child (`body`, serialised), as the original Node
+    server sent it (a real message inside `<forwarded>`, reference section 12).
+
+    Authorization prompts are plain messages, as live; every other event a headline."""
+    source = quote_attribute(service)
+    target = quote_attribute(to)
+    query_id = (
+        f" queryid={quote_attribute(request.query_id)}" if request.query_id is not None else ""
+    )
+    prompt = isinstance(archived.event, AuthorizationRequested)
+    kind = "" if prompt else ' type="headline"'
+    return (
+        f"<message from={source} to={target}>"
+        f'<result xmlns="{NS_MAM_TMP}"{query_id} id={quote_attribute(archived.id)}>'
+        f'<forwarded xmlns="{NS_FORWARD}">'
+        f'<delay xmlns="{NS_DELAY}" stamp="{format_datetime(archived.at)}"/>'
+        f'<message xmlns="{NS_CLIENT}" from={source} to={target}{kind}>{body}</message>'
+        "</forwarded></result></message>"
+    )
+
+
+def render_inbox_done(page: Page[ArchivedEvent]) -> Element:
+    """The IQ result after the replayed events: the original sent it empty; the RSM set
+    (first, last, count) tells a client where the page ended, to ask for the next one."""
+    query = Element(qname(NS_MAM_TMP, "query"))
+    query.append(render_rsm(page))
+    return query
 
 
 # --- subscription authorization (XEP-0060 §8.6; row 35) ---------------------------------

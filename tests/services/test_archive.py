@@ -1,13 +1,13 @@
-"""Archives: XEP-0313 order on a node and across the followed channels."""
+"""Archives: XEP-0313 order on a node, and the inbox sync of a returning client."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import pytest
-from engine_support import JULIET, NURSE, ROMEO, FakeClock, posts, text
+from engine_support import JULIET, MERCUTIO, NURSE, ROMEO, TYBALT, FakeClock, posts, text
 
-from buddycloud.domain.errors import ClosedNode
+from buddycloud.domain.errors import ClosedNode, InvalidPaging
 from buddycloud.domain.events import (
     ArchivedEvent,
     AuthorizationRequested,
@@ -19,7 +19,7 @@ from buddycloud.domain.events import (
     SubscriptionChanged,
 )
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import AccessModel, NodeId, Page, PageRequest
+from buddycloud.domain.model import AccessModel, NodeId, Page, PageRequest, Role
 from buddycloud.services.config import ConfigUpdate
 from buddycloud.services.engine import Engine
 
@@ -34,12 +34,15 @@ def summary(event: Event) -> tuple[str, ...]:
             return ("item", str(node.id.channel.local), content)
         case ItemRetracted(node=node, tombstone=tombstone):
             return ("retract", str(node.id.channel.local), tombstone.id)
-        case SubscriptionChanged(channel=channel, membership=membership):
+        case SubscriptionChanged(channel=channel, membership=membership, with_role=with_role):
+            # With the role when the event carries it (reference section 4).
+            role = (membership.role.value,) if with_role else ()
             return (
                 "subscription",
                 str(channel.jid.local),
                 str(membership.jid.local),
                 membership.subscription.value,
+                *role,
             )
         case RoleChanged(channel=channel, membership=membership):
             return (
@@ -84,6 +87,118 @@ async def test_a_nodes_archive_is_paged_oldest_first(engine: Engine, clock: Fake
     await engine.configure(JULIET, posts(JULIET), ConfigUpdate(access_model=AccessModel.AUTHORIZE))
     with pytest.raises(ClosedNode):
         await archive(PageRequest())
+
+
+async def test_a_returning_follower_gets_what_happened_while_away(
+    engine: Engine, clock: FakeClock
+) -> None:
+    """Reference row 32: posts, a retraction, a new follower, a configuration change, in
+    the order they happened; what others may not show stays out."""
+    await engine.register(JULIET)
+    await engine.register(ROMEO)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    await publish(engine, JULIET, JULIET, "before")
+    clock.advance(seconds=1)
+    left = clock.now()
+    first = await publish(engine, JULIET, JULIET, "while away")
+    await engine.subscribe(NURSE, posts(JULIET), NURSE)
+    await engine.configure(JULIET, posts(JULIET), ConfigUpdate(title="Juliet's balcony"))
+    doomed = await publish(engine, JULIET, JULIET, "soon gone")
+    await engine.retract(JULIET, posts(JULIET), doomed)
+    await engine.set_role(JULIET, posts(JULIET), MERCUTIO, Role.OUTCAST)
+    await engine.set_role(JULIET, posts(JULIET), TYBALT, Role.MEMBER)
+    await engine.register(TYBALT)
+    await publish(engine, TYBALT, TYBALT, "not followed")
+
+    page = await engine.inbox(ROMEO, EVERYTHING, start=left)
+    nodes = [node.id.name for node in await engine.storage.list_nodes(JULIET)]
+    assert summaries(page) == [
+        ("item", "juliet", "while away"),
+        ("subscription", "juliet", "nurse", "subscribed", "publisher"),
+        *(("configuration", "juliet", name) for name in nodes),
+        ("retract", "juliet", doomed),
+        ("affiliation", "juliet", "tybalt", "member"),
+    ]
+    assert page.count == len(page.items) and page.complete
+    assert [archived.at for archived in page.items] == sorted(a.at for a in page.items)
+    assert all(archived.event.audience == (ROMEO,) for archived in page.items)
+    configuration = page.items[2].event
+    assert isinstance(configuration, ConfigurationChanged)
+    assert configuration.channel.config.title == "Juliet's balcony"
+    published = page.items[0].event
+    assert isinstance(published, ItemPublished) and published.item.id == first
+
+    # Paged: max honoured, `after` the last id goes on, nothing is lost or repeated.
+    pieces: list[ArchivedEvent] = []
+    chunk = await engine.inbox(ROMEO, PageRequest(max=2), start=left)
+    while True:
+        assert len(chunk.items) <= 2
+        pieces.extend(chunk.items)
+        if chunk.complete:
+            break
+        chunk = await engine.inbox(ROMEO, PageRequest(max=2, after=chunk.last), start=left)
+    assert [a.id for a in pieces] == [a.id for a in page.items]
+    with pytest.raises(InvalidPaging):
+        await engine.inbox(ROMEO, PageRequest(after="not an id"))
+
+
+async def test_owners_get_requests_bans_and_departures(engine: Engine, clock: FakeClock) -> None:
+    await engine.register(JULIET)
+    await engine.configure(JULIET, posts(JULIET), ConfigUpdate(access_model=AccessModel.AUTHORIZE))
+    await engine.subscribe(NURSE, posts(JULIET), NURSE)
+    await engine.authorize(JULIET, posts(JULIET), NURSE, allow=True)
+    clock.advance(seconds=1)
+    left = clock.now()
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    await engine.unsubscribe(NURSE, posts(JULIET), NURSE)
+    await engine.set_role(JULIET, posts(JULIET), MERCUTIO, Role.OUTCAST)
+
+    page = await engine.inbox(JULIET, EVERYTHING, start=left)
+    assert summaries(page) == [
+        ("subscription", "juliet", "romeo", "pending"),
+        ("authorization", "juliet", "romeo"),
+        ("subscription", "juliet", "nurse", "none", "none"),
+        ("subscription", "juliet", "mercutio", "none", "outcast"),
+    ]
+
+
+async def test_a_pending_follower_sees_only_their_request_then_its_answer(
+    engine: Engine, clock: FakeClock
+) -> None:
+    await engine.register(JULIET)
+    await engine.configure(JULIET, posts(JULIET), ConfigUpdate(access_model=AccessModel.AUTHORIZE))
+    left = clock.now()
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    await engine.subscribe(TYBALT, posts(JULIET), TYBALT)
+    await publish(engine, JULIET, JULIET, "for followers")
+    assert summaries(await engine.inbox(ROMEO, EVERYTHING, start=left)) == [
+        ("subscription", "juliet", "romeo", "pending"),
+    ]
+    await engine.authorize(JULIET, posts(JULIET), TYBALT, allow=False)
+    assert summaries(await engine.inbox(TYBALT, EVERYTHING, start=left)) == [
+        ("subscription", "juliet", "tybalt", "none", "none"),
+    ]
+    await engine.authorize(JULIET, posts(JULIET), ROMEO, allow=True)
+    assert summaries(await engine.inbox(ROMEO, EVERYTHING, start=left)) == [
+        ("item", "juliet", "for followers"),
+        ("subscription", "juliet", "romeo", "subscribed", "publisher"),
+    ]
+
+
+async def test_a_banned_follower_sees_nothing_of_that_channel(
+    engine: Engine, clock: FakeClock
+) -> None:
+    await engine.register(JULIET)
+    await engine.register(NURSE)
+    await engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    await engine.subscribe(ROMEO, posts(NURSE), ROMEO)
+    left = clock.now()
+    await publish(engine, JULIET, JULIET, "before the ban")
+    await publish(engine, NURSE, NURSE, "from the nurse")
+    await engine.set_role(JULIET, posts(JULIET), ROMEO, Role.OUTCAST)
+    assert summaries(await engine.inbox(ROMEO, EVERYTHING, start=left)) == [
+        ("item", "nurse", "from the nurse"),
+    ]
 
 
 async def test_the_feed_archive_spans_followed_nodes_oldest_first(

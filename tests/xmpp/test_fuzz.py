@@ -28,6 +28,7 @@ from buddycloud.xmpp.namespaces import (
     NS_DATA_FORMS,
     NS_DISCO_INFO,
     NS_MAM,
+    NS_MAM_TMP,
     NS_PUBSUB,
     NS_PUBSUB_OWNER,
     NS_REGISTER,
@@ -54,6 +55,7 @@ NAMESPACES = [
     NS_ACTIVITY,
     NS_REVIEW,
     NS_MAM,
+    NS_MAM_TMP,
     "urn:example",
     "",
 ]
@@ -64,7 +66,7 @@ NAMES = [
     "subscriptions-with-configuration",
     "subscription-filter", "configuration-filter", "allow", "set", "max", "after", "before",
     "x", "field", "value", "entry", "content", "title", "in-reply-to", "target", "id", "rating",
-    "verb", "object", "object-type", "query", "remove", "actor", "options",
+    "verb", "object", "object-type", "query", "remove", "actor", "options", "start", "end",
 ]  # fmt: skip
 ATTRIBUTES = [
     "node", "jid", "id", "max_items", "parent-only", "notify", "type", "var", "since", "max",
@@ -170,6 +172,7 @@ QUERY_PARSERS: list[tuple[str, Parser]] = [
     (NS_SEARCH, stanzas.parse_search),
     (NS_MAM, stanzas.parse_mam_query),
     (NS_MAM, parse_rsm),
+    (NS_MAM_TMP, stanzas.parse_inbox_sync),
     ("jabber:component:accept", stanzas.parse_authorization_answer),
 ]
 

@@ -65,6 +65,7 @@ PAGED = {
     ),
     "MAM of a node": ("set", f"<query xmlns='{NS['mam']}' node='{J}'>{MAM_FORM}{{set}}</query>"),
     "MAM": ("set", f"<query xmlns='{NS['mam']}'>{MAM_FORM}{{set}}</query>"),
+    "inbox sync": ("get", f"<query xmlns='{NS['mamtmp']}'>{{set}}</query>"),
     "search": ("set", f"<query xmlns='{NS['search']}'>{SEARCH_FORM}{{set}}</query>"),
 }
 
@@ -212,6 +213,7 @@ UNKNOWN: dict[str, str | None] = {
     "top nodes": None,
     "MAM of a node": ITEM,
     "MAM": POSITION,
+    "inbox sync": POSITION,
     "search": None,
 }
 

@@ -301,8 +301,15 @@ class _Builder:
                 )
                 return [sa.or_(staff, followers, mine_too)]
             if kind is ArchiveKind.AFFILIATION:
-                followers = sa.and_(self.in_scope("followers"), source.c.role != _OUTCAST)
-                return [source.c.role != _NONE, sa.or_(staff, followers, mine_too)]
+                # Where the subscription shows, the role goes with it: alone, a role shows
+                # only to followers who may not see that member's subscription.
+                return [
+                    self.in_scope("followers"),
+                    sa.not_(staff),
+                    source.c.role.not_in([_NONE, _OUTCAST]),
+                    source.c.subscription != _SUBSCRIBED,
+                    source.c.jid != self.requester,
+                ]
             return [source.c.subscription == _PENDING]
 
         def conditions(source: sa.FromClause) -> list[Condition]:
@@ -343,10 +350,11 @@ class _Builder:
             columns = keys(changes)
         return self.branch(kind, source, where, columns)
 
-    def own_branch(self, kind: ArchiveKind) -> sa.Select[Any]:
+    def own_branch(self) -> sa.Select[Any]:
         """The requester's own membership of a channel they do not follow (a request, an
-        invitation, a role, or its end)."""
+        invitation, a role, or its end), as a subscription."""
         mine = self.mine
+        kind = ArchiveKind.SUBSCRIPTION
         where = [
             *self.member(),
             sa.not_(self.followed()),
@@ -355,8 +363,6 @@ class _Builder:
                 [mine.c.updated, self.kind(kind), mine.c.channel, self.blank(), mine.c.jid]
             ),
         ]
-        if kind is ArchiveKind.AFFILIATION:
-            where.append(mine.c.role != _NONE)
         columns = [mine.c.updated, mine.c.channel, self.blank(), mine.c.jid]
         return self.branch(kind, self.belongs(), where, columns)
 
@@ -399,10 +405,11 @@ class _Builder:
         found = []
         if ArchiveKind.ITEM in kinds:
             found.append(self.items_branch(limited=limited))
-        for kind in (ArchiveKind.SUBSCRIPTION, ArchiveKind.AFFILIATION):
-            if kind in kinds:
-                found.append(self.membership_branch(kind, limited=limited))
-                found.append(self.own_branch(kind))
+        if ArchiveKind.SUBSCRIPTION in kinds:
+            found.append(self.membership_branch(ArchiveKind.SUBSCRIPTION, limited=limited))
+            found.append(self.own_branch())
+        if ArchiveKind.AFFILIATION in kinds:
+            found.append(self.membership_branch(ArchiveKind.AFFILIATION, limited=limited))
         if ArchiveKind.AUTHORIZATION in kinds:
             found.append(self.membership_branch(ArchiveKind.AUTHORIZATION, limited=limited))
         if ArchiveKind.CONFIGURATION in kinds:

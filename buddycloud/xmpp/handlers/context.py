@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
+from buddycloud.domain.events import Event
 from buddycloud.domain.jid import Jid
 from buddycloud.services.engine import Engine
 from buddycloud.xmpp.presence import OnlineUsers
@@ -25,6 +26,10 @@ class StanzaSink(Protocol):
         """Send serialised stanzas together: one write for a whole notification fan-out."""
 
 
+EventRenderer = Callable[[Event], list[str]]
+"""The serialised children of the messages that announce an event (notifications.py)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Edge:
     """The collaborators handlers share, built once by the router."""
@@ -37,6 +42,8 @@ class Edge:
     # The largest stanza the XMPP server accepts from the component ([xmpp]
     # max_stanza_bytes); every reply and notification is made to fit.
     max_stanza_bytes: int
+    # Replayed events (the inbox sync) look exactly like the live notifications.
+    render_event: EventRenderer
     # Bare JIDs whose personal channel was checked since start (available presence creates
     # a local user's channel; presence is frequent, registration costs a transaction).
     channel_checked: set[Jid] = field(default_factory=set)
