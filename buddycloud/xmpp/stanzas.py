@@ -792,13 +792,15 @@ def _subscription(namespace: str, membership: Membership, *, node: NodeId | None
 def render_node_subscriptions(
     namespace: str, node: NodeId, page: Page[Membership], *, room: int, from_end: bool = False
 ) -> Element:
+    """A node's followers. Each row names the node as well, as the Java server's did
+    (reference row 24), for clients that read it from the row."""
     pubsub = _pubsub(namespace)
     block = SubElement(pubsub, qname(namespace, "subscriptions"), {"node": str(node)})
     _fill(
         pubsub,
         block,
         page,
-        lambda membership: _subscription(namespace, membership, node=None),
+        lambda membership: _subscription(namespace, membership, node=node),
         room=room,
         from_end=from_end,
     )
@@ -830,13 +832,19 @@ def parse_affiliations(pubsub: Element) -> MembershipListRequest:
 def render_node_affiliations(
     namespace: str, node: NodeId, page: Page[Membership], *, room: int, from_end: bool = False
 ) -> Element:
+    """A node's roles. Each row names the node as well, as the Java server's did
+    (reference row 27), for clients that read it from the row."""
     pubsub = _pubsub(namespace)
     block = SubElement(pubsub, qname(namespace, "affiliations"), {"node": str(node)})
 
     def render(membership: Membership) -> Element:
         return Element(
             qname(namespace, "affiliation"),
-            {"jid": str(membership.jid), "affiliation": membership.role.value},
+            {
+                "node": str(node),
+                "jid": str(membership.jid),
+                "affiliation": membership.role.value,
+            },
         )
 
     _fill(pubsub, block, page, render, room=room, from_end=from_end)
@@ -846,14 +854,19 @@ def render_node_affiliations(
 def render_user_affiliations(
     page: Page[NodeMembership], *, room: int, from_end: bool = False
 ) -> Element:
-    """One `<affiliation node affiliation/>` per node of each channel the user has a role in."""
+    """One `<affiliation node jid affiliation/>` per node of each channel the user has a
+    role in; `jid` is the user's, as the Java server sent it (reference row 26)."""
     pubsub = _pubsub()
     block = SubElement(pubsub, qname(NS_PUBSUB, "affiliations"))
 
     def render(row: NodeMembership) -> Element:
         return Element(
             qname(NS_PUBSUB, "affiliation"),
-            {"node": str(row.node.id), "affiliation": row.membership.role.value},
+            {
+                "node": str(row.node.id),
+                "jid": str(row.membership.jid),
+                "affiliation": row.membership.role.value,
+            },
         )
 
     _fill(pubsub, block, page, render, room=room, from_end=from_end)

@@ -53,9 +53,14 @@ async def test_the_subscriptions_list_names_every_node_of_a_followed_channel(
         len(JULIET_NODES) + len(NURSE_NODES)
     )
     roles = await romeo.ok("get", f"{PUBSUB}<affiliations/></pubsub>")
+    # Each row names the user too, as the Java server's did (reference row 26).
     assert rows(roles, "affiliation") == [
-        {"node": node, "affiliation": "publisher"} for node in JULIET_NODES
-    ] + [{"node": node, "affiliation": "none"} for node in NURSE_NODES]
+        {"node": node, "jid": "romeo@capulet.lit", "affiliation": "publisher"}
+        for node in JULIET_NODES
+    ] + [
+        {"node": node, "jid": "romeo@capulet.lit", "affiliation": "none"}
+        for node in NURSE_NODES
+    ]
 
 
 async def test_rsm_pages_the_lists_node_by_node(
@@ -136,3 +141,36 @@ async def test_the_followers_of_the_status_node_are_the_channels_followers(
             ("juliet@capulet.lit", "owner"),
             ("romeo@capulet.lit", "publisher"),
         }
+
+
+async def test_a_nodes_lists_name_the_node_on_every_row(juliet: Client, romeo: Client) -> None:
+    """As the Java server's lists did (reference rows 24 and 27): a client that reads the
+    node from each row, in either namespace, finds the node it asked about."""
+    await register(juliet)
+    await romeo.ok("set", subscribe(JULIET_STATUS, "romeo@capulet.lit"))
+    for pubsub in (PUBSUB, OWNER):
+        followers = await juliet.ok(
+            "get", f"{pubsub}<subscriptions node='{JULIET_STATUS}'/></pubsub>"
+        )
+        namespace = "owner" if pubsub == OWNER else "pubsub"
+        found = [
+            dict(e.attrib)
+            for e in followers.findall(
+                f"{namespace}:pubsub/{namespace}:subscriptions/{namespace}:subscription", NS
+            )
+        ]
+        assert found == [
+            {"node": JULIET_STATUS, "jid": "juliet@capulet.lit", "subscription": "subscribed"},
+            {"node": JULIET_STATUS, "jid": "romeo@capulet.lit", "subscription": "subscribed"},
+        ], followers
+        roles = await juliet.ok("get", f"{pubsub}<affiliations node='{JULIET_STATUS}'/></pubsub>")
+        found = [
+            dict(e.attrib)
+            for e in roles.findall(
+                f"{namespace}:pubsub/{namespace}:affiliations/{namespace}:affiliation", NS
+            )
+        ]
+        assert found == [
+            {"node": JULIET_STATUS, "jid": "juliet@capulet.lit", "affiliation": "owner"},
+            {"node": JULIET_STATUS, "jid": "romeo@capulet.lit", "affiliation": "publisher"},
+        ], roles
