@@ -18,6 +18,7 @@ from buddycloud.storage.base import Storage
 POSTGRES_ENV = "BUDDYCLOUD_TEST_POSTGRES"
 T = TypeVar("T")
 STORAGE_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+TABLES = "channels, nodes, memberships, items, accounts"
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
@@ -74,6 +75,13 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
         _run(_postgres(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> str:
+    """The session's PostgreSQL test database, emptied."""
+    _run(_postgres(postgres_url, f"TRUNCATE {TABLES}"))
+    return postgres_url
+
+
 @pytest.fixture(params=STORAGE_BACKENDS)
 async def storage(
     request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
@@ -86,8 +94,7 @@ async def storage(
         shutil.copyfile(sqlite_template, path)
         url = f"sqlite:///{path}"
     else:
-        url = request.getfixturevalue("postgres_url")
-        await _postgres(url, "TRUNCATE channels, nodes, memberships, items, accounts")
+        url = request.getfixturevalue("empty_postgres_url")
     opened = await open_storage(url)
     try:
         yield opened

@@ -49,8 +49,8 @@ AUTHORIZATION = f"{NS_PUBSUB}#subscribe_authorization"
 
 # Big text in published payloads is held below what a page of them could make too large
 # for the component's stream (see test_fuzz.py, OVERSIZED).
-BIG_TEXT = (200, 3_000, 20_000)
-OVERSIZED_TEXT = (70_000, 120_000)
+BIG_TEXT = (200, 2_000)
+OVERSIZED_TEXT = (20_000, 60_000, 70_000)
 DEPTHS = (3, 30, 63, 66, 200, 1_000)
 HUGE = (300, 1_100, 3_000, 5_000)
 # Prosody closes a client stream whose stanza exceeds c2s_stanza_size_limit (256 KiB by
@@ -104,6 +104,8 @@ class Stanza:
     mutations: tuple[str, ...]
     payload: str  # the element serialised, as sent
     message_type: str | None = None
+    to: str = SERVICE  # the service, now and then with a resource
+    id_suffix: str = ""  # what ends the stanza's id
 
     def describe(self, seed: int) -> str:
         mutated = ", ".join(self.mutations) or "none"
@@ -303,6 +305,8 @@ NUMBERS = [
     "00000000000000000000000001",
 ]
 
+RESOURCES = ["fuzz", "ü", "a b", "/", "x" * 300]
+ID_SUFFIXES = ["-ü😀", "-" + "i" * 1000, "-'\"<&>", "-\u202e", "- \t "]
 BOOLEANS = ["true", "false", "1", "0", "", "yes", "TRUE", "maybe"]
 ACCESS_MODELS = ["open", "authorize", "local", "whitelist", "closed", "presence", "", "OPEN"]
 ROLES = [
@@ -493,6 +497,17 @@ def seed_publish(rng: random.Random, targets: Targets, role: str) -> tuple[str, 
     return "set", (
         f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{node}'><item{item_id}>{payload}</item>"
         "</publish></pubsub>"
+    )
+
+
+def seed_publish_large(rng: random.Random, targets: Targets, role: str) -> tuple[str, str]:
+    """A post near the payload limit: a page of them is larger than the XMPP server takes
+    from the component in one stanza."""
+    size = rng.choice([20_000, 40_000, 60_000])
+    return "set", (
+        f"<pubsub xmlns='{NS_PUBSUB}'><publish node='{_node(rng, targets, role)}'><item>"
+        f"<entry xmlns='{NS_ATOM}'><content type='text'>{'y' * size}</content></entry>"
+        "</item></publish></pubsub>"
     )
 
 
@@ -792,7 +807,7 @@ FAMILIES: dict[str, Seed] = {
     "authorization": seed_authorization,
 }
 # Publishing and reading are what clients do most; they get more stanzas.
-WEIGHTS = {"publish": 4, "items": 3, "retract": 2}
+WEIGHTS = {"publish": 4, "items": 3, "retract": 2, "publish-large": 2}
 
 
 # --- mutations ---------------------------------------------------------------------------
@@ -1099,12 +1114,13 @@ def generate(
     """`count` stanzas for `sender`, the same ones for the same seed and targets."""
     rng = random.Random(f"{seed}/{sender}")
     mutator = Mutator(rng, targets, oversized=oversized)
-    families = list(FAMILIES)
+    seeds = FAMILIES | ({"publish-large": seed_publish_large} if oversized else {})
+    families = list(seeds)
     weights = [WEIGHTS.get(family, 1) for family in families]
     stanzas = []
     for number in range(count):
         family = rng.choices(families, weights)[0]
-        kind, xml = FAMILIES[family](rng, targets, sender)
+        kind, xml = seeds[family](rng, targets, sender)
         # A few stanzas go unchanged: valid requests keep the channels changing.
         count = 0 if rng.random() < 0.15 else rng.choices((1, 2, 3), (6, 3, 1))[0]
         while True:
@@ -1116,11 +1132,30 @@ def generate(
         if kind in ("get", "set") and rng.random() < 0.04:
             kind = "set" if kind == "get" else "get"
             mutations.append("iq-type-swapped")
+        to = SERVICE
+        if rng.random() < 0.03:
+            to = f"{SERVICE}/{rng.choice(RESOURCES)}"
+            mutations.append("to-resource")
+        id_suffix = ""
+        if rng.random() < 0.03:
+            id_suffix = rng.choice(ID_SUFFIXES)
+            mutations.append("id-odd")
         message_type = None
         if kind == "message" and rng.random() < 0.2:
             message_type = rng.choice(["normal", "chat", "headline", "error", "groupchat"])
             mutations.append(f"message-type-{message_type}")
         stanzas.append(
-            Stanza(number, sender, family, kind, element, tuple(mutations), payload, message_type)
+            Stanza(
+                number,
+                sender,
+                family,
+                kind,
+                element,
+                tuple(mutations),
+                payload,
+                message_type,
+                to,
+                id_suffix,
+            )
         )
     return stanzas

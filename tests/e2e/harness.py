@@ -284,11 +284,18 @@ class Client:
         return Reply(reply.xml)
 
     async def raw_iq(
-        self, type_: str, payload: str, *, to: str | None = None, timeout: float = TIMEOUT
+        self,
+        type_: str,
+        payload: str,
+        *,
+        to: str | None = None,
+        timeout: float = TIMEOUT,
+        id_suffix: str = "",
     ) -> Reply:
         """Like `iq`, with `payload` sent byte for byte: slixmpp's serialiser drops
-        namespaced attributes (such as `bc:ephemeral`), which other clients send."""
-        iq_id = f"e2e-{self.user}-raw-{next(self._ids)}"
+        namespaced attributes (such as `bc:ephemeral`), which other clients send.
+        `id_suffix` ends the stanza's id (which stays unique) with anything."""
+        iq_id = f"e2e-{self.user}-raw-{next(self._ids)}{id_suffix}"
         arrived: asyncio.Future[ET.Element] = asyncio.get_running_loop().create_future()
 
         def on_reply(stanza: Any) -> None:

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
+from xml.sax.saxutils import quoteattr
 
 import pytest
 from e2e.conftest import Connect, XmppServer, write_server_config
@@ -47,7 +48,6 @@ from e2e.harness import (
     NS_STANZAS,
     NS_TOMBSTONES,
     REGISTER,
-    SERVICE,
     TOPICS_DOMAIN,
     Client,
     Reply,
@@ -60,9 +60,10 @@ from e2e.harness import (
     set_subscription,
     subscribe,
 )
+from slixmpp.xmlstream.xmlstream import NotConnectedError
 
 SEED = int(os.environ.get("BUDDYCLOUD_FUZZ_SEED", "1105"))
-STANZAS = int(os.environ.get("BUDDYCLOUD_FUZZ_STANZAS", "6000"))
+STANZAS = int(os.environ.get("BUDDYCLOUD_FUZZ_STANZAS", "8000"))
 # Payload text large enough that a page of such posts would not fit the component's
 # stream; off until replies are cut to the XMPP server's stanza size limit.
 OVERSIZED = False
@@ -94,10 +95,15 @@ CLOSED_IDS = ("closed-1",)
 
 @pytest.fixture
 async def fuzz_server(
-    server: ServerProcess, xmpp_server: XmppServer, tmp_path: Path
+    request: pytest.FixtureRequest, server: ServerProcess, xmpp_server: XmppServer, tmp_path: Path
 ) -> AsyncIterator[ServerProcess]:
-    """A channel server of the run's own, on a fresh database, in place of the session's."""
-    config = write_server_config(tmp_path, xmpp_server, f"sqlite:///{tmp_path / 'fuzz.db'}")
+    """A channel server of the run's own, on a fresh database, in place of the session's:
+    PostgreSQL when BUDDYCLOUD_TEST_POSTGRES names one (concurrent writes race there as
+    in production), SQLite otherwise."""
+    storage_url = f"sqlite:///{tmp_path / 'fuzz.db'}"
+    if os.environ.get("BUDDYCLOUD_TEST_POSTGRES"):
+        storage_url = request.getfixturevalue("empty_postgres_url")
+    config = write_server_config(tmp_path, xmpp_server, storage_url)
     scratch = ServerProcess(config, tmp_path, xmpp_server.c2s_port)
     await asyncio.to_thread(server.stop)
     try:
@@ -165,6 +171,14 @@ class Outcome:
 class Run:
     outcomes: list[Outcome] = field(default_factory=list)
     unanswered: list[str] = field(default_factory=list)
+    # Set when the service is down or a sender lost its stream: nothing more is sent, so
+    # that a broken run fails in seconds rather than after every IQ's timeout.
+    aborted: asyncio.Event = field(default_factory=asyncio.Event)
+    why: list[str] = field(default_factory=list)
+
+    def abort(self, why: str) -> None:
+        self.why.append(why)
+        self.aborted.set()
 
 
 async def send_all(client: Client, stanzas: list[Stanza], run: Run) -> None:
@@ -172,17 +186,28 @@ async def send_all(client: Client, stanzas: list[Stanza], run: Run) -> None:
 
     async def one(stanza: Stanza) -> None:
         async with window:
-            started = time.monotonic()
-            if stanza.kind == "message":
-                type_ = f" type='{stanza.message_type}'" if stanza.message_type else ""
-                await client.send_raw(
-                    f"<message to='{SERVICE}' id='fz-{stanza.number}'{type_}>"
-                    f"{stanza.payload}</message>"
-                )
-                run.outcomes.append(Outcome(stanza, None, 0.0))
+            if run.aborted.is_set():
                 return
+            started = time.monotonic()
             try:
-                reply = await client.raw_iq(stanza.kind, stanza.payload, timeout=IQ_TIMEOUT)
+                if stanza.kind == "message":
+                    type_ = f" type='{stanza.message_type}'" if stanza.message_type else ""
+                    await client.send_raw(
+                        f"<message to={quoteattr(stanza.to)} id='fz-{stanza.number}'{type_}>"
+                        f"{stanza.payload}</message>"
+                    )
+                    run.outcomes.append(Outcome(stanza, None, 0.0))
+                    return
+                reply = await client.raw_iq(
+                    stanza.kind,
+                    stanza.payload,
+                    to=stanza.to,
+                    timeout=IQ_TIMEOUT,
+                    id_suffix=stanza.id_suffix,
+                )
+            except NotConnectedError:
+                run.abort(f"the XMPP server closed the stream of {stanza.sender}")
+                return
             except AssertionError:
                 run.unanswered.append(stanza.describe(SEED))
                 return
@@ -193,13 +218,15 @@ async def send_all(client: Client, stanzas: list[Stanza], run: Run) -> None:
 
 @dataclass
 class Probe:
-    """Asks the component for disco#info every PROBE_INTERVAL until stopped."""
+    """Asks the component for disco#info every PROBE_INTERVAL until stopped; a probe not
+    answered by the component within PROBE_TIMEOUT stops the run."""
 
     client: Client
+    run: Run
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -212,6 +239,9 @@ class Probe:
                 self.latencies.append(time.monotonic() - started)
                 if not reply.ok or reply.find("info:query/info:identity") is None:
                     self.failures.append(f"the component did not answer the probe: {reply}")
+            if self.failures:
+                self.run.abort(f"the probe went unanswered: {self.failures[0]}")
+                return
             try:
                 await asyncio.wait_for(stop.wait(), PROBE_INTERVAL)
             except TimeoutError:
@@ -328,7 +358,7 @@ def problems_of(outcome: Outcome) -> list[str]:
     if reply is None:
         return []
     found = []
-    if reply.element.get("from") != SERVICE:
+    if reply.element.get("from") != outcome.stanza.to:
         found.append(f"answered by {reply.element.get('from')!r}, not the component")
     if reply.condition == "internal-server-error":
         found.append("internal-server-error")
@@ -363,13 +393,13 @@ async def test_mutated_stanzas_of_every_family_never_knock_the_service_over(
     plan = {role: generate(SEED, role, per_sender, targets, oversized=OVERSIZED)
             for role in clients}  # fmt: skip
     families = Counter(stanza.family for stanzas in plan.values() for stanza in stanzas)
-    assert set(families) == set(FAMILIES), f"families never drawn: {set(FAMILIES) - set(families)}"
+    assert set(families) >= set(FAMILIES), f"families never drawn: {set(FAMILIES) - set(families)}"
     print(f"fuzz seed {SEED}: {sum(families.values())} stanzas from {len(clients)} senders")
 
-    probe = Probe(await connect("laurence", resource="probe"))
-    stop = asyncio.Event()
-    probing = asyncio.create_task(probe.run(stop))
     run = Run()
+    probe = Probe(await connect("laurence", resource="probe"), run)
+    stop = asyncio.Event()
+    probing = asyncio.create_task(probe.watch(stop))
     sending = time.monotonic()
     try:
         await asyncio.gather(
@@ -379,6 +409,12 @@ async def test_mutated_stanzas_of_every_family_never_knock_the_service_over(
         stop.set()
         await probing
     sent_in = time.monotonic() - sending
+
+    replay = f"(replay: BUDDYCLOUD_FUZZ_SEED={SEED} BUDDYCLOUD_FUZZ_STANZAS={STANZAS})"
+    # What says most about a failure first: the service went down, then single stanzas.
+    log = fuzz_server.log_path.read_text(errors="replace")
+    assert log.count(" connected to ") == 1, f"the component reconnected {replay}:\n{log[-3000:]}"
+    assert run.why == [], f"the run stopped {replay}: {run.why}"
 
     changes = Changes(targets.users)
     for outcome in run.outcomes:
@@ -406,16 +442,16 @@ async def test_mutated_stanzas_of_every_family_never_knock_the_service_over(
     for family in sorted(FAMILIES):
         row = {k[1]: n for k, n in tally.items() if k[0] == family}
         print(f"  {family:34} {row}")
-    replay = f"(replay: BUDDYCLOUD_FUZZ_SEED={SEED} BUDDYCLOUD_FUZZ_STANZAS={STANZAS})"
+    assert log.count(" connected to ") == 1, f"the component reconnected {replay}:\n{log[-3000:]}"
+    assert probe.failures == [], f"the probe went unanswered {replay}: {probe.failures[:3]}"
     assert run.unanswered == [], (
         f"{len(run.unanswered)} IQs unanswered in {IQ_TIMEOUT:g} s {replay}, e.g.\n"
         + "\n".join(run.unanswered[:5])
     )
     assert problems == [], f"{len(problems)} bad replies {replay}, e.g.\n" + "\n".join(problems[:8])
     assert message_errors(clients) == [], replay
-    assert probe.failures == [], f"the probe went unanswered {replay}: {probe.failures[:3]}"
-    assert log.count(" connected to ") == 1, f"the component reconnected {replay}:\n{log[-3000:]}"
-    assert "Traceback" not in log, f"the server logged a traceback {replay}:\n{log[-6000:]}"
+    errors = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
+    assert errors == [], f"the server logged errors {replay}:\n{log[-6000:]}"
     assert lost == [], f"{len(lost)} acknowledged posts are gone {replay}: {lost[:10]}"
 
 
@@ -440,5 +476,7 @@ def test_a_seed_always_gives_the_same_well_formed_stanzas() -> None:
             assert len(stanza.payload.encode()) <= MAX_PAYLOAD_BYTES
             mutations.update(m for m in stanza.mutations if not m.startswith("message-type"))
     assert mutations == set(Mutator(random.Random(0), targets, oversized=False).mutations) | {
-        "iq-type-swapped"
+        "iq-type-swapped",
+        "to-resource",
+        "id-odd",
     }

@@ -57,10 +57,7 @@ async def test_the_subscriptions_list_names_every_node_of_a_followed_channel(
     assert rows(roles, "affiliation") == [
         {"node": node, "jid": "romeo@capulet.lit", "affiliation": "publisher"}
         for node in JULIET_NODES
-    ] + [
-        {"node": node, "jid": "romeo@capulet.lit", "affiliation": "none"}
-        for node in NURSE_NODES
-    ]
+    ] + [{"node": node, "jid": "romeo@capulet.lit", "affiliation": "none"} for node in NURSE_NODES]
 
 
 async def test_rsm_pages_the_lists_node_by_node(
