@@ -15,9 +15,10 @@ syntax error is closed by the XMPP server before the component sees anything.
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
@@ -1110,21 +1111,21 @@ class Mutator:
         return True
 
 
-def generate(seed: int, sender: str, count: int, targets: Targets) -> list[Stanza]:
-    """`count` stanzas for `sender`, the same ones for the same seed and targets."""
+def generate(seed: int, sender: str, targets: Targets) -> Iterator[Stanza]:
+    """Stanzas for `sender`, without end: the same ones, in the same order, for the same
+    seed and targets."""
     rng = random.Random(f"{seed}/{sender}")
     mutator = Mutator(rng, targets)
     families = list(FAMILIES)
     weights = [WEIGHTS.get(family, 1) for family in families]
-    stanzas = []
-    for number in range(count):
+    for number in itertools.count():
         family = rng.choices(families, weights)[0]
         kind, xml = FAMILIES[family](rng, targets, sender)
         # A few stanzas go unchanged: valid requests keep the channels changing.
-        count = 0 if rng.random() < 0.15 else rng.choices((1, 2, 3), (6, 3, 1))[0]
+        how_many = 0 if rng.random() < 0.15 else rng.choices((1, 2, 3), (6, 3, 1))[0]
         while True:
             element = ET.fromstring(xml)
-            mutations = mutator.mutate(element, count)
+            mutations = mutator.mutate(element, how_many)
             payload = to_xml(element)
             if len(payload.encode()) <= MAX_PAYLOAD_BYTES:
                 break
@@ -1143,18 +1144,15 @@ def generate(seed: int, sender: str, count: int, targets: Targets) -> list[Stanz
         if kind == "message" and rng.random() < 0.2:
             message_type = rng.choice(["normal", "chat", "headline", "error", "groupchat"])
             mutations.append(f"message-type-{message_type}")
-        stanzas.append(
-            Stanza(
-                number,
-                sender,
-                family,
-                kind,
-                element,
-                tuple(mutations),
-                payload,
-                message_type,
-                to,
-                id_suffix,
-            )
+        yield Stanza(
+            number,
+            sender,
+            family,
+            kind,
+            element,
+            tuple(mutations),
+            payload,
+            message_type,
+            to,
+            id_suffix,
         )
-    return stanzas

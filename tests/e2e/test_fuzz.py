@@ -15,7 +15,9 @@ work unchanged):
 
 The stanzas come from `e2e.fuzzing.generate`, seeded by BUDDYCLOUD_FUZZ_SEED (SEED by
 default): every failure names the seed, the sender and the stanza, so it can be replayed.
-BUDDYCLOUD_FUZZ_STANZAS changes how many stanzas are sent (STANZAS by default).
+Each sender sends its stanzas in order for BUDDYCLOUD_FUZZ_SECONDS (SECONDS), at most
+BUDDYCLOUD_FUZZ_STANZAS in all (STANZAS): the run takes the same time on any machine, and
+a slower one sends fewer of the same stanzas.
 
 The run has a channel server of its own on a fresh database, so that what it deletes or
 unregisters leaves the session's server untouched.
@@ -24,13 +26,14 @@ unregisters leaves the session's server untouched.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import re
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.parsers import expat
@@ -63,7 +66,11 @@ from e2e.harness import (
 from slixmpp.xmlstream.xmlstream import NotConnectedError
 
 SEED = int(os.environ.get("BUDDYCLOUD_FUZZ_SEED", "1105"))
-STANZAS = int(os.environ.get("BUDDYCLOUD_FUZZ_STANZAS", "8000"))
+# The run sends for SECONDS, at most STANZAS stanzas, at least MINIMUM (else the machine
+# is too slow for the test to say much, and it fails saying so).
+SECONDS = float(os.environ.get("BUDDYCLOUD_FUZZ_SECONDS", "45"))
+STANZAS = int(os.environ.get("BUDDYCLOUD_FUZZ_STANZAS", "20000"))
+MINIMUM = 3000
 WINDOW = 8  # requests in flight per sender
 IQ_TIMEOUT = 20.0
 PROBE_INTERVAL = 0.5
@@ -178,39 +185,50 @@ class Run:
         self.aborted.set()
 
 
-async def send_all(client: Client, stanzas: list[Stanza], run: Run) -> None:
+async def send_all(
+    client: Client, stanzas: Iterator[Stanza], count: int, deadline: float, run: Run
+) -> None:
+    """Send up to `count` of `stanzas` until `deadline`, WINDOW at a time."""
     window = asyncio.Semaphore(WINDOW)
 
     async def one(stanza: Stanza) -> None:
-        async with window:
-            if run.aborted.is_set():
-                return
-            started = time.monotonic()
-            try:
-                if stanza.kind == "message":
-                    type_ = f" type='{stanza.message_type}'" if stanza.message_type else ""
-                    await client.send_raw(
-                        f"<message to={quoteattr(stanza.to)} id='fz-{stanza.number}'{type_}>"
-                        f"{stanza.payload}</message>"
-                    )
-                    run.outcomes.append(Outcome(stanza, None, 0.0))
-                    return
-                reply = await client.raw_iq(
-                    stanza.kind,
-                    stanza.payload,
-                    to=stanza.to,
-                    timeout=IQ_TIMEOUT,
-                    id_suffix=stanza.id_suffix,
+        started = time.monotonic()
+        try:
+            if stanza.kind == "message":
+                type_ = f" type='{stanza.message_type}'" if stanza.message_type else ""
+                await client.send_raw(
+                    f"<message to={quoteattr(stanza.to)} id='fz-{stanza.number}'{type_}>"
+                    f"{stanza.payload}</message>"
                 )
-            except NotConnectedError:
-                run.abort(f"the XMPP server closed the stream of {stanza.sender}")
+                run.outcomes.append(Outcome(stanza, None, 0.0))
                 return
-            except AssertionError:
-                run.unanswered.append(stanza.describe(SEED))
-                return
-            run.outcomes.append(Outcome(stanza, reply, time.monotonic() - started))
+            reply = await client.raw_iq(
+                stanza.kind,
+                stanza.payload,
+                to=stanza.to,
+                timeout=IQ_TIMEOUT,
+                id_suffix=stanza.id_suffix,
+            )
+        except NotConnectedError:
+            run.abort(f"the XMPP server closed the stream of {stanza.sender}")
+            return
+        except AssertionError:
+            run.unanswered.append(stanza.describe(SEED))
+            return
+        finally:
+            window.release()
+        run.outcomes.append(Outcome(stanza, reply, time.monotonic() - started))
 
-    await asyncio.gather(*(one(stanza) for stanza in stanzas))
+    sending: set[asyncio.Task[None]] = set()
+    for stanza in itertools.islice(stanzas, count):
+        await window.acquire()
+        if run.aborted.is_set() or time.monotonic() > deadline:
+            window.release()
+            break
+        task = asyncio.create_task(one(stanza))
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+    await asyncio.gather(*sending)
 
 
 @dataclass
@@ -386,28 +404,31 @@ async def test_mutated_stanzas_of_every_family_never_knock_the_service_over(
 ) -> None:
     started = time.monotonic()
     clients, targets = await setup(connect)
-    per_sender = STANZAS // len(clients)
-    plan = {role: generate(SEED, role, per_sender, targets)
-            for role in clients}  # fmt: skip
-    families = Counter(stanza.family for stanzas in plan.values() for stanza in stanzas)
-    assert set(families) == set(FAMILIES), f"families never drawn: {set(FAMILIES) - set(families)}"
-    print(f"fuzz seed {SEED}: {sum(families.values())} stanzas from {len(clients)} senders")
-
+    plan = {role: generate(SEED, role, targets) for role in clients}
     run = Run()
     probe = Probe(await connect("laurence", resource="probe"), run)
     stop = asyncio.Event()
     probing = asyncio.create_task(probe.watch(stop))
     sending = time.monotonic()
+    deadline = sending + SECONDS
     try:
         await asyncio.gather(
-            *(send_all(clients[role], stanzas, run) for role, stanzas in plan.items())
+            *(
+                send_all(clients[role], stanzas, STANZAS // len(clients), deadline, run)
+                for role, stanzas in plan.items()
+            )
         )
     finally:
         stop.set()
         await probing
     sent_in = time.monotonic() - sending
 
-    replay = f"(replay: BUDDYCLOUD_FUZZ_SEED={SEED} BUDDYCLOUD_FUZZ_STANZAS={STANZAS})"
+    sent = len(run.outcomes) + len(run.unanswered)
+    furthest = max((outcome.stanza.number + 1 for outcome in run.outcomes), default=0)
+    replay = (
+        f"(replay: BUDDYCLOUD_FUZZ_SEED={SEED} BUDDYCLOUD_FUZZ_STANZAS={furthest * len(clients)} "
+        "BUDDYCLOUD_FUZZ_SECONDS=900)"
+    )
     # What says most about a failure first: the service went down, then single stanzas.
     log = fuzz_server.log_path.read_text(errors="replace")
     assert log.count(" connected to ") == 1, f"the component reconnected {replay}:\n{log[-3000:]}"
@@ -424,10 +445,9 @@ async def test_mutated_stanzas_of_every_family_never_knock_the_service_over(
 
     problems = [problem for outcome in run.outcomes for problem in problems_of(outcome)]
     log = fuzz_server.log_path.read_text(errors="replace")
-    answered = len(run.outcomes)
     print(
-        f"fuzz seed {SEED}: {answered} stanzas handled in {sent_in:.1f} s "
-        f"({answered / sent_in:.0f}/s), {len(changes.published)} posts acknowledged, "
+        f"fuzz seed {SEED}: {sent} stanzas from {len(clients)} senders in {sent_in:.1f} s "
+        f"({sent / sent_in:.0f}/s), {len(changes.published)} posts acknowledged, "
         f"probe worst {max(probe.latencies, default=0):.2f} s; "
         f"whole test {time.monotonic() - started:.1f} s"
     )
@@ -440,6 +460,9 @@ async def test_mutated_stanzas_of_every_family_never_knock_the_service_over(
         row = {k[1]: n for k, n in tally.items() if k[0] == family}
         print(f"  {family:34} {row}")
     assert log.count(" connected to ") == 1, f"the component reconnected {replay}:\n{log[-3000:]}"
+    families = {outcome.stanza.family for outcome in run.outcomes}
+    assert families == set(FAMILIES), f"families never sent: {set(FAMILIES) - families}"
+    assert sent >= MINIMUM, f"only {sent} stanzas in {SECONDS:g} s: too slow to say much"
     assert probe.failures == [], f"the probe went unanswered {replay}: {probe.failures[:3]}"
     assert run.unanswered == [], (
         f"{len(run.unanswered)} IQs unanswered in {IQ_TIMEOUT:g} s {replay}, e.g.\n"
@@ -459,14 +482,16 @@ def test_a_seed_always_gives_the_same_well_formed_stanzas() -> None:
     mutation is drawn."""
     users = {role: f"{user or 'guest'}@capulet.lit" for role, user in SENDERS.items()}
     targets = Targets(users, OPEN, CLOSED, STATUS, SEED_IDS, CLOSED_IDS, users["stranger"])
-    first = generate(SEED, "owner", 400, targets)
-    assert [s.payload for s in first] == [s.payload for s in generate(SEED, "owner", 400, targets)]
-    assert [s.payload for s in first] != [
-        s.payload for s in generate(SEED + 1, "owner", 400, targets)
-    ]
+
+    def first(seed: int, role: str) -> list[Stanza]:
+        return list(itertools.islice(generate(seed, role, targets), 400))
+
+    payloads = [stanza.payload for stanza in first(SEED, "owner")]
+    assert payloads == [stanza.payload for stanza in first(SEED, "owner")]
+    assert payloads != [stanza.payload for stanza in first(SEED + 1, "owner")]
     mutations: set[str] = set()
     for role in SENDERS:
-        for stanza in generate(SEED, role, 400, targets):
+        for stanza in first(SEED, role):
             wrapped = f"<iq xmlns='jabber:client' type='get' id='x'>{stanza.payload}</iq>"
             parser = expat.ParserCreate(namespace_separator=" ")
             parser.Parse(wrapped, True)  # raises on anything not well-formed
