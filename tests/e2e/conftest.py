@@ -129,6 +129,9 @@ def xmpp_server(request: pytest.FixtureRequest, e2e_dir: Path) -> Iterator[XmppS
         yield from _ejabberd()
 
 
+NO_NAMESERVER = "127.0.0.1:9"  # the discard port: nobody listens there
+
+
 def write_server_config(directory: Path, xmpp: XmppServer, storage_url: str) -> Path:
     path = directory / "buddycloud.toml"
     path.write_text(
@@ -146,6 +149,12 @@ def write_server_config(directory: Path, xmpp: XmppServer, storage_url: str) -> 
                 f"port = {xmpp.component_port}",
                 "[http]",
                 'listen = "127.0.0.1:0"',
+                # A request about another domain's channel (any JID a test or the fuzz test
+                # makes up) looks that domain up in DNS: here, where nothing answers, never
+                # in the machine's resolver, so that no lookup leaves the machine.
+                "[federation]",
+                f'nameservers = ["{NO_NAMESERVER}"]',
+                "dns_timeout = 1",
                 "",
             ]
         )
