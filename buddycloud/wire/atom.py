@@ -15,7 +15,7 @@ from buddycloud.domain.errors import InvalidPayload
 from buddycloud.domain.ids import global_item_id
 from buddycloud.domain.model import Entry, Item, NodeId, RawPayload
 from buddycloud.domain.times import format_datetime
-from buddycloud.xmpp.namespaces import (
+from buddycloud.wire.namespaces import (
     NS_ACTIVITY,
     NS_ATOM,
     NS_ATOM_BUDDYCLOUD,
@@ -25,7 +25,7 @@ from buddycloud.xmpp.namespaces import (
     qname,
     split_tag,
 )
-from buddycloud.xmpp.xml import UnsafeXml, escape_text, parse_xml, quote_attribute, serialize
+from buddycloud.wire.xml import UnsafeXml, escape_text, parse_xml, quote_attribute, serialize
 
 ENTRY = qname(NS_ATOM, "entry")
 MAX_EXTENSIONS = 64
