@@ -33,12 +33,12 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.permissions import Operation, public_scope, read_scope
 from buddycloud.domain.times import parse_datetime
+from buddycloud.services.base import search_words
 from buddycloud.services.following import FollowOps
 from buddycloud.services.ports import RemoteChannels
 from buddycloud.storage.base import NodeContext, SearchQuery
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_SEARCH_WORDS = 16
 
 
 class ItemOps(FollowOps):
@@ -369,11 +369,9 @@ class ItemOps(FollowOps):
         Raises:
             BadRequest: neither words nor an author were given, or too many words.
         """
-        cleaned = tuple(w for w in (word.strip() for word in words) if w)
+        cleaned = search_words(words, required=False)
         if not cleaned and author is None:
             raise BadRequest("search needs words or an author")
-        if len(cleaned) > MAX_SEARCH_WORDS:
-            raise BadRequest(f"search takes at most {MAX_SEARCH_WORDS} words")
         scope = read_scope(requester.bare, requester_is_local=self.is_local_user(requester))
         return await self.storage.search_items(
             SearchQuery(cleaned, author.bare if author else None, scope),
