@@ -1,0 +1,683 @@
+"""The OpenAPI 3.1 description of the REST API, served at `/api/openapi.json`.
+
+Written as data next to the routes: every route of `buddycloud.http.app.ROUTES` has an
+operation here with the same path and method (tests/http/test_openapi.py checks both ways),
+its parameters, request body, and every status it answers with, errors included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buddycloud import __version__
+from buddycloud.domain.model import MAX_PAGE, AccessModel, ChannelType, Role, SubscriptionState
+
+Json = dict[str, Any]
+
+JSON = "application/json"
+ATOM = "application/atom+xml"
+
+ROLES = [role.value for role in Role]
+ROLE_NAMES = [*ROLES, "follower", "follower+post", "banned"]
+STATES = [state.value for state in SubscriptionState]
+
+
+def _ref(name: str) -> Json:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _string(description: str = "", **extra: Any) -> Json:
+    schema: Json = {"type": "string", **extra}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+SCHEMAS: dict[str, Json] = {
+    "Error": {
+        "type": "object",
+        "description": "Every error: a name (docs/errors.md) and what was wrong.",
+        "required": ["error", "message"],
+        "properties": {"error": _string(), "message": _string()},
+    },
+    "Media": {
+        "type": "object",
+        "required": ["id", "channel"],
+        "properties": {
+            "id": _string("the media server's id", minLength=1, maxLength=256),
+            "channel": _string("the channel holding the file", minLength=1, maxLength=256),
+        },
+    },
+    "Entry": {
+        "type": "object",
+        "description": "A post (reference 9.1, Entry JSON).",
+        "required": ["id", "author", "published", "updated", "content", "media"],
+        "properties": {
+            "id": _string("the item's local id"),
+            "author": _string("the author's bare JID"),
+            "published": _string(format="date-time"),
+            "updated": _string("the last activity: replies bump their parent", format="date-time"),
+            "content": {"type": ["string", "null"], "description": "null for other payloads"},
+            "media": {"type": ["array", "null"], "items": _ref("Media")},
+            "replyTo": _string("the parent's id, for a reply"),
+            "payload": _string("the XML of a payload other than Atom (geolocation, keys)"),
+        },
+    },
+    "EntryInput": {
+        "type": "object",
+        "description": (
+            "A new post. `id` and `author` are set by the server and ignored; other keys too."
+        ),
+        "properties": {
+            "content": _string("the text; required unless the entry rates a post"),
+            "title": _string(maxLength=1024),
+            "replyTo": _string("the id of the post replied to (threads are one level deep)"),
+            "media": {
+                "type": ["array", "null"],
+                "items": _ref("Media"),
+                "maxItems": 64,
+            },
+        },
+    },
+    "Thread": {
+        "type": "object",
+        "required": ["id", "updated", "items"],
+        "properties": {
+            "id": _string("the parent post's id"),
+            "updated": _string(format="date-time"),
+            "items": {"type": "array", "items": _ref("Entry")},
+        },
+    },
+    "Metadata": {
+        "type": "object",
+        "required": [
+            "title",
+            "description",
+            "access_model",
+            "creation_date",
+            "channel_type",
+            "default_affiliation",
+        ],
+        "properties": {
+            "title": _string(),
+            "description": _string(),
+            "access_model": _string(enum=[model.value for model in AccessModel]),
+            "creation_date": _string(format="date-time"),
+            "channel_type": _string(enum=[kind.value for kind in ChannelType]),
+            "default_affiliation": _string(enum=ROLES),
+        },
+    },
+    "MetadataInput": {
+        "type": "object",
+        "description": "The fields to change; others are left as they are, other keys ignored.",
+        "properties": {
+            "title": _string(maxLength=128),
+            "description": _string(maxLength=1024),
+            "access_model": _string(enum=["open", "authorize", "whitelist", "local"]),
+            "default_affiliation": _string(
+                enum=["member", "publisher", "follower", "follower+post"]
+            ),
+        },
+    },
+    "Roles": {
+        "type": "object",
+        "description": "Followers' bare JIDs and their roles.",
+        "additionalProperties": _string(enum=ROLES),
+    },
+    "RoleChanges": {
+        "type": "object",
+        "description": "Bare JIDs and the roles to give them (`outcast` bans).",
+        "minProperties": 1,
+        "maxProperties": 100,
+        "additionalProperties": _string(enum=ROLE_NAMES),
+    },
+    "Subscribed": {
+        "type": "object",
+        "description": (
+            "`<channel>/posts` keys of the channels the user follows, has asked to follow or "
+            "holds a role in: the role, or `pending` or `invited` while not yet following."
+        ),
+        "additionalProperties": _string(enum=[*ROLES, "pending", "invited"]),
+    },
+    "SubscribeRequest": {
+        "type": "object",
+        "description": (
+            'One `"<channel>/<node>"` key: any value follows the channel, `none` unfollows it.'
+        ),
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": _string(),
+    },
+    "SubscribeResult": {
+        "type": "object",
+        "description": "The key sent, and what the user now is there (`none` after leaving).",
+        "additionalProperties": _string(enum=[*ROLES, "pending", "invited"]),
+    },
+    "Subscription": {
+        "type": "object",
+        "required": ["jid", "subscription"],
+        "properties": {"jid": _string(), "subscription": _string(enum=STATES)},
+    },
+    "SubscriptionChange": {
+        "type": "object",
+        "required": ["jid", "subscription"],
+        "properties": {
+            "jid": _string(),
+            "subscription": _string(enum=["subscribed", "none", "invited"]),
+        },
+    },
+    "ContentResult": {
+        "type": "object",
+        "required": [
+            "id",
+            "author",
+            "content",
+            "published",
+            "updated",
+            "parent_fullid",
+            "parent_simpleid",
+            "in_reply_to",
+        ],
+        "properties": {
+            "id": _string(),
+            "author": _string(),
+            "content": {"type": ["string", "null"]},
+            "published": _string(format="date-time"),
+            "updated": _string(format="date-time"),
+            "parent_fullid": _string("the node: /user/<channel>/<node>"),
+            "parent_simpleid": _string("the channel's JID"),
+            "in_reply_to": {"type": ["string", "null"]},
+        },
+    },
+    "ChannelResult": {
+        "type": "object",
+        "required": [
+            "jid",
+            "title",
+            "description",
+            "creationDate",
+            "channelType",
+            "defaultAffiliation",
+        ],
+        "properties": {
+            "jid": _string(),
+            "title": _string(),
+            "description": _string(),
+            "creationDate": _string(format="date-time"),
+            "channelType": _string(enum=[kind.value for kind in ChannelType]),
+            "defaultAffiliation": _string(enum=ROLES),
+        },
+    },
+    "SearchResults": {
+        "type": "object",
+        "required": ["items", "rsm"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {"anyOf": [_ref("ContentResult"), _ref("ChannelResult")]},
+            },
+            "rsm": {
+                "type": "object",
+                "required": ["index", "count"],
+                "properties": {
+                    "index": {"type": "integer", "minimum": 0},
+                    "count": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+    "AccountInput": {
+        "type": "object",
+        "required": ["username", "password", "email"],
+        "properties": {
+            "username": _string("`user` or `user@<domain>`"),
+            "password": _string(minLength=8, maxLength=1024),
+            "email": _string(),
+        },
+    },
+    "Account": {
+        "type": "object",
+        "required": ["username"],
+        "properties": {"username": _string("the account's bare JID")},
+    },
+    "PasswordChange": {
+        "type": "object",
+        "required": ["password"],
+        "properties": {
+            "password": _string(minLength=8, maxLength=1024),
+            "username": _string("if given, the signed-in user"),
+        },
+    },
+}
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+def _path(name: str, description: str, **schema: Any) -> Json:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+def _query(name: str, description: str, schema: Json, *, required: bool = False) -> Json:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+CHANNEL = _path("channel", "the channel's bare JID, user@domain")
+# Where the path has nothing after the channel, only a JID (with its `@`) is a channel.
+CHANNEL_ONLY = _path("channel", "the channel's bare JID, user@domain", pattern="^[^/@]+@[^/]+$")
+NODE = _path("node", "the node's name: posts, status, geoloc, or an application node")
+ITEM = _path("item", "the item's id (local, or the global tag: form)")
+PAGING = [
+    _query(
+        "max",
+        f"at most this many results (a page holds at most {MAX_PAGE})",
+        {"type": "string", "pattern": "^[0-9]{1,6}$"},
+    ),
+    _query("after", "the page after this cursor (`X-Last` of a page)", _string(maxLength=1024)),
+    _query(
+        "before",
+        "the page before this cursor (`X-First` of a page); empty for the last page",
+        _string(maxLength=1024),
+    ),
+]
+ACCEPT = {
+    "name": "Accept",
+    "in": "header",
+    "required": False,
+    "description": f"{JSON} (also for */* and when absent) or {ATOM}; anything else is 406",
+    "schema": _string(),
+}
+
+# --- responses ----------------------------------------------------------------------------------
+
+PAGE_HEADERS = {
+    "X-Count": {
+        "description": "how many results the whole set holds (XEP-0059 count)",
+        "schema": _string(pattern="^[0-9]+$"),
+    },
+    "X-First": {"description": "the cursor of the page's first result", "schema": _string()},
+    "X-Last": {"description": "the cursor of the page's last result", "schema": _string()},
+}
+
+ERRORS = {
+    400: "bad input, named in the message: a malformed body, name, id or paging value",
+    401: (
+        "not signed in where that is needed or might help (`WWW-Authenticate: Basic`), or "
+        "wrong credentials"
+    ),
+    403: "signed in, but not allowed (the role or access model refuses it)",
+    404: "no such channel, node, item or endpoint",
+    406: "the Accept header takes none of the media types served here",
+    409: "a conflict: the channel or node exists, or the change needs an owner or a follow",
+    413: "the body or the post is too large",
+    415: "the body is neither JSON nor Atom XML",
+}
+
+
+def _error(status: int) -> Json:
+    response: Json = {
+        "description": ERRORS[status],
+        "content": {JSON: {"schema": _ref("Error")}},
+    }
+    if status == 401:
+        response["headers"] = {
+            "WWW-Authenticate": {"description": "how to sign in", "schema": _string()}
+        }
+    return response
+
+
+def _json(description: str, schema: Json, *, paged: bool = False) -> Json:
+    response: Json = {"description": description, "content": {JSON: {"schema": schema}}}
+    if paged:
+        response["headers"] = PAGE_HEADERS
+    return response
+
+
+def _entries(description: str, schema: Json, *, paged: bool = False, atom: bool = True) -> Json:
+    response = _json(description, schema, paged=paged)
+    if atom:
+        response["content"][ATOM] = {"schema": _string("an Atom document")}
+    return response
+
+
+def _empty(description: str) -> Json:
+    return {"description": description}
+
+
+READ_ERRORS = (400, 401, 403, 404, 406)
+WRITE_ERRORS = (400, 401, 403, 404, 406, 409, 413, 415)
+
+
+def _operation(
+    summary: str,
+    responses: dict[int, Json],
+    errors: tuple[int, ...],
+    *,
+    parameters: list[Json] | None = None,
+    body: Json | None = None,
+    auth: str = "optional",
+    tag: str = "channels",
+) -> Json:
+    operation: Json = {
+        "summary": summary,
+        "tags": [tag],
+        "parameters": parameters or [],
+        "responses": {
+            **{str(status): response for status, response in responses.items()},
+            **{str(status): _error(status) for status in errors},
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = body
+    if auth == "optional":
+        operation["security"] = [{}, {"basic": []}]
+    elif auth == "required":
+        operation["security"] = [{"basic": []}]
+    else:
+        operation["security"] = [{}]
+    return operation
+
+
+def _json_body(schema: Json, *, required: bool = True) -> Json:
+    return {"required": required, "content": {JSON: {"schema": schema}}}
+
+
+ENTRY_BODY = {
+    "required": True,
+    "content": {
+        JSON: {"schema": _ref("EntryInput")},
+        ATOM: {"schema": _string("an Atom <entry>, or the node's own XML payload")},
+    },
+}
+POSTED = {
+    "description": "the post as stored, in the type asked for by Accept, else as sent",
+    "headers": {"Location": {"description": "where the post is read", "schema": _string()}},
+    "content": {JSON: {"schema": _ref("Entry")}, ATOM: {"schema": _string("an Atom <entry>")}},
+}
+
+CHECK = _operation(
+    "Check credentials", {204: _empty("the credentials, if any, are good")}, (401,), tag="accounts"
+)
+
+PATHS: dict[str, Json] = {
+    "/api": {"get": CHECK},
+    "/api/": {"get": CHECK},
+    "/api/account": {
+        "post": _operation(
+            "Register an account (and its personal channel)",
+            {200: _json("the new account", _ref("Account"))},
+            (400, 409, 413, 415),
+            body=_json_body(_ref("AccountInput")),
+            auth="none",
+            tag="accounts",
+        ),
+        "delete": _operation(
+            "Delete the signed-in user's account, channels, posts and follows",
+            {200: _empty("deleted")},
+            (401, 403, 404),
+            auth="required",
+            tag="accounts",
+        ),
+    },
+    "/api/account/pw/change": {
+        "post": _operation(
+            "Change the signed-in user's password",
+            {200: _empty("changed; the old password no longer works")},
+            (400, 401, 403, 404, 413, 415),
+            body=_json_body(_ref("PasswordChange")),
+            auth="required",
+            tag="accounts",
+        )
+    },
+    "/api/openapi.json": {
+        "get": _operation(
+            "This description", {200: _json("OpenAPI 3.1", {"type": "object"})}, (), tag="docs"
+        )
+    },
+    "/api/docs": {
+        "get": _operation(
+            "This description as a web page",
+            {200: {"description": "HTML", "content": {"text/html": {"schema": _string()}}}},
+            (),
+            tag="docs",
+        )
+    },
+    "/api/search": {
+        "get": _operation(
+            "Search posts (type=content) or channels (type=metadata)",
+            {200: _json("results and their position", _ref("SearchResults"))},
+            (400, 401, 406),
+            parameters=[
+                _query(
+                    "type", "what to search", _string(enum=["content", "metadata"]), required=True
+                ),
+                _query(
+                    "q", "the words, all of which must match", _string(minLength=1), required=True
+                ),
+                PAGING[0],
+                _query(
+                    "index",
+                    "how many results to skip",
+                    {"type": "string", "pattern": "^[0-9]{1,7}$"},
+                ),
+                ACCEPT,
+            ],
+        )
+    },
+    "/api/subscribed": {
+        "get": _operation(
+            "What the signed-in user follows",
+            {200: _json("channels and roles", _ref("Subscribed"), paged=True)},
+            (400, 401, 406),
+            parameters=[*PAGING, ACCEPT],
+            auth="required",
+            tag="following",
+        ),
+        "post": _operation(
+            "Follow or unfollow a channel",
+            {200: _json("what the user now is there", _ref("SubscribeResult"))},
+            (400, 401, 403, 404, 406, 409, 413, 415),
+            parameters=[ACCEPT],
+            body=_json_body(_ref("SubscribeRequest")),
+            auth="required",
+            tag="following",
+        ),
+    },
+    "/api/{channel}/content/{node}": {
+        "get": _operation(
+            "A page of a node's posts, newest activity first",
+            {
+                200: _entries(
+                    "the posts (JSON) or an Atom feed",
+                    {"type": "array", "items": _ref("Entry")},
+                    paged=True,
+                )
+            },
+            READ_ERRORS,
+            parameters=[CHANNEL, NODE, *PAGING, ACCEPT],
+        ),
+        "post": _operation(
+            "Post",
+            {201: POSTED},
+            WRITE_ERRORS,
+            parameters=[CHANNEL, NODE, ACCEPT],
+            body=ENTRY_BODY,
+            auth="required",
+        ),
+        "put": _operation(
+            "Replace the node's newest post (status, geolocation)",
+            {201: POSTED},
+            WRITE_ERRORS,
+            parameters=[CHANNEL, NODE, ACCEPT],
+            body=ENTRY_BODY,
+            auth="required",
+        ),
+    },
+    "/api/{channel}/content/{node}/threads": {
+        "get": _operation(
+            "Threads: posts with their replies, most recently active first",
+            {200: _json("the threads", {"type": "array", "items": _ref("Thread")}, paged=True)},
+            READ_ERRORS,
+            parameters=[CHANNEL, NODE, *PAGING, ACCEPT],
+        )
+    },
+    "/api/{channel}/content/{node}/{item}": {
+        "get": _operation(
+            "One post",
+            {200: _entries("the post (JSON) or an Atom entry", _ref("Entry"))},
+            READ_ERRORS,
+            parameters=[CHANNEL, NODE, ITEM, ACCEPT],
+        ),
+        "delete": _operation(
+            "Delete a post (own posts; any post for the owner and moderators)",
+            {204: _empty("deleted")},
+            (400, 401, 403, 404),
+            parameters=[CHANNEL, NODE, ITEM],
+            auth="required",
+        ),
+    },
+    "/api/{channel}/content/{node}/{item}/replyto": {
+        "get": _operation(
+            "Replies to a post, newest first (`replyTo` in any case)",
+            {200: _json("the replies", {"type": "array", "items": _ref("Entry")}, paged=True)},
+            READ_ERRORS,
+            parameters=[CHANNEL, NODE, ITEM, *PAGING, ACCEPT],
+        )
+    },
+    "/api/{channel}/metadata/{node}": {
+        "get": _operation(
+            "A channel's metadata",
+            {200: _json("the metadata", _ref("Metadata"))},
+            READ_ERRORS,
+            parameters=[CHANNEL, NODE, ACCEPT],
+        ),
+        "post": _operation(
+            "Change a channel's metadata",
+            {200: _json("the metadata as it now is", _ref("Metadata"))},
+            WRITE_ERRORS,
+            parameters=[CHANNEL, NODE, ACCEPT],
+            body=_json_body(_ref("MetadataInput")),
+            auth="required",
+        ),
+    },
+    "/api/{channel}/subscribers/{node}": {
+        "get": _operation(
+            "Followers and their roles (banned users for the owner and moderators only)",
+            {200: _json("followers and roles", _ref("Roles"), paged=True)},
+            READ_ERRORS,
+            parameters=[CHANNEL, NODE, *PAGING, ACCEPT],
+            tag="following",
+        ),
+        "post": _operation(
+            "Change followers' roles; `outcast` bans",
+            {200: _json("the new roles", _ref("Roles"))},
+            WRITE_ERRORS,
+            parameters=[CHANNEL, NODE, ACCEPT],
+            body=_json_body(_ref("RoleChanges")),
+            auth="required",
+            tag="following",
+        ),
+    },
+    "/api/{channel}/subscribers/{node}/approve": {
+        "get": _operation(
+            "Follows with their state (pending and invited for the owner and moderators)",
+            {
+                200: _json(
+                    "the follows", {"type": "array", "items": _ref("Subscription")}, paged=True
+                )
+            },
+            READ_ERRORS,
+            parameters=[CHANNEL, NODE, *PAGING, ACCEPT],
+            auth="required",
+            tag="following",
+        ),
+        "post": _operation(
+            "Approve (subscribed) or refuse (none) follow requests",
+            {
+                200: _json(
+                    "the follows as they now are", {"type": "array", "items": _ref("Subscription")}
+                )
+            },
+            WRITE_ERRORS,
+            parameters=[CHANNEL, NODE, ACCEPT],
+            body=_json_body(
+                {
+                    "type": "array",
+                    "items": _ref("SubscriptionChange"),
+                    "minItems": 1,
+                    "maxItems": 100,
+                }
+            ),
+            auth="required",
+            tag="following",
+        ),
+    },
+    "/api/{channel}": {
+        "post": _operation(
+            "Create a topic channel",
+            {200: _json("the new channel's metadata", _ref("Metadata"))},
+            WRITE_ERRORS,
+            parameters=[CHANNEL_ONLY, ACCEPT],
+            body=_json_body(_ref("MetadataInput"), required=False),
+            auth="required",
+        ),
+        "delete": _operation(
+            "Delete a channel with all its nodes and posts",
+            {200: _empty("deleted")},
+            (400, 401, 403, 404),
+            parameters=[CHANNEL_ONLY],
+            auth="required",
+        ),
+    },
+    "/api/{channel}/{node}": {
+        "post": _operation(
+            "Create a node of a channel (an application node)",
+            {200: _json("the channel's metadata", _ref("Metadata"))},
+            (400, 401, 403, 404, 406, 409),
+            parameters=[CHANNEL_ONLY, NODE, ACCEPT],
+            auth="required",
+        ),
+        "delete": _operation(
+            "Delete a node (`posts` deletes the channel)",
+            {200: _empty("deleted")},
+            (400, 401, 403, 404),
+            parameters=[CHANNEL_ONLY, NODE],
+            auth="required",
+        ),
+    },
+}
+
+
+def description() -> Json:
+    """The whole OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "buddycloud REST API",
+            "version": __version__,
+            "description": (
+                "Channels over HTTP, with the paths, methods and JSON of the original "
+                "Buddycloud HTTP API. Errors are JSON `{error, message}`; a refusal is 401 "
+                "when not signed in and 403 when signed in. Lists are paged with `max`, "
+                "`after` and `before`, and say where the page is in `X-First`, `X-Last` "
+                "and `X-Count`."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
+        },
+        "paths": PATHS,
+    }
