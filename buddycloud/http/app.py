@@ -7,6 +7,8 @@ are rendered by the funnel where the route raised them.
 
 from __future__ import annotations
 
+import functools
+
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
@@ -19,6 +21,7 @@ from starlette.routing import BaseRoute, Match, Route, WebSocketRoute
 from buddycloud.domain.errors import ChannelError
 from buddycloud.http.errors import ApiError, error_response, render_error
 from buddycloud.http.observe import ObserveRequests
+from buddycloud.http.openapi import query_parameters
 from buddycloud.http.requests import HttpContext
 from buddycloud.http.routes import (
     account,
@@ -50,6 +53,12 @@ class _ChannelSegment(_PathText):
     regex = "[^/@]+@[^/]+"
 
 
+class _Item(_PathText):
+    """An item id; `threads` is the name of the threads of a node, not an item."""
+
+    regex = "(?!threads(?:/|$))[^/]+"
+
+
 class _ReplyTo(_PathText):
     """`replyto` in any case: the original API's docs spell it `replyTo` (reference 9.2)."""
 
@@ -57,6 +66,7 @@ class _ReplyTo(_PathText):
 
 
 register_url_convertor("channel", _ChannelSegment())
+register_url_convertor("item", _Item())
 register_url_convertor("replyto", _ReplyTo())
 
 CONTENT = "/api/{channel}/content/{node}"
@@ -81,8 +91,8 @@ ROUTES: list[BaseRoute] = [
     Route(CONTENT, content.content_post, methods=["POST"]),
     Route(CONTENT, content.content_put, methods=["PUT"]),
     Route(CONTENT + "/threads", content.threads_get, methods=["GET"]),
-    Route(CONTENT + "/{item}", content.item_get, methods=["GET"]),
-    Route(CONTENT + "/{item}", content.item_delete, methods=["DELETE"]),
+    Route(CONTENT + "/{item:item}", content.item_get, methods=["GET"]),
+    Route(CONTENT + "/{item:item}", content.item_delete, methods=["DELETE"]),
     Route(CONTENT + "/{item}/{replyto:replyto}", content.replyto_get, methods=["GET"]),
     Route("/api/{channel}/metadata/{node}", metadata.metadata_get, methods=["GET"]),
     Route("/api/{channel}/metadata/{node}", metadata.metadata_post, methods=["POST"]),
@@ -119,7 +129,7 @@ def create_app(http: HttpContext) -> Starlette:
     http.engine.add_listener(http.hub)
     observe = Middleware(ObserveRequests, metrics=http.metrics, access_log_info=http.access_log)
     app = Starlette(
-        routes=ROUTES,
+        routes=[_query_checked(route) for route in ROUTES],
         middleware=[observe, CORS],
         exception_handlers={
             HTTPException: _http_exception,
@@ -133,6 +143,35 @@ def create_app(http: HttpContext) -> Starlette:
     )
     app.state.http = http
     return app
+
+
+_QUERY_PARAMETERS = query_parameters()
+
+
+def _query_checked(route: BaseRoute) -> BaseRoute:
+    """`route`, refusing query parameters its OpenAPI operation does not name (a typo such as
+    `maxx` would otherwise be ignored without a word)."""
+    if not isinstance(route, Route):
+        return route
+    endpoint = route.endpoint
+    known = _QUERY_PARAMETERS.get(endpoint.__name__)
+    if known is None:
+        return route
+
+    @functools.wraps(endpoint)
+    async def checked(request: Request) -> Response:
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            takes = ", ".join(sorted(known)) if known else "no query parameters"
+            raise ApiError(
+                400,
+                "unknown-parameter",
+                f"unknown query parameter {unknown[0][:40]!r}; this endpoint takes {takes}",
+            )
+        response: Response = await endpoint(request)
+        return response
+
+    return Route(route.path, checked, methods=route.methods, name=route.name)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

@@ -33,6 +33,14 @@ def _string(description: str = "", **extra: Any) -> Json:
     return schema
 
 
+def _optional(schema: Json) -> Json:
+    """`schema`, or null: an optional field sent as null counts as left out."""
+    optional = {**schema, "type": ["string", "null"]}
+    if "enum" in schema:
+        optional["enum"] = [*schema["enum"], None]
+    return optional
+
+
 SCHEMAS: dict[str, Json] = {
     "Error": {
         "type": "object",
@@ -65,13 +73,16 @@ SCHEMAS: dict[str, Json] = {
     },
     "EntryInput": {
         "type": "object",
+        "example": {"content": "O Romeo, Romeo! wherefore art thou Romeo?"},
         "description": (
             "A new post. `id` and `author` are set by the server and ignored; other keys too."
         ),
         "properties": {
-            "content": _string("the text; required unless the entry rates a post"),
-            "title": _string(maxLength=1024),
-            "replyTo": _string("the id of the post replied to (threads are one level deep)"),
+            "content": _optional(_string("the text; required unless the entry rates a post")),
+            "title": _optional(_string(maxLength=1024)),
+            "replyTo": _optional(
+                _string("the id of the post replied to (threads are one level deep)")
+            ),
             "media": {
                 "type": ["array", "null"],
                 "items": _ref("Media"),
@@ -111,11 +122,11 @@ SCHEMAS: dict[str, Json] = {
         "type": "object",
         "description": "The fields to change; others are left as they are, other keys ignored.",
         "properties": {
-            "title": _string(maxLength=128),
-            "description": _string(maxLength=1024),
-            "access_model": _string(enum=["open", "authorize", "whitelist", "local"]),
-            "default_affiliation": _string(
-                enum=["member", "publisher", "follower", "follower+post"]
+            "title": _optional(_string(maxLength=128)),
+            "description": _optional(_string(maxLength=1024)),
+            "access_model": _optional(_string(enum=["open", "authorize", "whitelist", "local"])),
+            "default_affiliation": _optional(
+                _string(enum=["member", "publisher", "follower", "follower+post"])
             ),
         },
     },
@@ -226,13 +237,25 @@ SCHEMAS: dict[str, Json] = {
             },
         },
     },
+    "Health": {
+        "type": "object",
+        "required": ["status", "storage", "xmpp"],
+        "properties": {
+            "status": _string(enum=["ok", "unavailable"]),
+            "storage": _string(enum=["ok", "timeout", "unavailable"]),
+            "xmpp": _string(
+                "the component's stream; it does not decide the status",
+                enum=["off", "connected", "disconnected"],
+            ),
+        },
+    },
     "AccountInput": {
         "type": "object",
         "required": ["username", "password", "email"],
         "properties": {
-            "username": _string("`user` or `user@<domain>`"),
+            "username": _string("`user` or `user@<domain>`", minLength=1, maxLength=1024),
             "password": _string(minLength=8, maxLength=1024),
-            "email": _string(),
+            "email": _string(maxLength=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
         },
     },
     "Account": {
@@ -253,13 +276,14 @@ SCHEMAS: dict[str, Json] = {
 # --- parameters -------------------------------------------------------------------------------
 
 
-def _path(name: str, description: str, **schema: Any) -> Json:
+def _path(name: str, description: str, example: str, **schema: Any) -> Json:
     return {
         "name": name,
         "in": "path",
         "required": True,
         "description": description,
         "schema": {"type": "string", **schema},
+        "example": example,
     }
 
 
@@ -273,11 +297,20 @@ def _query(name: str, description: str, schema: Json, *, required: bool = False)
     }
 
 
-CHANNEL = _path("channel", "the channel's bare JID, user@domain")
+CHANNEL = _path("channel", "the channel's bare JID, user@domain", "juliet@capulet.lit")
 # Where the path has nothing after the channel, only a JID (with its `@`) is a channel.
-CHANNEL_ONLY = _path("channel", "the channel's bare JID, user@domain", pattern="^[^/@]+@[^/]+$")
-NODE = _path("node", "the node's name: posts, status, geoloc, or an application node")
-ITEM = _path("item", "the item's id (local, or the global tag: form)")
+CHANNEL_ONLY = _path(
+    "channel",
+    "the channel's bare JID, user@domain",
+    "balcony@topics.capulet.lit",
+    pattern="^[^/@]+@[^/]+$",
+)
+NODE = _path("node", "the node's name: posts, status, geoloc, or an application node", "posts")
+ITEM = _path(
+    "item",
+    "the item's id (local, or the global tag: form); `threads` names no item",
+    "6e1f2c0a9b8d4e7f8a1b2c3d4e5f6a7b",
+)
 PAGING = [
     _query(
         "max",
@@ -291,13 +324,6 @@ PAGING = [
         _string(maxLength=1024),
     ),
 ]
-ACCEPT = {
-    "name": "Accept",
-    "in": "header",
-    "required": False,
-    "description": f"{JSON} (also for */* and when absent) or {ATOM}; anything else is 406",
-    "schema": _string(),
-}
 
 # --- responses ----------------------------------------------------------------------------------
 
@@ -412,7 +438,7 @@ CHECK = _operation(
 
 PATHS: dict[str, Json] = {
     "/api": {"get": CHECK},
-    "/api/": {"get": CHECK},
+    "/api/": {"get": {**CHECK, "summary": "Check credentials (as GET /api)"}},
     "/api/account": {
         "post": _operation(
             "Register an account (and its personal channel)",
@@ -471,7 +497,6 @@ PATHS: dict[str, Json] = {
                     "how many results to skip",
                     {"type": "string", "pattern": "^[0-9]{1,7}$"},
                 ),
-                ACCEPT,
             ],
         )
     },
@@ -480,7 +505,7 @@ PATHS: dict[str, Json] = {
             "What the signed-in user follows",
             {200: _json("channels and roles", _ref("Subscribed"), paged=True)},
             (400, 401, 406),
-            parameters=[*PAGING, ACCEPT],
+            parameters=[*PAGING],
             auth="required",
             tag="following",
         ),
@@ -488,7 +513,6 @@ PATHS: dict[str, Json] = {
             "Follow or unfollow a channel",
             {200: _json("what the user now is there", _ref("SubscribeResult"))},
             (400, 401, 403, 404, 406, 409, 413, 415),
-            parameters=[ACCEPT],
             body=_json_body(_ref("SubscribeRequest")),
             auth="required",
             tag="following",
@@ -505,13 +529,13 @@ PATHS: dict[str, Json] = {
                 )
             },
             READ_ERRORS,
-            parameters=[CHANNEL, NODE, *PAGING, ACCEPT],
+            parameters=[CHANNEL, NODE, *PAGING],
         ),
         "post": _operation(
             "Post",
             {201: POSTED},
             WRITE_ERRORS,
-            parameters=[CHANNEL, NODE, ACCEPT],
+            parameters=[CHANNEL, NODE],
             body=ENTRY_BODY,
             auth="required",
         ),
@@ -519,7 +543,7 @@ PATHS: dict[str, Json] = {
             "Replace the node's newest post (status, geolocation)",
             {201: POSTED},
             WRITE_ERRORS,
-            parameters=[CHANNEL, NODE, ACCEPT],
+            parameters=[CHANNEL, NODE],
             body=ENTRY_BODY,
             auth="required",
         ),
@@ -529,7 +553,7 @@ PATHS: dict[str, Json] = {
             "Threads: posts with their replies, most recently active first",
             {200: _json("the threads", {"type": "array", "items": _ref("Thread")}, paged=True)},
             READ_ERRORS,
-            parameters=[CHANNEL, NODE, *PAGING, ACCEPT],
+            parameters=[CHANNEL, NODE, *PAGING],
         )
     },
     "/api/{channel}/content/{node}/{item}": {
@@ -537,7 +561,7 @@ PATHS: dict[str, Json] = {
             "One post",
             {200: _entries("the post (JSON) or an Atom entry", _ref("Entry"))},
             READ_ERRORS,
-            parameters=[CHANNEL, NODE, ITEM, ACCEPT],
+            parameters=[CHANNEL, NODE, ITEM],
         ),
         "delete": _operation(
             "Delete a post (own posts; any post for the owner and moderators)",
@@ -552,7 +576,7 @@ PATHS: dict[str, Json] = {
             "Replies to a post, newest first (`replyTo` in any case)",
             {200: _json("the replies", {"type": "array", "items": _ref("Entry")}, paged=True)},
             READ_ERRORS,
-            parameters=[CHANNEL, NODE, ITEM, *PAGING, ACCEPT],
+            parameters=[CHANNEL, NODE, ITEM, *PAGING],
         )
     },
     "/api/{channel}/metadata/{node}": {
@@ -560,13 +584,13 @@ PATHS: dict[str, Json] = {
             "A channel's metadata",
             {200: _json("the metadata", _ref("Metadata"))},
             READ_ERRORS,
-            parameters=[CHANNEL, NODE, ACCEPT],
+            parameters=[CHANNEL, NODE],
         ),
         "post": _operation(
             "Change a channel's metadata",
             {200: _json("the metadata as it now is", _ref("Metadata"))},
             WRITE_ERRORS,
-            parameters=[CHANNEL, NODE, ACCEPT],
+            parameters=[CHANNEL, NODE],
             body=_json_body(_ref("MetadataInput")),
             auth="required",
         ),
@@ -576,14 +600,14 @@ PATHS: dict[str, Json] = {
             "Followers and their roles (banned users for the owner and moderators only)",
             {200: _json("followers and roles", _ref("Roles"), paged=True)},
             READ_ERRORS,
-            parameters=[CHANNEL, NODE, *PAGING, ACCEPT],
+            parameters=[CHANNEL, NODE, *PAGING],
             tag="following",
         ),
         "post": _operation(
             "Change followers' roles; `outcast` bans",
             {200: _json("the new roles", _ref("Roles"))},
             WRITE_ERRORS,
-            parameters=[CHANNEL, NODE, ACCEPT],
+            parameters=[CHANNEL, NODE],
             body=_json_body(_ref("RoleChanges")),
             auth="required",
             tag="following",
@@ -598,7 +622,7 @@ PATHS: dict[str, Json] = {
                 )
             },
             READ_ERRORS,
-            parameters=[CHANNEL, NODE, *PAGING, ACCEPT],
+            parameters=[CHANNEL, NODE, *PAGING],
             auth="required",
             tag="following",
         ),
@@ -610,7 +634,7 @@ PATHS: dict[str, Json] = {
                 )
             },
             WRITE_ERRORS,
-            parameters=[CHANNEL, NODE, ACCEPT],
+            parameters=[CHANNEL, NODE],
             body=_json_body(
                 {
                     "type": "array",
@@ -628,7 +652,7 @@ PATHS: dict[str, Json] = {
             "Create a topic channel",
             {200: _json("the new channel's metadata", _ref("Metadata"))},
             WRITE_ERRORS,
-            parameters=[CHANNEL_ONLY, ACCEPT],
+            parameters=[CHANNEL_ONLY],
             body=_json_body(_ref("MetadataInput"), required=False),
             auth="required",
         ),
@@ -640,12 +664,45 @@ PATHS: dict[str, Json] = {
             auth="required",
         ),
     },
+    "/metrics": {
+        "get": {
+            **_operation(
+                "Every metric in the Prometheus text format (docs/http.md, Operations)",
+                {
+                    200: {
+                        "description": "the metrics",
+                        "headers": {"Cache-Control": {"schema": _string()}},
+                        "content": {"text/plain": {"schema": _string()}},
+                    }
+                },
+                (401, 403),
+                tag="operations",
+            ),
+            "security": [{}, {"metrics_token": []}],
+            "description": (
+                "With `[http] metrics_token` set, send it as a bearer token (401 without); "
+                "without one, only loopback callers are answered (403 for others)."
+            ),
+        }
+    },
+    "/health": {
+        "get": _operation(
+            "Whether this server can serve: 200, or 503 when the storage does not answer",
+            {
+                200: _json("serving", _ref("Health")),
+                503: _json("the storage does not answer in time", _ref("Health")),
+            },
+            (),
+            auth="none",
+            tag="operations",
+        )
+    },
     "/api/{channel}/{node}": {
         "post": _operation(
             "Create a node of a channel (an application node)",
             {200: _json("the channel's metadata", _ref("Metadata"))},
             (400, 401, 403, 404, 406, 409),
-            parameters=[CHANNEL_ONLY, NODE, ACCEPT],
+            parameters=[CHANNEL_ONLY, NODE],
             auth="required",
         ),
         "delete": _operation(
@@ -659,8 +716,60 @@ PATHS: dict[str, Json] = {
 }
 
 
+# Each operation's id: the function serving it (tests/http/test_openapi.py checks them).
+OPERATION_IDS: dict[tuple[str, str], str] = {
+    ("/api", "get"): "root_get",
+    ("/api/", "get"): "root_slash_get",
+    ("/api/account", "post"): "account_post",
+    ("/api/account", "delete"): "account_delete",
+    ("/api/account/pw/change", "post"): "password_change_post",
+    ("/api/openapi.json", "get"): "openapi_get",
+    ("/api/docs", "get"): "docs_get",
+    ("/api/search", "get"): "search_get",
+    ("/api/subscribed", "get"): "subscribed_get",
+    ("/api/subscribed", "post"): "subscribed_post",
+    ("/api/{channel}/content/{node}", "get"): "content_get",
+    ("/api/{channel}/content/{node}", "post"): "content_post",
+    ("/api/{channel}/content/{node}", "put"): "content_put",
+    ("/api/{channel}/content/{node}/threads", "get"): "threads_get",
+    ("/api/{channel}/content/{node}/{item}", "get"): "item_get",
+    ("/api/{channel}/content/{node}/{item}", "delete"): "item_delete",
+    ("/api/{channel}/content/{node}/{item}/replyto", "get"): "replyto_get",
+    ("/api/{channel}/metadata/{node}", "get"): "metadata_get",
+    ("/api/{channel}/metadata/{node}", "post"): "metadata_post",
+    ("/api/{channel}/subscribers/{node}", "get"): "subscribers_get",
+    ("/api/{channel}/subscribers/{node}", "post"): "subscribers_post",
+    ("/api/{channel}/subscribers/{node}/approve", "get"): "approve_get",
+    ("/api/{channel}/subscribers/{node}/approve", "post"): "approve_post",
+    ("/api/{channel}", "post"): "channel_post",
+    ("/api/{channel}", "delete"): "channel_delete",
+    ("/api/{channel}/{node}", "post"): "node_post",
+    ("/api/{channel}/{node}", "delete"): "node_delete",
+    ("/metrics", "get"): "metrics_get",
+    ("/health", "get"): "health_get",
+}
+
+
+def query_parameters() -> dict[str, frozenset[str]]:
+    """Operation id -> the query parameters it takes; the edge refuses any other."""
+    return {
+        OPERATION_IDS[(path, method)]: frozenset(
+            parameter["name"] for parameter in operation["parameters"] if parameter["in"] == "query"
+        )
+        for path, item in PATHS.items()
+        for method, operation in item.items()
+    }
+
+
 def description() -> Json:
     """The whole OpenAPI document."""
+    paths = {
+        path: {
+            method: {"operationId": OPERATION_IDS[(path, method)], **operation}
+            for method, operation in item.items()
+        }
+        for path, item in PATHS.items()
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -671,13 +780,19 @@ def description() -> Json:
                 "Buddycloud HTTP API. Errors are JSON `{error, message}`; a refusal is 401 "
                 "when not signed in and 403 when signed in. Lists are paged with `max`, "
                 "`after` and `before`, and say where the page is in `X-First`, `X-Last` "
-                "and `X-Count`."
+                "and `X-Count`. A query parameter an endpoint does not take is refused (400). "
+                "Pages and single posts are JSON or Atom, as `Accept` asks "
+                "(JSON for `*/*` or no `Accept`); the rest is JSON. An `Accept` that takes "
+                "none of a resource's types is answered 406."
             ),
         },
         "servers": [{"url": "/"}],
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                "metrics_token": {"type": "http", "scheme": "bearer"},
+            },
         },
-        "paths": PATHS,
+        "paths": paths,
     }
