@@ -104,6 +104,22 @@ async def test_refusing_a_request(cast: Server) -> None:
     assert by_romeo.status_code == 403
 
 
+async def test_an_invitation_through_approve(cast: Server) -> None:
+    async with cast.client("juliet") as juliet, cast.client("nurse") as nurse:
+        await juliet.post(
+            "/api/juliet@capulet.lit/metadata/posts", json={"access_model": "authorize"}
+        )
+        invited = await juliet.post(
+            APPROVE, json=[{"jid": "nurse@capulet.lit", "subscription": "invited"}]
+        )
+        shown = await nurse.get("/api/subscribed")
+        accepted = await nurse.post("/api/subscribed", json={KEY: "member"})
+    assert invited.json() == [{"jid": "nurse@capulet.lit", "subscription": "invited"}]
+    assert shown.json()[KEY] == "invited"
+    # An invitation from the owner is an approval in advance.
+    assert accepted.json() == {KEY: "publisher"}
+
+
 async def test_roles_bans_and_who_sees_the_banned(cast: Server) -> None:
     async with (
         cast.client("juliet") as juliet,
