@@ -249,6 +249,36 @@ SCHEMAS: dict[str, Json] = {
             ),
         },
     },
+    "SyncSummary": {
+        "type": "object",
+        "required": ["mentionsCount", "totalCount"],
+        "properties": {
+            "mentionsCount": {"type": "integer", "minimum": 0},
+            "totalCount": {"type": "integer", "minimum": 0},
+            "lastPost": _string(format="date-time"),
+            "lastMention": _string(format="date-time"),
+        },
+    },
+    "Notifications": {
+        "type": "object",
+        "required": ["last", "items"],
+        "properties": {
+            "last": {"type": "number", "description": "milliseconds since 1970; poll from it"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "allOf": [
+                        _ref("Entry"),
+                        {
+                            "type": "object",
+                            "required": ["source"],
+                            "properties": {"source": _string("<channel>/<node>")},
+                        },
+                    ]
+                },
+            },
+        },
+    },
     "AccountInput": {
         "type": "object",
         "required": ["username", "password", "email"],
@@ -500,6 +530,68 @@ PATHS: dict[str, Json] = {
             ],
         )
     },
+    "/api/sync": {
+        "get": _operation(
+            "What is new in every channel the user follows (docs/http.md, Live updates)",
+            {
+                200: _json(
+                    "node id -> its new entries, newest first; with summary=true, counters",
+                    {
+                        "type": "object",
+                        "additionalProperties": {
+                            "anyOf": [
+                                {"type": "array", "items": _ref("Entry")},
+                                _ref("SyncSummary"),
+                            ]
+                        },
+                    },
+                )
+            },
+            (400, 401),
+            parameters=[
+                {
+                    **_query(
+                        "since",
+                        "ISO-8601: entries updated after this",
+                        _string(format="date-time"),
+                        required=True,
+                    ),
+                    "example": "2026-01-01T00:00:00Z",
+                },
+                {
+                    **_query(
+                        "max",
+                        "entries per node, a positive integer (above 1,000 counts as 1,000)",
+                        _string(pattern="^[0-9]{1,6}$"),
+                        required=True,
+                    ),
+                    "example": "10",
+                },
+                _query(
+                    "summary", "true: counters instead of entries", _string(enum=["true", "false"])
+                ),
+            ],
+            auth="required",
+            tag="live",
+        )
+    },
+    "/api/notifications/posts": {
+        "get": _operation(
+            "New posts of followed channels, long-polled (docs/http.md, Live updates)",
+            {200: _json("the posts newer than since, oldest first", _ref("Notifications"))},
+            (400, 401),
+            parameters=[
+                _query(
+                    "since",
+                    "milliseconds since 1970, as `last` gave it; without it the answer is at "
+                    "once, with no items",
+                    _string(pattern="^[0-9]{1,15}(\\.[0-9]{1,3})?$"),
+                )
+            ],
+            auth="required",
+            tag="live",
+        )
+    },
     "/api/subscribed": {
         "get": _operation(
             "What the signed-in user follows",
@@ -726,6 +818,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/api/openapi.json", "get"): "openapi_get",
     ("/api/docs", "get"): "docs_get",
     ("/api/search", "get"): "search_get",
+    ("/api/sync", "get"): "sync_get",
+    ("/api/notifications/posts", "get"): "notifications_posts_get",
     ("/api/subscribed", "get"): "subscribed_get",
     ("/api/subscribed", "post"): "subscribed_post",
     ("/api/{channel}/content/{node}", "get"): "content_get",
@@ -783,7 +877,8 @@ def description() -> Json:
                 "and `X-Count`. A query parameter an endpoint does not take is refused (400). "
                 "Pages and single posts are JSON or Atom, as `Accept` asks "
                 "(JSON for `*/*` or no `Accept`); the rest is JSON. An `Accept` that takes "
-                "none of a resource's types is answered 406."
+                "none of a resource's types is answered 406. The live websocket at "
+                "`/api/ws` is described in docs/websocket.md."
             ),
         },
         "servers": [{"url": "/"}],
