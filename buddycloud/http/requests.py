@@ -1,4 +1,5 @@
-"""Parsing what arrives with a request: the requester, JSON bodies, paging, node names.
+"""Parsing what arrives with a request: the requester, JSON and Atom bodies, content
+negotiation, paging, channel and node names.
 
 Route functions call these instead of reading the request themselves, so every input is
 checked one way and every mistake gets the same clear error.
@@ -8,29 +9,41 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from xml.etree.ElementTree import Element
 
 from starlette.requests import HTTPConnection, Request
 
+from buddycloud.domain.entries import EntryDraft
 from buddycloud.domain.errors import InvalidNodeId, InvalidPaging
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import MAX_PAGE, NodeId, PageRequest
+from buddycloud.domain.model import MAX_PAGE, NodeId, PageRequest, RawPayload
 from buddycloud.http.auth import Authenticator, Requester
 from buddycloud.http.errors import ApiError
 from buddycloud.http.live import LiveHub
 from buddycloud.http.metrics import Metrics
 from buddycloud.http.websocket import SocketSettings
 from buddycloud.services.engine import Engine
+from buddycloud.wire.atom import ENTRY, MAX_EXTENSIONS, Media, media_extension, parse_entry
+from buddycloud.wire.namespaces import split_tag
+from buddycloud.wire.xml import UnsafeXml, parse_xml, serialize
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_LONG_POLL_SECONDS = 30.0
 MAX_CURSOR = 1024
 # How long /health waits for the storage's answer before it reports it unavailable.
 HEALTH_TIMEOUT = 2.0
+MAX_XML_DEPTH = 32
+MAX_INDEX = 1_000_000
+MAX_MEDIA_FIELD = 256
+
+JSON = "application/json"
+ATOM = "application/atom+xml"
+_XML_TYPES = frozenset({ATOM, "application/xml", "text/xml"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +116,75 @@ async def body_bytes(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def content_type(request: Request) -> str:
+    """The request's media type, lowercased, without parameters ('' when not given)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise ApiError(400, "malformed-json", "the body is empty: send a JSON document")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(400, "malformed-json", f"the body is not JSON: {exc}"[:200]) from None
+    # `\ud800` alone is valid JSON but no Unicode text: nothing could store or send it.
+    stack = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise ApiError(
+                    400,
+                    "malformed-json",
+                    "the body holds a lone UTF-16 surrogate (\\uD800-\\uDFFF)",
+                )
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return body
+
+
 async def json_body(request: Request) -> Any:
     """The body parsed as JSON (a JSON content type, or a body starting with `{`/`[`)."""
     raw = await body_bytes(request)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = content_type(request)
     looks_json = raw.lstrip()[:1] in (b"{", b"[")
-    if content_type and not content_type.endswith("json") and not looks_json:
+    if kind and not kind.endswith("json") and not looks_json:
         raise ApiError(415, "unsupported-media-type", "send the body as application/json")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed-json", f"the body is not JSON: {exc}"[:200]) from None
+    return _parse_json(raw)
 
 
 async def json_object(request: Request) -> dict[str, Any]:
     body = await json_body(request)
     if not isinstance(body, dict):
         raise ApiError(400, "bad-request", "the body must be a JSON object")
+    return body
+
+
+async def optional_json_object(request: Request) -> dict[str, Any]:
+    """A JSON object body, or {} when the request has no body at all."""
+    raw = await body_bytes(request)
+    if not raw.strip():
+        return {}
+    kind = content_type(request)
+    if kind and not kind.endswith("json") and raw.lstrip()[:1] != b"{":
+        raise ApiError(415, "unsupported-media-type", "send the body as application/json")
+    body = _parse_json(raw)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad-request", "the body must be a JSON object")
+    return body
+
+
+async def json_list(request: Request) -> list[Any]:
+    body = await json_body(request)
+    if not isinstance(body, list):
+        raise ApiError(400, "bad-request", "the body must be a JSON array")
     return body
 
 
@@ -146,14 +211,27 @@ def node_id(channel: str, node: str) -> NodeId:
     return NodeId.parse(f"/user/{channel_jid(channel)}/{node}")
 
 
-def paging(query: Mapping[str, str]) -> PageRequest:
-    """XEP-0059 paging from `max`, `after` and `before` (an empty `before` is the last page)."""
-    raw_max = query.get("max")
-    size = None
-    if raw_max is not None:
-        if not raw_max.isascii() or not raw_max.isdigit() or len(raw_max) > 6:
-            raise InvalidPaging(f"max must be a number from 0 to {MAX_PAGE}")
-        size = int(raw_max)
+def _number(query: Mapping[str, str], name: str, limit: int, hint: str = "") -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(limit)) or int(raw) > limit:
+        raise InvalidPaging(f"{name} must be a whole number from 0 to {limit}{hint}")
+    return int(raw)
+
+
+_MAX_HINT = f" (a page holds at most {MAX_PAGE})"
+
+
+def paging(query: Mapping[str, str], *, default_max: int | None = None) -> PageRequest:
+    """XEP-0059 paging from `max`, `after` and `before` (an empty `before` is the last page).
+
+    `max` above the largest page (1000) asks for the largest page; `default_max` is the size
+    without `max` (the engine's 50 when None).
+    """
+    size = _number(query, "max", 999_999, _MAX_HINT)
+    if size is None:
+        size = default_max
     after = query.get("after")
     before = query.get("before")
     for name, value in (("after", after), ("before", before)):
@@ -200,3 +278,201 @@ def as_milliseconds(value: datetime) -> int | float:
     micros = (value - _EPOCH) // timedelta(microseconds=1)
     whole, rest = divmod(micros, 1000)
     return whole if rest == 0 else float(f"{whole}.{rest:03d}")
+
+
+def search_paging(query: Mapping[str, str], *, default_max: int) -> tuple[PageRequest, int]:
+    """A page of search results by position: `max` and `index` (the number skipped)."""
+    size = _number(query, "max", 999_999, _MAX_HINT)
+    index = _number(query, "index", MAX_INDEX)
+    return PageRequest(max=default_max if size is None else size), index or 0
+
+
+# --- content negotiation ------------------------------------------------------------------
+
+
+def _ranges(header: str) -> list[tuple[str, str, float]]:
+    """The media ranges of an Accept header with their q-values; malformed ones dropped."""
+    found = []
+    for part in header.split(",")[:64]:
+        media, *params = (piece.strip() for piece in part.split(";"))
+        kind, slash, sub = media.lower().partition("/")
+        if not slash or not kind or not sub:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = -1.0
+        if 0.0 <= quality <= 1.0:
+            found.append((kind, sub, quality))
+    return found
+
+
+def _quality(offered: str, ranges: list[tuple[str, str, float]]) -> float:
+    """The q-value the most specific matching range gives `offered` (RFC 9110 12.5.1)."""
+    kind, _, sub = offered.partition("/")
+    best: tuple[int, float] = (-1, 0.0)
+    for range_kind, range_sub, quality in ranges:
+        if (range_kind, range_sub) == (kind, sub):
+            specificity = 2
+        elif (range_kind, range_sub) == (kind, "*"):
+            specificity = 1
+        elif (range_kind, range_sub) == ("*", "*"):
+            specificity = 0
+        else:
+            continue
+        if specificity > best[0]:
+            best = (specificity, quality)
+    return best[1]
+
+
+def negotiate(request: Request, offered: Sequence[str], *, preferred: str | None = None) -> str:
+    """The media type to answer in: the one of `offered` the client's `Accept` rates
+    highest. Without `Accept`, and among equally rated types, `preferred` (else the first
+    offered) wins, so `*/*` gets JSON unless the endpoint prefers otherwise.
+
+    Raises:
+        ApiError: 406, the client accepts none of `offered`.
+    """
+    default = preferred or offered[0]
+    header = request.headers.get("accept", "").strip()
+    if not header:
+        return default
+    ranges = _ranges(header)
+    rated = [(_quality(kind, ranges), kind) for kind in offered]
+    top = max(quality for quality, _ in rated)
+    if top <= 0:
+        raise ApiError(
+            406,
+            "not-acceptable",
+            f"this resource is served as {' or '.join(offered)}; the Accept header "
+            f"{header[:100]!r} takes none of them",
+        )
+    tied = [kind for quality, kind in rated if quality == top]
+    return default if default in tied else tied[0]
+
+
+# --- posted items ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PostedItem:
+    """An item a client sent: an Atom entry (from JSON or Atom XML), or another XML payload
+    (geolocation, keys), and the media type it came in."""
+
+    payload: EntryDraft | RawPayload
+    media_type: str
+
+
+async def posted_item(request: Request) -> PostedItem:
+    """The body of a post: JSON `{content, replyTo, media, title}` (reference 9.1), an Atom
+    `<entry>`, or for other nodes their own XML payload.
+
+    JSON is recognised by a JSON content type or a body starting with `{`, XML by an XML
+    content type or a body starting with `<`. `id` and `author` in JSON are the server's
+    to set, and ignored.
+
+    Raises:
+        ApiError: 400 for a malformed body, 413 past the size limit, 415 for another type.
+    """
+    raw = await body_bytes(request)
+    kind = content_type(request)
+    start = raw.lstrip()[:1]
+    xml_type = kind in _XML_TYPES or kind.endswith("+xml")
+    if kind.endswith("json") or (not xml_type and start == b"{"):
+        body = _parse_json(raw)
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad-request", 'an entry is a JSON object: {"content": ...}')
+        return PostedItem(_entry_from_json(body, len(raw)), JSON)
+    if xml_type or start == b"<":
+        root = xml_document(raw)
+        if root.tag == ENTRY:
+            return PostedItem(parse_entry(root, byte_size=len(raw)), ATOM)
+        namespace = split_tag(root.tag)[0]
+        return PostedItem(RawPayload(serialize(root), namespace), ATOM)
+    if not raw.strip():
+        raise ApiError(400, "bad-request", "the body is empty: send an entry as JSON or Atom")
+    raise ApiError(
+        415,
+        "unsupported-media-type",
+        f"send the entry as application/json or {ATOM}, not {kind[:60] or 'untyped text'}",
+    )
+
+
+def xml_document(raw: bytes) -> Element:
+    """A UTF-8 XML body, parsed without entities or external references, at most
+    `MAX_XML_DEPTH` elements deep.
+
+    Raises:
+        ApiError: 400 `malformed-xml`.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed-xml", "the XML body is not UTF-8") from None
+    try:
+        root = parse_xml(text)
+    except UnsafeXml as exc:
+        raise ApiError(
+            400, "malformed-xml", f"the body is not safe, well-formed XML: {exc}"[:200]
+        ) from None
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > MAX_XML_DEPTH:
+            raise ApiError(
+                400, "malformed-xml", f"the XML body nests deeper than {MAX_XML_DEPTH} elements"
+            )
+        stack.extend((child, depth + 1) for child in element)
+    return root
+
+
+def _optional_string(body: Mapping[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise ApiError(400, "bad-request", f"{name!r} must be a string")
+
+
+def _entry_from_json(body: Mapping[str, Any], size: int) -> EntryDraft:
+    media = body.get("media")
+    extensions: tuple[str, ...] = ()
+    if media is not None:
+        if not isinstance(media, list) or len(media) > MAX_EXTENSIONS:
+            raise ApiError(
+                400,
+                "bad-request",
+                f"'media' must be null or a list of at most {MAX_EXTENSIONS} "
+                '{"id": ..., "channel": ...} objects',
+            )
+        listed = [_media(one) for one in media]
+        if listed:
+            extensions = (media_extension(listed),)
+    return EntryDraft(
+        content=_optional_string(body, "content"),
+        title=_optional_string(body, "title"),
+        in_reply_to=_optional_string(body, "replyTo"),
+        extensions=extensions,
+        byte_size=size,
+    )
+
+
+def _media(raw: Any) -> Media:
+    if isinstance(raw, dict):
+        ident, channel = raw.get("id"), raw.get("channel")
+        if (
+            isinstance(ident, str)
+            and isinstance(channel, str)
+            and 0 < len(ident) <= MAX_MEDIA_FIELD
+            and 0 < len(channel) <= MAX_MEDIA_FIELD
+        ):
+            return Media(ident, channel)
+    raise ApiError(
+        400,
+        "bad-request",
+        f'each media is {{"id": ..., "channel": ...}}, two strings of 1 to {MAX_MEDIA_FIELD} '
+        "characters",
+    )

@@ -1,8 +1,12 @@
-"""JSON renderings of the engine's values (reference 9.1 "Entry JSON")."""
+"""JSON and Atom renderings of the engine's values (reference 9.1 "Entry JSON", 9.2)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
+
+from starlette.responses import Response
 
 from buddycloud.domain.events import (
     AuthorizationRequested,
@@ -14,24 +18,56 @@ from buddycloud.domain.events import (
     RoleChanged,
     SubscriptionChanged,
 )
-from buddycloud.domain.model import ChannelConfig, Item, NodeId, Page, RawPayload
+from buddycloud.domain.model import (
+    Channel,
+    ChannelConfig,
+    Item,
+    Membership,
+    NodeId,
+    Page,
+    RawPayload,
+    Thread,
+)
 from buddycloud.domain.times import format_datetime
+from buddycloud.wire.atom import XML_DECLARATION, FeedPage, feed_text, item_entry_text, media_of
+
+ATOM_MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 
 
 def entry_json(item: Item) -> dict[str, Any]:
-    """`{id, author, published, updated, content, media, replyTo?}` of an item."""
+    """`{id, author, published, updated, content, media, replyTo?}` of an item.
+
+    `media` is the list of `{id, channel}` the entry names, or null. An item of another
+    payload (geolocation, keys) has `content` null and its XML in `payload`.
+    """
     entry = item.entry
+    media = media_of(entry) if entry is not None else None
     rendered: dict[str, Any] = {
         "id": item.id,
         "author": str(item.author),
         "published": format_datetime(item.published),
         "updated": format_datetime(item.updated),
         "content": entry.content if entry is not None else None,
-        "media": None,
+        "media": None if media is None else [{"id": m.id, "channel": m.channel} for m in media],
     }
     if item.in_reply_to is not None:
         rendered["replyTo"] = item.in_reply_to
+    if isinstance(item.payload, RawPayload):
+        rendered["payload"] = item.payload.xml
     return rendered
+
+
+def entries_json(items: list[Item]) -> list[dict[str, Any]]:
+    """Live items as entries; retracted posts (tombstones) are left out."""
+    return [entry_json(item) for item in items if not item.deleted]
+
+
+def thread_json(thread: Thread) -> dict[str, Any]:
+    return {
+        "id": thread.id,
+        "updated": format_datetime(thread.updated),
+        "items": entries_json(list(thread.items)),
+    }
 
 
 def source_of(node: NodeId) -> str:
@@ -44,8 +80,6 @@ def notification_entry_json(item: Item) -> dict[str, Any]:
     server does not interpret (an application node's) as `payload`, its XML."""
     rendered = entry_json(item)
     rendered["source"] = source_of(item.node)
-    if isinstance(item.payload, RawPayload):
-        rendered["payload"] = item.payload.xml
     return rendered
 
 
@@ -119,11 +153,104 @@ def event_json(event: Event) -> dict[str, Any] | None:
     return None
 
 
+def membership_value(membership: Membership) -> str:
+    """Reference row 16: the role, unless the follow is not (yet) accepted (`pending`,
+    `invited`), which then stands instead."""
+    if membership.subscription.value in ("pending", "invited"):
+        return membership.subscription.value
+    return membership.role.value
+
+
+def channel_search_json(channel: Channel) -> dict[str, Any]:
+    """Reference row 28, a metadata search result."""
+    config = channel.config
+    return {
+        "jid": str(channel.jid),
+        "title": config.title,
+        "description": config.description,
+        "creationDate": format_datetime(config.created),
+        "channelType": config.channel_type.value,
+        "defaultAffiliation": config.default_role.value,
+    }
+
+
+def content_search_json(item: Item) -> dict[str, Any]:
+    """Reference row 28, a content search result: the post, the node it is in
+    (`parent_fullid`) and that node's channel (`parent_simpleid`)."""
+    entry = item.entry
+    return {
+        "id": item.id,
+        "author": str(item.author),
+        "content": entry.content if entry is not None else None,
+        "published": format_datetime(item.published),
+        "updated": format_datetime(item.updated),
+        "parent_fullid": str(item.node),
+        "parent_simpleid": str(item.node.channel),
+        "in_reply_to": item.in_reply_to,
+    }
+
+
+# Printable ASCII but `%` stays as it is in a header; anything else is percent-encoded.
+_HEADER_SAFE = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) != "%")
+
+
+def header_text(value: str) -> str:
+    """`value` as a header value: percent-encoded (UTF-8) where it holds characters outside
+    printable ASCII, or `%`; unchanged otherwise, as most cursors are."""
+    return quote(value, safe=_HEADER_SAFE)
+
+
 def page_headers(page: Page[Any]) -> dict[str, str]:
     """XEP-0059 `first`, `last` and `count` of a page whose body is a plain JSON array."""
     headers = {"X-Count": str(page.count)}
     if page.first is not None:
-        headers["X-First"] = page.first
+        headers["X-First"] = header_text(page.first)
     if page.last is not None:
-        headers["X-Last"] = page.last
+        headers["X-Last"] = header_text(page.last)
     return headers
+
+
+def channel_path(node: NodeId) -> str:
+    return f"/api/{quote(str(node.channel), safe='@')}"
+
+
+def content_path(node: NodeId) -> str:
+    return f"{channel_path(node)}/content/{quote(node.name, safe='')}"
+
+
+def item_path(node: NodeId, item_id: str) -> str:
+    """Where an item is read: the `Location` of a new post (reference row 9)."""
+    return f"{content_path(node)}/{quote(item_id, safe='')}"
+
+
+def atom_response(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(text, status, headers=headers, media_type=ATOM_MEDIA_TYPE)
+
+
+def atom_entry(item: Item, *, service: str) -> str:
+    return XML_DECLARATION + item_entry_text(item, service=service)
+
+
+def atom_feed(node: NodeId, page: Page[Item], *, service: str, size: int) -> str:
+    """A page of a node as an Atom feed whose links name the pages beside it."""
+    base = content_path(node)
+
+    def link(**query: str) -> str:
+        return f"{base}?{urlencode({'max': str(size), **query})}"
+
+    live = [item for item in page.items if not item.deleted]
+    position = FeedPage(
+        page.first,
+        page.last,
+        page.count,
+        next_href=link(after=page.last) if page.last is not None else None,
+        previous_href=link(before=page.first) if page.first is not None else None,
+    )
+    return feed_text(
+        live,
+        service=service,
+        node=node,
+        page=position,
+        self_href=base,
+        updated=datetime.now(UTC),
+    )

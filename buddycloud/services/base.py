@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from buddycloud.domain.errors import NotLocalUser, Unsupported, UntrustedServer
+from buddycloud.domain.errors import BadRequest, NotLocalUser, Unsupported, UntrustedServer
 from buddycloud.domain.events import Event
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
@@ -33,6 +33,21 @@ def state_of(membership: Membership | None) -> SubscriptionState:
 
 
 READ_BATCH = 500  # rows read at a time when an operation walks a long list
+MAX_SEARCH_WORDS = 16
+
+
+def search_words(words: Iterable[str], *, required: bool) -> tuple[str, ...]:
+    """The words of a full-text search, blanks dropped.
+
+    Raises:
+        BadRequest: no words when `required`, or more than `MAX_SEARCH_WORDS`.
+    """
+    cleaned = tuple(w for w in (word.strip() for word in words) if w)
+    if required and not cleaned:
+        raise BadRequest("search needs at least one word")
+    if len(cleaned) > MAX_SEARCH_WORDS:
+        raise BadRequest(f"search takes at most {MAX_SEARCH_WORDS} words")
+    return cleaned
 
 
 class EngineBase:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
@@ -32,7 +33,7 @@ from buddycloud.domain.model import (
     SubscriptionState,
 )
 from buddycloud.domain.permissions import Operation, public_models
-from buddycloud.services.base import EngineBase, role_of
+from buddycloud.services.base import EngineBase, role_of, search_words
 from buddycloud.services.config import ConfigUpdate, NodeView
 
 TOP_WINDOW = timedelta(days=7)  # how far back the top channels are counted
@@ -212,6 +213,20 @@ class ChannelOps(EngineBase):
         """Every advertised channel of this server; names, titles and descriptions are
         public. A channel configured not to be advertised is reached by its name only."""
         return await self.storage.list_channels(page, advertised_only=True)
+
+    async def search_channels(
+        self, requester: Jid, *, words: Sequence[str], page: PageRequest, offset: int = 0
+    ) -> Page[Channel]:
+        """Advertised channels whose title or description holds every word, by JID; names,
+        titles and descriptions are public (table 5), as in `list_channels`. `offset`
+        skips that many results before the page.
+
+        Raises:
+            BadRequest: no words, or too many.
+            InvalidPaging: a negative offset.
+        """
+        cleaned = search_words(words, required=True)
+        return await self.storage.search_channels(cleaned, page, offset=offset)
 
     async def top_channels(
         self, requester: Jid, *, by: Literal["followers", "posts"], limit: int = 10

@@ -33,12 +33,12 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.permissions import Operation, public_scope, read_scope
 from buddycloud.domain.times import parse_datetime
+from buddycloud.services.base import search_words
 from buddycloud.services.following import FollowOps
 from buddycloud.services.ports import RemoteChannels
 from buddycloud.storage.base import NodeContext, SearchQuery
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_SEARCH_WORDS = 16
 
 
 class ItemOps(FollowOps):
@@ -66,27 +66,51 @@ class ItemOps(FollowOps):
             self._check_size(payload)
             return await self._publish_remotely(remote, author, node, payload, item_id)
         context = await self._context(author, node)
+        self._check_publish(author, context, payload)
+        return await self._publish(author, context, payload, item_id)
+
+    def _check_publish(
+        self, author: Jid, context: NodeContext, payload: EntryDraft | RawPayload
+    ) -> None:
+        """What `publish` checks before it reads anything else: the right to post, the
+        payload's size, and that the node holds payloads of that kind."""
+        node = context.node.id
         self._require(Operation.PUBLISH, author, context)
         self._check_size(payload)
-        now = self.clock.now()
-        build: Callable[[str, Item | None], Item]
         if isinstance(payload, EntryDraft):
             if not context.node.is_atom:
                 raise InvalidPayload(
                     f"node {node} holds {context.node.payload_type} payloads, not Atom entries"
                 )
-            build = await self._entry_builder(author, context, payload, now)
-        else:
-            if context.node.is_atom:
-                raise InvalidPayload(
-                    f"node {node} holds Atom entries", condition="entry-element-required"
-                )
-            if payload.namespace != context.node.payload_type:
-                raise InvalidPayload(
-                    f"node {node} holds {context.node.payload_type} payloads, "
-                    f"not {payload.namespace[:100]}"
-                )
-            build = partial(_raw_item, node, author, payload, now)
+        elif context.node.is_atom:
+            raise InvalidPayload(
+                f"node {node} holds Atom entries", condition="entry-element-required"
+            )
+        elif payload.namespace != context.node.payload_type:
+            raise InvalidPayload(
+                f"node {node} holds {context.node.payload_type} payloads, "
+                f"not {payload.namespace[:100]}"
+            )
+
+    async def _builder(
+        self, author: Jid, context: NodeContext, payload: EntryDraft | RawPayload
+    ) -> Callable[[str, Item | None], Item]:
+        """The pure step that makes the stored item, given its id and the version it
+        replaces; what an entry refers to is loaded now."""
+        now = self.clock.now()
+        if isinstance(payload, EntryDraft):
+            return await self._entry_builder(author, context, payload, now)
+        return partial(_raw_item, context.node.id, author, payload, now)
+
+    async def _publish(
+        self,
+        author: Jid,
+        context: NodeContext,
+        payload: EntryDraft | RawPayload,
+        item_id: str | None,
+    ) -> Item:
+        node = context.node.id
+        build = await self._builder(author, context, payload)
         max_items = context.node.max_items
         if item_id:
             # The id may name an earlier version: it is read, checked and replaced in one
@@ -121,6 +145,35 @@ class ItemOps(FollowOps):
             now = self.clock.now()
             raw = payload if isinstance(payload, RawPayload) else None
             return Item(node, given, author, now, now, raw)
+
+    async def replace_latest(
+        self, requester: Jid, node: NodeId, payload: EntryDraft | RawPayload
+    ) -> Item:
+        """Publish `payload` as the node's one current item (reference row 10, "replace
+        current", for status and geolocation nodes).
+
+        A node that keeps a single item replaces it in the same write. On other nodes the
+        newest live item, if any, is retracted first (with the rights `retract` needs),
+        then the payload is published: two writes, each announced. The payload is checked
+        in full (rights, size, kind, thread) before anything is retracted.
+
+        Raises:
+            what `publish` and `retract` raise.
+        """
+        author = requester.bare
+        context = await self._context(author, node)
+        self._check_publish(author, context, payload)
+        if context.node.max_items != 1:
+            (await self._builder(author, context, payload))(new_item_id(), None)
+            newest = await self.storage.list_items(node, PageRequest(max=1), include_deleted=False)
+            if newest.items:
+                current = newest.items[0]
+                own = current.author == author
+                self._require(
+                    Operation.RETRACT_OWN if own else Operation.RETRACT_ANY, author, context
+                )
+                await self._replace_with_tombstone(context, current, notify=True)
+        return await self._publish(author, context, payload, None)
 
     def _check_size(self, payload: EntryDraft | RawPayload) -> None:
         size = payload.byte_size if isinstance(payload, EntryDraft) else len(payload.xml.encode())
@@ -369,11 +422,9 @@ class ItemOps(FollowOps):
         Raises:
             BadRequest: neither words nor an author were given, or too many words.
         """
-        cleaned = tuple(w for w in (word.strip() for word in words) if w)
+        cleaned = search_words(words, required=False)
         if not cleaned and author is None:
             raise BadRequest("search needs words or an author")
-        if len(cleaned) > MAX_SEARCH_WORDS:
-            raise BadRequest(f"search takes at most {MAX_SEARCH_WORDS} words")
         scope = read_scope(requester.bare, requester_is_local=self.is_local_user(requester))
         return await self.storage.search_items(
             SearchQuery(cleaned, author.bare if author else None, scope),

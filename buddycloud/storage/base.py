@@ -165,6 +165,17 @@ class Storage(Protocol):
         """All channels (or only the advertised ones), ordered by JID; cursors are channel
         JIDs."""
 
+    async def search_channels(
+        self, words: Sequence[str], page: PageRequest, *, offset: int = 0
+    ) -> Page[Channel]:
+        """Advertised channels whose title or description holds every one of `words`
+        (whole words, case ignored), ordered by JID; cursors are channel JIDs.
+        `offset` skips that many results before the page, as in `search_items`.
+
+        Raises:
+            InvalidPaging: a negative offset.
+        """
+
     async def top_channels(
         self,
         *,

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+# Atom and the tag helpers are shared with the HTTP edge (buddycloud.wire).
+from buddycloud.wire.namespaces import NS_ACTIVITY as NS_ACTIVITY
+from buddycloud.wire.namespaces import NS_ATOM as NS_ATOM
+from buddycloud.wire.namespaces import NS_ATOM_BUDDYCLOUD as NS_ATOM_BUDDYCLOUD
+from buddycloud.wire.namespaces import NS_REVIEW as NS_REVIEW
+from buddycloud.wire.namespaces import NS_THREAD as NS_THREAD
+from buddycloud.wire.namespaces import NS_TOMBSTONES as NS_TOMBSTONES
+from buddycloud.wire.namespaces import qname as qname
+from buddycloud.wire.namespaces import split_tag as split_tag
+
 NS_COMPONENT = "jabber:component:accept"
 NS_CLIENT = "jabber:client"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -30,23 +40,3 @@ NS_ADDRESS = "http://jabber.org/protocol/address"
 
 NS_BUDDYCLOUD = "http://buddycloud.org/v1"
 NS_BUDDYCLOUD_ERRORS = "http://buddycloud.org/v1/errors"
-
-NS_ATOM = "http://www.w3.org/2005/Atom"
-NS_THREAD = "http://purl.org/syndication/thread/1.0"
-NS_TOMBSTONES = "http://purl.org/atompub/tombstones/1.0"
-NS_ACTIVITY = "http://activitystrea.ms/spec/1.0/"
-NS_REVIEW = "http://activitystrea.ms/schema/1.0/review"
-NS_ATOM_BUDDYCLOUD = "http://buddycloud.com/atom-elements-0"
-
-
-def qname(namespace: str, name: str) -> str:
-    """The ElementTree tag `{namespace}name`."""
-    return f"{{{namespace}}}{name}"
-
-
-def split_tag(tag: str) -> tuple[str, str]:
-    """Split an ElementTree tag into (namespace, local name); no namespace gives ''."""
-    if tag.startswith("{"):
-        namespace, _, name = tag[1:].partition("}")
-        return namespace, name
-    return "", tag

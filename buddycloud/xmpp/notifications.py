@@ -34,7 +34,7 @@ from buddycloud.domain.events import (
 )
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import Entry, Membership, NodeId
-from buddycloud.xmpp.atom import entry_text
+from buddycloud.wire.atom import entry_text
 from buddycloud.xmpp.fitting import DEFAULT_MAX_STANZA_BYTES, fits
 from buddycloud.xmpp.forms import render_node_config
 from buddycloud.xmpp.handlers.context import StanzaSink

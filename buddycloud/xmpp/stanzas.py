@@ -43,7 +43,7 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.times import format_datetime, parse_datetime
 from buddycloud.services.config import ConfigUpdate, NodeView
-from buddycloud.xmpp.atom import ENTRY, parse_entry, render_payload
+from buddycloud.wire.atom import ENTRY, parse_entry, render_payload
 from buddycloud.xmpp.errors import InstantNodesUnsupported, MalformedStanza, NodeIdRequired
 from buddycloud.xmpp.fitting import Runs, fit_page
 from buddycloud.xmpp.forms import (

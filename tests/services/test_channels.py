@@ -18,6 +18,7 @@ from engine_support import (
 
 from buddycloud.domain.errors import (
     AnonymousReadOnly,
+    BadRequest,
     ChannelNotFound,
     Forbidden,
     InvalidConfiguration,
@@ -301,3 +302,35 @@ async def test_a_channel_not_advertised_is_found_only_by_its_name(engine: Engine
     assert hidden.channel in [
         c.jid for c in (await engine.list_channels(ROMEO, PageRequest())).items
     ]
+
+
+async def test_channel_search_finds_titles_and_descriptions_of_advertised_channels(
+    engine: Engine,
+) -> None:
+    """Metadata search: every word in the title or description, whoever asks (table 5:
+    metadata is public), unadvertised channels left out, configuration changes seen."""
+    guest = Jid.parse("guest@anon.capulet.lit")
+    await engine.create_node(
+        JULIET, TOPIC, ConfigUpdate(title="Balcony scenes", description="moonlit orchard")
+    )
+    hidden = NodeId(Jid.parse("secret@topics.capulet.lit"), "posts")
+    await engine.create_node(JULIET, hidden, ConfigUpdate(title="orchard", advertised=False))
+    await engine.create_node(
+        JULIET,
+        NodeId(Jid.parse("closed@topics.capulet.lit"), "posts"),
+        ConfigUpdate(description="a closed orchard", access_model=AccessModel.AUTHORIZE),
+    )
+
+    for requester in (JULIET, BENVOLIO, guest):
+        found = await engine.search_channels(requester, words=["Orchard"], page=PageRequest())
+        assert [str(c.jid) for c in found.items] == [
+            "balcony@topics.capulet.lit",
+            "closed@topics.capulet.lit",
+        ]
+    await engine.configure(JULIET, TOPIC, ConfigUpdate(description="a tomb"))
+    found = await engine.search_channels(BENVOLIO, words=["orchard", " "], page=PageRequest())
+    assert [str(c.jid) for c in found.items] == ["closed@topics.capulet.lit"]
+    with pytest.raises(BadRequest):
+        await engine.search_channels(JULIET, words=[" "], page=PageRequest())
+    with pytest.raises(BadRequest):
+        await engine.search_channels(JULIET, words=["w"] * 17, page=PageRequest())

@@ -362,3 +362,42 @@ async def test_a_retracted_rating_can_be_given_again(engine: Engine) -> None:
     await engine.retract(ROMEO, posts(JULIET), rating.id)
     again = await engine.publish(ROMEO, posts(JULIET), draft)
     assert again.entry is not None and again.entry.rating == 4
+
+
+async def test_replace_latest_keeps_one_current_item(engine: Engine, recorder: Recorder) -> None:
+    """Reference row 10 (`PUT .../content/<node>`): the newest item goes, the new one comes;
+    a node that keeps one item (status) replaces it in one write."""
+    await channel_with_followers(engine)
+    first = await engine.publish(JULIET, posts(JULIET), text("first"))
+    recorder.clear()
+    second = await engine.replace_latest(JULIET, posts(JULIET), text("second"))
+
+    live = [i for i in (await engine.get_items(ROMEO, posts(JULIET), ALL)).items if not i.deleted]
+    assert [i.id for i in live] == [second.id]
+    retracted, published = recorder.events
+    assert isinstance(retracted, ItemRetracted) and retracted.tombstone.id == first.id
+    assert isinstance(published, ItemPublished) and published.item.id == second.id
+    assert retracted.tombstone.updated < published.item.updated
+
+    status = NodeId(JULIET, "status")
+    await engine.replace_latest(JULIET, status, text("away"))
+    now = await engine.replace_latest(JULIET, status, text("back"))
+    assert [i.id for i in (await engine.get_items(ROMEO, status, ALL)).items] == [now.id]
+
+
+async def test_replace_latest_changes_nothing_when_the_new_item_is_refused(
+    engine: Engine,
+) -> None:
+    await channel_with_followers(engine)
+    owners = await engine.publish(JULIET, posts(JULIET), text("the owner's"))
+    with pytest.raises(ThreadError):
+        await engine.replace_latest(JULIET, posts(JULIET), text("x", in_reply_to="missing"))
+    with pytest.raises(InvalidPayload):
+        await engine.replace_latest(JULIET, posts(JULIET), RawPayload("<geoloc xmlns='g'/>", "g"))
+    # Romeo may post, but not delete the owner's post.
+    with pytest.raises(Forbidden):
+        await engine.replace_latest(ROMEO, posts(JULIET), text("mine now"))
+    with pytest.raises(Forbidden):
+        await engine.replace_latest(TYBALT, posts(JULIET), text("a follower's"))
+    live = [i for i in (await engine.get_items(ROMEO, posts(JULIET), ALL)).items if not i.deleted]
+    assert [i.id for i in live] == [owners.id]

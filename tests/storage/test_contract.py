@@ -1305,6 +1305,63 @@ async def test_search_sees_edits(storage: Storage) -> None:
     assert old.items == [] and ids(new.items) == ["a"]
 
 
+async def test_channel_search_finds_every_word_in_titles_and_descriptions(
+    storage: Storage,
+) -> None:
+    """Metadata search (`/api/search?type=metadata`): advertised channels whose title or
+    description hold every word, whole words with case ignored, by JID."""
+    garden = Jid.parse("garden@topics.capulet.lit")
+    tomb = Jid.parse("tomb@topics.capulet.lit")
+    hidden = Jid.parse("hidden@topics.capulet.lit")
+    for jid, title, description, advertised in [
+        (garden, "The Capulet Orchard", "where Romeo climbs the wall", True),
+        (tomb, "Tomb", "the Capulets' monument, by the orchard", True),
+        (hidden, "Secret orchard", "not listed anywhere", False),
+        (JULIET, "Juliet", "on the Balcony", True),
+    ]:
+        channel = Channel(
+            jid,
+            replace(config(jid), title=title, description=description, advertised=advertised),
+        )
+        await storage.create_channel(channel, [node(jid)], membership(jid, JULIET, Role.OWNER))
+
+    def jids(page: Page[Channel]) -> list[str]:
+        return [str(channel.jid) for channel in page.items]
+
+    orchard = await storage.search_channels(("orchard",), PageRequest())
+    assert jids(orchard) == [str(garden), str(tomb)] and orchard.count == 2
+    assert orchard.first == str(garden) and orchard.last == str(tomb)
+    both = await storage.search_channels(("ORCHARD", "wall"), PageRequest())
+    assert jids(both) == [str(garden)]
+    assert jids(await storage.search_channels(("balcony",), PageRequest())) == [str(JULIET)]
+    assert (await storage.search_channels(("orch",), PageRequest())).items == []
+    quoted = await storage.search_channels(('"orchard', "AND", "NEAR("), PageRequest())
+    assert quoted.items == []
+
+    first = await storage.search_channels(("orchard",), PageRequest(max=1))
+    rest = await storage.search_channels(("orchard",), PageRequest(max=1, after=first.last))
+    skipped = await storage.search_channels(("orchard",), PageRequest(max=5), offset=1)
+    assert jids(first) == [str(garden)] and jids(rest) == jids(skipped) == [str(tomb)]
+    assert skipped.count == 2
+    with pytest.raises(InvalidPaging):
+        await storage.search_channels(("orchard",), PageRequest(), offset=-1)
+
+
+async def test_channel_search_sees_configuration_changes_and_deletions(storage: Storage) -> None:
+    await make_channel(storage, JULIET)
+    await make_channel(storage, NURSE)
+    await storage.update_channel_config(
+        JULIET, replace(config(JULIET), title="Nightingale", description="not the lark")
+    )
+    await storage.delete_channel(NURSE)
+
+    old = await storage.search_channels(("juliet's",), PageRequest())
+    new = await storage.search_channels(("lark",), PageRequest())
+    gone = await storage.search_channels(("channel",), PageRequest())
+    assert old.items == [] and [c.jid for c in new.items] == [JULIET]
+    assert gone.items == [] and gone.count == 0
+
+
 # --- the built-in user database ----------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from buddycloud.domain.model import (
     ChannelConfig,
     ChannelType,
     Membership,
+    PageRequest,
     Role,
     SubscriptionState,
 )
@@ -40,7 +41,7 @@ def _shape(conn: sa.Connection) -> dict[str, set[str]]:
     return {
         table: {column["name"] for column in inspector.get_columns(table)}
         for table in inspector.get_table_names()
-        if not table.startswith("items_fts")
+        if not table.startswith(("items_fts", "channels_fts"))
     }
 
 
@@ -48,7 +49,7 @@ def _indexes(conn: sa.Connection) -> set[str]:
     inspector = sa.inspect(conn)
     return {
         index["name"] or ""
-        for table in ("memberships", "items")
+        for table in ("memberships", "items", "channels")
         for index in inspector.get_indexes(table)
     }
 
@@ -82,11 +83,11 @@ async def test_the_postgres_migration_matches_the_tables(postgres_url: str) -> N
         await engine.dispose()
     assert set(shape) == EXPECTED_TABLES
     for table in metadata.sorted_tables:
-        # PostgreSQL adds the generated full-text column to items.
-        extra = {"search"} if table.name == "items" else set()
+        # PostgreSQL adds the generated full-text columns to items and channels.
+        extra = {"search"} if table.name in ("items", "channels") else set()
         assert shape[table.name] == {column.name for column in table.columns} | extra
     declared = {index.name for table in metadata.sorted_tables for index in table.indexes}
-    assert declared | {"ix_items_search"} <= indexes
+    assert declared | {"ix_items_search", "ix_channels_search"} <= indexes
 
 
 async def test_an_empty_database_is_refused_without_migrate(tmp_path: Path) -> None:
@@ -159,7 +160,7 @@ async def test_an_in_memory_database_works_for_tests() -> None:
 
 async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path) -> None:
     """A channel and a follow stored at revision 0001 are still there at head: the follow
-    permanent, the channel advertised."""
+    permanent, the channel advertised and found by a search of its title."""
     from alembic import command
 
     from buddycloud.storage.sql.database import _alembic_config
@@ -202,5 +203,7 @@ async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path) -> No
         assert await storage.find_membership(JULIET, JULIET) == OWNER
         assert await storage.delete_temporary_memberships() == 0
         assert (await storage.get_channel(JULIET)).config.advertised is True
+        found = await storage.search_channels(("title",), PageRequest())
+        assert [channel.jid for channel in found.items] == [JULIET]
     finally:
         await storage.close()

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from buddycloud.domain.errors import ChannelError
+from buddycloud.wire.atom import parse_entry
 from buddycloud.xmpp import stanzas
-from buddycloud.xmpp.atom import parse_entry
 from buddycloud.xmpp.forms import parse_config_update, parse_form
 from buddycloud.xmpp.namespaces import (
     NS_ACTIVITY,

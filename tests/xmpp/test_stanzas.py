@@ -30,7 +30,7 @@ from buddycloud.domain.model import (
     RawPayload,
     Role,
 )
-from buddycloud.xmpp.atom import entry_text, parse_entry, render_entry, render_tombstone
+from buddycloud.wire.atom import entry_text, parse_entry, render_entry, render_tombstone
 from buddycloud.xmpp.errors import MalformedStanza, NodeIdRequired
 from buddycloud.xmpp.forms import DataForm, FormField, parse_form, render_form
 from buddycloud.xmpp.namespaces import NS_PUBSUB, qname

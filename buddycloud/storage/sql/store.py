@@ -633,6 +633,34 @@ class SqlStorage:
 
         return await self._db.read(work)
 
+    async def search_channels(
+        self, words: Sequence[str], page: PageRequest, *, offset: int = 0
+    ) -> Page[Channel]:
+        if offset < 0:
+            raise InvalidPaging("offset must be a non-negative integer")
+        cursor = _cursor_text(page)
+        conditions: list[Condition] = [channels.c.advertised]
+        cleaned = [word for word in words if word.strip()]
+        if cleaned:
+            conditions.append(self._matches("channels", cleaned))
+
+        def work(conn: sa.Connection) -> Page[Channel]:
+            rows = _page_rows(
+                conn,
+                sa.select(channels).where(*conditions),
+                [channels.c.jid],
+                descending=False,
+                cursor=(cursor,) if cursor is not None else None,
+                page=page,
+                offset=offset,
+            )
+            total = _count(
+                conn, sa.select(sa.func.count()).select_from(channels).where(*conditions)
+            )
+            return _page([_channel(row) for row in rows], total, lambda c: str(c.jid))
+
+        return await self._db.read(work)
+
     async def top_channels(
         self,
         *,
@@ -1555,7 +1583,7 @@ class SqlStorage:
         conditions: list[Condition] = [_readable(scope), items.c.deleted == sa.false()]
         words = [word for word in query.words if word.strip()]
         if words:
-            conditions.append(self._matches(words))
+            conditions.append(self._matches("items", words))
         if query.author is not None:
             conditions.append(items.c.author == str(query.author.bare))
         found = (
@@ -1567,19 +1595,20 @@ class SqlStorage:
 
         return await self._db.read(work)
 
-    def _matches(self, words: list[str]) -> Condition:
-        """All `words` occur in the item's title or content."""
+    def _matches(self, table: Literal["items", "channels"], words: list[str]) -> Condition:
+        """All `words` occur in the row's indexed text: an item's title or content, a
+        channel's title or description."""
         if self._db.dialect == "sqlite":
             # FTS5 query syntax: each word as a quoted string, juxtaposed means AND.
             match = " ".join('"' + word.replace('"', '""') + '"' for word in words)
             hits = (
-                sa.text("SELECT rowid FROM items_fts WHERE items_fts MATCH :fts_match")
+                sa.text(f"SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH :fts_match")
                 .bindparams(fts_match=match)
                 .columns(sa.column("rowid", sa.Integer()))
             )
-            return sa.literal_column("items.rowid").in_(hits)
+            return sa.literal_column(f"{table}.rowid").in_(hits)
         tsquery = sa.func.plainto_tsquery("simple", " ".join(words))
-        return sa.literal_column("items.search").op("@@", is_comparison=True)(tsquery)
+        return sa.literal_column(f"{table}.search").op("@@", is_comparison=True)(tsquery)
 
     async def count_items(self, node: NodeId) -> int:
         def work(conn: sa.Connection) -> int:

@@ -8,6 +8,9 @@ and `activity:target/id` carry the global `tag:` form (6.3.2), the `<item id>` t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.entries import EntryDraft
@@ -15,17 +18,20 @@ from buddycloud.domain.errors import InvalidPayload
 from buddycloud.domain.ids import global_item_id
 from buddycloud.domain.model import Entry, Item, NodeId, RawPayload
 from buddycloud.domain.times import format_datetime
-from buddycloud.xmpp.namespaces import (
+from buddycloud.wire.namespaces import (
     NS_ACTIVITY,
     NS_ATOM,
     NS_ATOM_BUDDYCLOUD,
+    NS_MEDIA,
     NS_REVIEW,
     NS_THREAD,
     NS_TOMBSTONES,
     qname,
     split_tag,
 )
-from buddycloud.xmpp.xml import UnsafeXml, escape_text, parse_xml, quote_attribute, serialize
+from buddycloud.wire.xml import UnsafeXml, escape_text, parse_xml, quote_attribute, serialize
+
+NS_RSM = "http://jabber.org/protocol/rsm"
 
 ENTRY = qname(NS_ATOM, "entry")
 MAX_EXTENSIONS = 64
@@ -275,3 +281,116 @@ def render_payload(item: Item, *, service: str) -> Element | None:
         except UnsafeXml:
             return None
     return None
+
+
+# --- media attached to a post (reference 2.5: `bcm:media/bcm:item id channel`) ------------
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A file of the media server attached to a post: its id and the channel holding it."""
+
+    id: str
+    channel: str
+
+
+_MEDIA = qname(NS_MEDIA, "media")
+_MEDIA_ITEM = qname(NS_MEDIA, "item")
+_MEDIA_OPENING = f'<media xmlns="{NS_MEDIA}"'
+
+
+def media_extension(media: Sequence[Media]) -> str:
+    """The `bcm:media` element listing `media`, as an entry extension."""
+    root = Element(_MEDIA)
+    for one in media:
+        SubElement(root, _MEDIA_ITEM, {"id": one.id, "channel": one.channel})
+    return serialize(root)
+
+
+def media_of(entry: Entry) -> list[Media] | None:
+    """The media an entry lists in its `bcm:media` extension, or None without one."""
+    for extension in entry.extensions:
+        if not extension.startswith(_MEDIA_OPENING):
+            continue
+        try:
+            element = parse_xml(extension)
+        except UnsafeXml:
+            return None
+        return [
+            Media(item.get("id", ""), item.get("channel", "")) for item in element.iter(_MEDIA_ITEM)
+        ]
+    return None
+
+
+# --- items as Atom documents and feeds ------------------------------------------------------
+
+
+def item_entry_text(item: Item, *, service: str) -> str:
+    """An item as an Atom `<entry>`: its entry, or for another payload (geolocation, keys)
+    an entry holding that payload as `application/xml` content."""
+    entry = item.entry
+    if entry is not None:
+        return entry_text(entry, service=service, node=item.node)
+    payload = item.payload.xml if isinstance(item.payload, RawPayload) else ""
+    author = escape_text(str(item.author))
+    return (
+        f'<entry xmlns="{NS_ATOM}"><id>'
+        f"{escape_text(global_item_id(service, item.node, item.id))}</id>"
+        f"<title>{escape_text(item.node.name)}</title>"
+        f"<published>{format_datetime(item.published)}</published>"
+        f"<updated>{format_datetime(item.updated)}</updated>"
+        f"<author><name>{author}</name><uri>acct:{author}</uri></author>"
+        f'<content type="application/xml">{payload}</content></entry>'
+    )
+
+
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """Where a page of a feed sits in its result set (XEP-0059 first, last and count), and
+    the links to the pages beside it."""
+
+    first: str | None
+    last: str | None
+    count: int
+    next_href: str | None = None
+    previous_href: str | None = None
+
+
+def feed_text(
+    items: Sequence[Item],
+    *,
+    service: str,
+    node: NodeId,
+    page: FeedPage,
+    self_href: str,
+    updated: datetime,
+) -> str:
+    """A node's items as an Atom feed (reference row 6): title "<channel> <node>", id the
+    node's XMPP URI, `updated` that of the newest entry (else `updated`), the paging of
+    the page as an XEP-0059 `<set>` and as RFC 5005 `next`/`previous` links."""
+    newest = items[0].updated if items else updated
+    node_uri = f"xmpp:{service}?pubsub;action=retrieve;node={node}"
+    parts = [
+        XML_DECLARATION,
+        f'<feed xmlns="{NS_ATOM}">',
+        f"<title>{escape_text(f'{node.channel} {node.name}')}</title>",
+        f"<id>{escape_text(node_uri)}</id>",
+        f"<updated>{format_datetime(newest)}</updated>",
+        f'<link rel="self" href={quote_attribute(self_href)}/>',
+    ]
+    if page.next_href is not None:
+        parts.append(f'<link rel="next" href={quote_attribute(page.next_href)}/>')
+    if page.previous_href is not None:
+        parts.append(f'<link rel="previous" href={quote_attribute(page.previous_href)}/>')
+    parts.append(f'<set xmlns="{NS_RSM}">')
+    if page.first is not None:
+        parts.append(f"<first>{escape_text(page.first)}</first>")
+    if page.last is not None:
+        parts.append(f"<last>{escape_text(page.last)}</last>")
+    parts.append(f"<count>{page.count}</count></set>")
+    parts.extend(item_entry_text(item, service=service) for item in items)
+    parts.append("</feed>")
+    return "".join(parts)
