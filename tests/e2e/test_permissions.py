@@ -126,7 +126,7 @@ def test_the_refusal_table_renders_each_error_as_the_error_table_does() -> None:
     """docs/permissions.md's "Which error a refusal raises" and docs/errors.md agree."""
     document = (DOCS / "permissions.md").read_text()
     errors = documented_errors()
-    for situation, error, xmpp in _rows(_section(document, "Which error a refusal raises")):
+    for situation, error, xmpp, *_ in _rows(_section(document, "Which error a refusal raises")):
         words = [part.strip(" `") for part in xmpp.split("+")]
         assert (words[0], words[1] if len(words) > 1 else None) == errors[error.strip("`")], (
             situation
