@@ -44,7 +44,9 @@ _TICK = timedelta(microseconds=1)
 
 
 def _exclusive(start: datetime | None) -> datetime | None:
-    return start - _TICK if start is not None else None
+    if start is None or start.replace(tzinfo=None) - datetime.min < _TICK:
+        return None  # nothing is older than the first instant a datetime can hold
+    return start - _TICK
 
 
 class ArchiveOps(UserOps):

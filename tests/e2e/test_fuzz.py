@@ -368,6 +368,19 @@ async def unreadable(clients: dict[str, Client], changes: Changes) -> list[tuple
 # --- the test ------------------------------------------------------------------------------
 
 
+def tracebacks(log: str) -> list[str]:
+    """Each traceback in the server's log, with the line before it (what was handled)."""
+    found: list[str] = []
+    lines = log.splitlines()
+    for number, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            end = number + 1
+            while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end]):
+                end += 1
+            found.append("\n".join(lines[max(number - 1, 0) : end + 1]))
+    return found
+
+
 def problems_of(outcome: Outcome) -> list[str]:
     reply = outcome.reply
     if reply is None:
@@ -468,7 +481,12 @@ async def test_mutated_stanzas_of_every_family_never_knock_the_service_over(
         f"{len(run.unanswered)} IQs unanswered in {IQ_TIMEOUT:g} s {replay}, e.g.\n"
         + "\n".join(run.unanswered[:5])
     )
-    assert problems == [], f"{len(problems)} bad replies {replay}, e.g.\n" + "\n".join(problems[:8])
+    assert problems == [], (
+        f"{len(problems)} bad replies {replay}, e.g.\n"
+        + "\n".join(problems[:8])
+        + "\nwhat the server logged of it:\n"
+        + "\n".join(tracebacks(log)[:3])
+    )
     assert message_errors(clients) == [], replay
     errors = [line for line in log.splitlines() if " ERROR " in line or "Traceback" in line]
     assert errors == [], f"the server logged errors {replay}:\n{log[-6000:]}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from engine_support import JULIET, MERCUTIO, NURSE, ROMEO, TYBALT, FakeClock, posts, text
@@ -84,6 +84,9 @@ async def test_a_nodes_archive_is_paged_oldest_first(engine: Engine, clock: Fake
     assert await archive(PageRequest(max=2, before=ids[1])) == ids[:1]
     items = (await engine.archive_items(ROMEO, posts(JULIET), EVERYTHING)).items
     assert await archive(EVERYTHING, start=items[1].updated, end=items[3].updated) == ids[1:4]
+    # The earliest and latest instants a date-time can hold are bounds like any other.
+    earliest, latest = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    assert await archive(EVERYTHING, start=earliest, end=latest) == ids
     await engine.configure(JULIET, posts(JULIET), ConfigUpdate(access_model=AccessModel.AUTHORIZE))
     with pytest.raises(ClosedNode):
         await archive(PageRequest())

@@ -324,6 +324,24 @@ async def test_a_membership_is_replaced_and_deleted(storage: Storage) -> None:
     await storage.delete_membership(JULIET, ROMEO)  # no error the second time
 
 
+async def test_ending_a_membership_of_a_channel_gone_meanwhile_spoils_no_other_write(
+    storage: Storage,
+) -> None:
+    """A follow that ends while its channel is being deleted (an account removed while
+    its channels go) is no error, and the writes committed with it still land."""
+    await make_channel(storage, JULIET)
+    await make_channel(storage, NURSE)
+    await storage.put_membership(membership(JULIET, ROMEO))
+    await storage.delete_channel(JULIET)
+    await asyncio.gather(
+        storage.delete_membership(JULIET, ROMEO, at=at(5)),
+        storage.put_membership(membership(NURSE, ROMEO)),
+    )
+    await storage.delete_membership(JULIET, ROMEO, at=at(6))
+    assert await storage.find_membership(NURSE, ROMEO) == membership(NURSE, ROMEO)
+    assert await storage.find_channel(JULIET) is None
+
+
 async def test_an_ended_membership_is_no_membership(storage: Storage) -> None:
     """`delete_membership` with `at` keeps when it ended for the archive; every other
     reader sees no membership, and following again replaces it."""

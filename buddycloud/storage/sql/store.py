@@ -874,8 +874,11 @@ class SqlStorage:
                     )
                 )
                 return
+            # In a savepoint: on PostgreSQL a failed statement spoils the whole
+            # transaction (and the writes batched with it) unless rolled back to one.
             try:
-                conn.execute(self._sql.upsert_membership, _membership_values(ended))
+                with conn.begin_nested():
+                    conn.execute(self._sql.upsert_membership, _membership_values(ended))
             except IntegrityError:
                 pass  # the channel is gone, and every membership of it
 
