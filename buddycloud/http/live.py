@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from buddycloud.domain.events import Event, ItemPublished
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import Entry
+from buddycloud.domain.model import Entry, Item
 from buddycloud.http.schemas import event_json
 
 DEFAULT_REPLAY_EVENTS = 10_000
@@ -46,6 +46,7 @@ class LiveEvent:
         entry: for a new or updated Atom entry, its JSON with `source` (the long-poll's
             items); None for every other event.
         updated: the entry's `updated` time, when there is an entry.
+        item: the item of that entry, for the long-poll's Atom answer.
     """
 
     cursor: int
@@ -54,6 +55,7 @@ class LiveEvent:
     text: str
     entry: dict[str, Any] | None = None
     updated: datetime | None = None
+    item: Item | None = None
 
 
 class Sink(Protocol):
@@ -108,6 +110,7 @@ class LiveHub:
         cursor = self._cursor
         entry: dict[str, Any] | None = None
         updated: datetime | None = None
+        item: Item | None = None
         if (
             isinstance(event, ItemPublished)
             and isinstance(event.item.payload, Entry)
@@ -115,9 +118,10 @@ class LiveHub:
         ):
             entry = message["entry"]
             updated = event.item.updated
+            item = event.item
         kind = message.pop("type")
         text = dumps({"type": kind, "cursor": cursor, **message})
-        live = LiveEvent(cursor, kind, frozenset(event.audience), text, entry, updated)
+        live = LiveEvent(cursor, kind, frozenset(event.audience), text, entry, updated, item)
         self.events += 1
         self._keep(live)
         self._fan_out(live)

@@ -578,8 +578,14 @@ PATHS: dict[str, Json] = {
     "/api/notifications/posts": {
         "get": _operation(
             "New posts of followed channels, long-polled (docs/http.md, Live updates)",
-            {200: _json("the posts newer than since, oldest first", _ref("Notifications"))},
-            (400, 401),
+            {
+                200: _entries(
+                    "the posts newer than since, oldest first (JSON), or an Atom feed of "
+                    "them whose `next` link carries `last`",
+                    _ref("Notifications"),
+                )
+            },
+            (400, 401, 406),
             parameters=[
                 _query(
                     "since",

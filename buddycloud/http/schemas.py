@@ -30,6 +30,8 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.times import format_datetime
 from buddycloud.wire.atom import XML_DECLARATION, FeedPage, feed_text, item_entry_text, media_of
+from buddycloud.wire.namespaces import NS_ATOM
+from buddycloud.wire.xml import escape_text, quote_attribute
 
 ATOM_MEDIA_TYPE = "application/atom+xml; charset=utf-8"
 
@@ -254,3 +256,33 @@ def atom_feed(node: NodeId, page: Page[Item], *, service: str, size: int) -> str
         self_href=base,
         updated=datetime.now(UTC),
     )
+
+
+NOTIFICATIONS_PATH = "/api/notifications/posts"
+
+
+def notifications_feed(
+    items: list[Item], *, service: str, last: datetime, last_ms: int | float
+) -> str:
+    """The long-poll's answer as Atom (reference row 27): its posts oldest first, each
+    entry's id naming its node; titled after the first post's node as the original API
+    did. `last` (milliseconds) is in the `next` link: where the next poll starts."""
+    if items:
+        first = items[0].node
+        title = f"{first.channel} {first.name}"
+        feed_id = f"xmpp:{service}?pubsub;action=retrieve;node={first}"
+    else:
+        title = "new posts"
+        feed_id = f"xmpp:{service}?pubsub;action=retrieve"
+    parts = [
+        XML_DECLARATION,
+        f'<feed xmlns="{NS_ATOM}">',
+        f"<title>{escape_text(title)}</title>",
+        f"<id>{escape_text(feed_id)}</id>",
+        f"<updated>{format_datetime(last)}</updated>",
+        f'<link rel="self" href={quote_attribute(NOTIFICATIONS_PATH)}/>',
+        f'<link rel="next" href={quote_attribute(f"{NOTIFICATIONS_PATH}?since={last_ms}")}/>',
+        *(item_entry_text(item, service=service) for item in items),
+        "</feed>",
+    ]
+    return "".join(parts)

@@ -7,7 +7,9 @@ import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree
 
+import httpx
 import pytest
 from http_support import DOMAIN, MakeServer, Server
 from hypothesis import given
@@ -148,6 +150,48 @@ async def test_a_held_poll_ends_empty_after_the_hold_time(make_server: MakeServe
     assert answer.status_code == 200
     assert answer.json() == {"last": since, "items": []}
     assert 0.9 < held < 5
+
+
+ATOM_NS = "{http://www.w3.org/2005/Atom}"
+
+
+def atom_posts(answer: httpx.Response) -> tuple[list[str], str]:
+    """The contents of an Atom long-poll answer's entries, and its `next` link."""
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/atom+xml")
+    feed = ElementTree.fromstring(answer.content)
+    assert feed.tag == f"{ATOM_NS}feed"
+    contents = [entry.findtext(f"{ATOM_NS}content") or "" for entry in feed.iter(f"{ATOM_NS}entry")]
+    (following,) = [
+        link.get("href") or "" for link in feed.iter(f"{ATOM_NS}link") if link.get("rel") == "next"
+    ]
+    return contents, following
+
+
+async def test_the_long_poll_answers_in_atom_when_asked_and_links_where_to_go_on(
+    server: Server,
+) -> None:
+    """Row 27: an Atom feed of the new posts, oldest first; its `next` link polls on from
+    `last`, so a held poll gives only what came after."""
+    for name in ("juliet", "romeo"):
+        await server.add_user(name)
+    await server.app.engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    atom = {"Accept": "application/atom+xml"}
+    async with server.client("romeo") as romeo:
+        empty, start = atom_posts(await romeo.get("/api/notifications/posts", headers=atom))
+        await post(server, JULIET, "first <b>not bold</b>")
+        await post(server, JULIET, "second")
+        stored, following = atom_posts(await romeo.get(start, headers=atom))
+        held = asyncio.create_task(romeo.get(following, headers=atom))
+        await wait_until(lambda: server.hub.connected == 1)
+        await post(server, JULIET, "third")
+        arrived, _ = atom_posts(await asyncio.wait_for(held, 5))
+        refused = await romeo.get("/api/notifications/posts", headers={"Accept": "image/png"})
+
+    assert empty == []
+    assert stored == ["first <b>not bold</b>", "second"]
+    assert arrived == ["third"]
+    assert refused.status_code == 406
 
 
 async def test_posts_of_channels_not_followed_or_closed_do_not_come(
