@@ -688,6 +688,8 @@ export class Live {
     this._requests = new Map();
     this._nextId = 1;
     this._refused = null;
+    this._welcomed = false;
+    this._authRetried = false;
     this._connect();
   }
 
@@ -748,6 +750,7 @@ export class Live {
   async _connect() {
     if (this._closed) return;
     this._setState("connecting");
+    this._welcomed = false;
     let socket;
     try {
       const WebSocketImpl = this.client._WebSocket;
@@ -822,6 +825,11 @@ export class Live {
         this._notAuthenticated();
         return;
       }
+      if (this._refused) {
+        // Refused for now (the sign-in could not be checked): said, then tried again.
+        this._emit("error", this._refused);
+        this._refused = null;
+      }
       this._setState("offline");
       this._retry();
     };
@@ -832,7 +840,8 @@ export class Live {
 
   async _notAuthenticated() {
     // An expired token: a fresh one may do; with none, or a refused one, stop.
-    if (this.client._session) {
+    if (this.client._session && !this._authRetried) {
+      this._authRetried = true; // once until the next welcome: a refused fresh token ends it
       try {
         await this.client.refresh();
         this._setState("offline");
@@ -872,6 +881,9 @@ export class Live {
     switch (message.type) {
       case "welcome":
         this._attempt = 0;
+        this._welcomed = true;
+        this._refused = null;
+        this._authRetried = false;
         // A resumed connection keeps its own cursor until `resumed`: the replay comes first.
         if (this.cursor === null) this.cursor = message.cursor;
         this._setState("online");
@@ -901,9 +913,10 @@ export class Live {
           pending.reject(new BuddycloudError(0, message.error, message.message));
           return;
         }
-        if (message.error === "not-authenticated") {
-          // The close (4401) follows: told there, once.
-          this._refused = new BuddycloudError(401, message.error, message.message);
+        if (!this._welcomed) {
+          // The sign-in was refused; the close (4401) follows, and tells it once.
+          const status = { "too-many-failures": 429, "sign-in-unavailable": 503 }[message.error] ?? 401;
+          this._refused = new BuddycloudError(status, message.error, message.message);
           return;
         }
         this._emit("error", new BuddycloudError(0, message.error, message.message));

@@ -183,7 +183,8 @@ describe("live events", () => {
     const error = await live.next("error");
     assert.ok(error instanceof BuddycloudError);
     assert.equal(error.status, 401);
-    assert.equal(error.error, "not-authenticated");
+    // `not-authorized` by the sign-in token contract; before it, `not-authenticated`.
+    assert.ok(["not-authorized", "not-authenticated"].includes(error.error), error.error);
     assert.equal(live.state, "closed");
   });
 });

@@ -24,11 +24,16 @@ async function user(prefix = "user") {
   return client;
 }
 
+// Wrong credentials: 401 `not-authorized` by the sign-in token contract; servers from
+// before it answer `not-authenticated`.
+const WRONG_CREDENTIALS = ["not-authorized", "not-authenticated"];
+
 async function rejects(promise, status, error) {
   await assert.rejects(promise, (thrown) => {
     assert.ok(thrown instanceof BuddycloudError, `expected a BuddycloudError, got ${thrown}`);
     assert.equal(thrown.status, status, thrown.message);
-    assert.equal(thrown.error, error, thrown.message);
+    if (Array.isArray(error)) assert.ok(error.includes(thrown.error), `${thrown.error}: ${thrown.message}`);
+    else assert.equal(thrown.error, error, thrown.message);
     return true;
   });
 }
@@ -47,7 +52,7 @@ describe("accounts and sign-in", () => {
     assert.equal(await again.signIn({ username: jid, password: PASSWORD, method: "basic" }), jid);
 
     const wrong = new Buddycloud({ url: server.url });
-    await rejects(wrong.signIn({ username: name, password: "not the password", method: "basic" }), 401, "not-authenticated");
+    await rejects(wrong.signIn({ username: name, password: "not the password", method: "basic" }), 401, WRONG_CREDENTIALS);
     assert.equal(wrong.jid, null);
     assert.equal(wrong.method, null);
     await rejects(client.register({ username: name, password: PASSWORD, email: "x@example.org" }), 409, "account-exists");
@@ -61,7 +66,7 @@ describe("accounts and sign-in", () => {
     await client.changePassword("a brand new password");
     await client.publish(client.jid, "still signed in");
     const old = new Buddycloud({ url: server.url });
-    await rejects(old.signIn({ username: name, password: PASSWORD, method: "basic" }), 401, "not-authenticated");
+    await rejects(old.signIn({ username: name, password: PASSWORD, method: "basic" }), 401, WRONG_CREDENTIALS);
     const fresh = new Buddycloud({ url: server.url });
     await fresh.signIn({ username: name, password: "a brand new password", method: "basic" });
     const jid = fresh.jid;

@@ -135,3 +135,83 @@ test("without a token endpoint, the default sign-in uses Basic; method token fai
   assert.equal(client.method, "basic");
   assert.equal(server.seen.at(-1).auth, `Basic ${btoa("juliet:right password")}`);
 });
+
+/** A fake WebSocket that records its URLs; the test plays the server. */
+class FakeSocket {
+  static opened = [];
+  constructor(url, options) {
+    this.url = new URL(url);
+    this.options = options;
+    this.readyState = 1;
+    this.sent = [];
+    this.onmessage = this.onclose = this.onerror = null;
+    FakeSocket.opened.push(this);
+  }
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+  close() {
+    this.readyState = 3;
+  }
+  serverSays(message) {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+  serverCloses(code) {
+    this.readyState = 3;
+    this.onclose?.({ code });
+  }
+}
+
+test("a live connection signs in with the token in the URL; a refused token is refreshed once", async () => {
+  FakeSocket.opened = [];
+  const server = fakeServer();
+  const client = new Buddycloud({ url: "https://capulet.lit", fetch: server.fetch, WebSocket: FakeSocket });
+  await client.signIn({ username: "juliet", password: "right password" });
+  const live = client.live({ reconnectDelay: { min: 1, max: 1 } });
+  const states = [];
+  live.on("state", (state) => states.push(state));
+  await new Promise((done) => setTimeout(done, 20));
+  const [first] = FakeSocket.opened;
+  assert.equal(first.url.protocol, "wss:");
+  assert.equal(first.url.pathname, "/api/ws");
+  assert.equal(first.url.searchParams.get("token"), "t1");
+  assert.equal(first.options, undefined); // no header: a browser could not send one
+
+  first.serverSays({ type: "error", error: "not-authorized", message: "the token expired" });
+  first.serverCloses(4401);
+  await new Promise((done) => setTimeout(done, 50));
+  const second = FakeSocket.opened[1];
+  assert.equal(second.url.searchParams.get("token"), "t2");
+
+  const errors = [];
+  live.on("error", (error) => errors.push(error));
+  server.valid.clear(); // the session is over: the refresh is refused too
+  second.serverSays({ type: "error", error: "not-authorized", message: "revoked" });
+  second.serverCloses(4401);
+  await new Promise((done) => setTimeout(done, 50));
+  assert.equal(FakeSocket.opened.length, 2);
+  assert.equal(live.state, "closed");
+  assert.deepEqual(errors.map((e) => [e.status, e.error, e.message]), [[401, "not-authorized", "revoked"]]);
+  assert.deepEqual(states, ["offline", "connecting", "closed"]);
+});
+
+test("a resumed connection keeps its cursor past welcome, and drops events it has seen", async () => {
+  FakeSocket.opened = [];
+  const client = new Buddycloud({ url: "http://capulet.lit", WebSocket: FakeSocket, username: "juliet@capulet.lit", password: "pw" });
+  const live = client.live({ cursor: 100 });
+  await new Promise((done) => setTimeout(done, 20));
+  const [socket] = FakeSocket.opened;
+  assert.equal(socket.url.searchParams.get("cursor"), "100");
+  assert.equal(socket.options.headers.Authorization, `Basic ${btoa("juliet@capulet.lit:pw")}`);
+  const got = [];
+  live.on("event", (event) => got.push(event.cursor));
+  socket.serverSays({ type: "welcome", jid: "juliet@capulet.lit", cursor: 500 });
+  for (const cursor of [101, 102, 102, 101, 501]) {
+    socket.serverSays({ type: "post", cursor, channel: "juliet@capulet.lit", node: "posts", entry: {} });
+  }
+  socket.serverSays({ type: "resumed", cursor: 100, replayed: 2 });
+  assert.deepEqual(got, [101, 102, 501]);
+  assert.equal(live.cursor, 501);
+  live.close();
+  assert.equal(live.state, "closed");
+});
