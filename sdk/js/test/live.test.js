@@ -64,12 +64,30 @@ describe("live events", () => {
       await waitFor(() => retracted.length === 1, 10000, "the retract event");
       assert.deepEqual(retracted, [post.id]);
 
-      await juliet.updateMetadata(juliet.jid, { access_model: "authorize" });
+      const configuration = romeoLive.next("configuration");
+      await juliet.updateMetadata(juliet.jid, { access_model: "authorize", title: "Juliet's balcony" });
+      const configured = await configuration;
+      assert.equal(configured.channel, juliet.jid);
+      assert.equal(configured.metadata.title, "Juliet's balcony");
+      assert.equal(configured.metadata.access_model, "authorize");
+
       const request = julietLive.next("follow-request");
       await paris.follow(juliet.jid);
       const asked = await request;
       assert.equal(asked.jid, paris.jid);
       assert.equal(asked.channel, juliet.jid);
+
+      const subscribed = romeoLive.next("subscription");
+      await juliet.approve(juliet.jid, paris.jid);
+      assert.deepEqual(
+        (({ channel, jid, subscription }) => ({ channel, jid, subscription }))(await subscribed),
+        { channel: juliet.jid, jid: paris.jid, subscription: "subscribed" },
+      );
+      const role = romeoLive.next("affiliation");
+      await juliet.setRole(juliet.jid, paris.jid, "moderator");
+      const changed = await role;
+      assert.equal(changed.jid, paris.jid);
+      assert.equal(changed.affiliation, "moderator");
 
       // Every REST operation over the socket too, with typed errors.
       const answer = await romeoLive.request("GET", `/api/${juliet.jid}/metadata/posts`);
