@@ -124,8 +124,9 @@ CORS = Middleware(
 
 
 def create_app(http: HttpContext) -> Starlette:
-    """The HTTP edge over an engine: every route, CORS and the error funnel; the live hub
-    becomes one of the engine's listeners."""
+    """The HTTP edge over an engine: every route, CORS and the error funnel; the page
+    cache and the live hub become engine listeners."""
+    http.engine.add_listener(http.pages)
     http.engine.add_listener(http.hub)
     observe = Middleware(ObserveRequests, metrics=http.metrics, access_log_info=http.access_log)
     app = Starlette(

@@ -26,6 +26,7 @@ from buddycloud.http.auth import Authenticator, Requester
 from buddycloud.http.errors import ApiError
 from buddycloud.http.live import LiveHub
 from buddycloud.http.metrics import Metrics
+from buddycloud.http.pages import PageCache
 from buddycloud.http.websocket import SocketSettings
 from buddycloud.services.engine import Engine
 from buddycloud.wire.atom import ENTRY, MAX_EXTENSIONS, Media, media_extension, parse_entry
@@ -61,6 +62,8 @@ class HttpContext:
             engine listener.
         sockets: how websockets behave (send queue, frame limit, heartbeat).
         long_poll_seconds: how long `GET /api/notifications/posts` waits for a post.
+        pages: rendered first pages of nodes' posts; `create_app` makes it an engine
+            listener.
     """
 
     engine: Engine
@@ -74,6 +77,7 @@ class HttpContext:
     hub: LiveHub = field(default_factory=LiveHub)
     sockets: SocketSettings = field(default_factory=SocketSettings)
     long_poll_seconds: float = DEFAULT_LONG_POLL_SECONDS
+    pages: PageCache = field(default_factory=PageCache)
 
 
 def context(connection: HTTPConnection) -> HttpContext:

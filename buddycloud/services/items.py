@@ -253,6 +253,20 @@ class ItemOps(FollowOps):
         self._require(Operation.READ_ITEMS, requester.bare, context)
         return context
 
+    def reads_locally(self, node: NodeId) -> bool:
+        """Whether the items of `node` are read from this server's own storage, so that
+        every change to them comes through this engine's events (not another domain's)."""
+        return self.remote is None or self.is_mine(node)
+
+    async def require_readable(self, requester: Jid, node: NodeId) -> None:
+        """Return when `requester` may read the items of `node`, one `reads_locally`
+        holds for; raise what `get_items` would raise otherwise.
+
+        Raises:
+            NodeNotFound, ClosedNode, Banned, Forbidden
+        """
+        await self._readable(requester, node)
+
     async def get_items(
         self,
         requester: Jid,

@@ -133,6 +133,7 @@ async def test_an_unexpected_failure_is_a_500_logged_with_its_request(
     async def broken(*_: object, **__: object) -> None:
         raise RuntimeError("the engine broke")
 
+    monkeypatch.setattr(server.app.engine, "require_readable", broken)
     monkeypatch.setattr(server.app.engine, "get_items", broken)
     async with server.client() as anonymous:
         answer = await anonymous.get("/api/juliet@capulet.lit/content/posts")

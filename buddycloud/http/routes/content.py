@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from buddycloud.domain.errors import ItemNotFound
-from buddycloud.domain.model import DEFAULT_PAGE, Item, NodeId
+from buddycloud.domain.model import DEFAULT_PAGE, Item, NodeId, Page, PageRequest
+from buddycloud.http.pages import CachedPage
 from buddycloud.http.requests import (
     ATOM,
     JSON,
@@ -48,12 +49,44 @@ def _service(request: Request) -> str:
 
 
 async def content_get(request: Request) -> Response:
-    """`GET /api/<channel>/content/<node>`: a page of posts, newest activity first."""
+    """`GET /api/<channel>/content/<node>`: a page of posts, newest activity first.
+
+    A first page is the same for every reader the engine lets read the node, so it is
+    rendered once and kept until the node changes (`buddycloud.http.pages`); the sign-in
+    and the permission check still run for every request."""
     media_type = negotiate(request, ENTRY_TYPES)
     user = await requester(request)
     node = _node(request)
     page_request = paging(request.query_params)
-    page = await context(request).engine.get_items(user.jid, node, page_request)
+    http = context(request)
+    engine = http.engine
+    key = http.pages.key(node, page_request, media_type) if engine.reads_locally(node) else None
+    if key is None:
+        page = await engine.get_items(user.jid, node, page_request)
+        return _page_response(request, node, page, page_request, media_type)
+    await engine.require_readable(user.jid, node)
+    cached = http.pages.get(key)
+    if cached is not None:
+        return Response(cached.body, headers=cached.headers, media_type=cached.media_type)
+    ticket = http.pages.ticket(node)
+    try:
+        page = await engine.get_items(user.jid, node, page_request)
+    except BaseException:
+        http.pages.release(ticket)
+        raise
+    response = _page_response(request, node, page, page_request, media_type)
+    # An empty Atom feed's <updated> is the time of the answer: not kept.
+    if media_type == JSON or any(not item.deleted for item in page.items):
+        kept = CachedPage(bytes(response.body), page_headers(page), response.media_type or JSON)
+        http.pages.put(key, ticket, kept)
+    else:
+        http.pages.release(ticket)
+    return response
+
+
+def _page_response(
+    request: Request, node: NodeId, page: Page[Item], page_request: PageRequest, media_type: str
+) -> Response:
     headers = page_headers(page)
     if media_type == ATOM:
         feed = atom_feed(node, page, service=_service(request), size=page_request.max)
