@@ -1,10 +1,14 @@
 """HTTP load for bench/http_bench.py: `wrk` when installed (Debian `wrk`), else a Python
 generator of the same shape (several processes, keep-alive connections, one request in
-flight per connection), both run outside the server's process."""
+flight per connection), both run outside the server's process.
+
+`NUMBER` in a body is replaced by a number of its own in every request (`<thread>-<n>`),
+so that each post of a run has its own text."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import re
 import shutil
@@ -13,6 +17,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+NUMBER = "#NUMBER#"
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,21 @@ def _wrk(
     seconds: float,
 ) -> Load:
     lines = [f"wrk.method = {_lua_string(method)}"]
-    if body:
-        lines.append(f"wrk.body = {_lua_string(body.decode())}")
+    text = body.decode()
+    if NUMBER in text:
+        before, _, after = text.partition(NUMBER)
+        lines += [
+            "local threads = 0",
+            'function setup(thread) threads = threads + 1; thread:set("tid", threads) end',
+            "local sent = 0",
+            "function request()",
+            "  sent = sent + 1",
+            f"  local body = {_lua_string(before)} .. tid .. '-' .. sent .. {_lua_string(after)}",
+            "  return wrk.format(nil, nil, nil, body)",
+            "end",
+        ]
+    elif body:
+        lines.append(f"wrk.body = {_lua_string(text)}")
     lines += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()]
     lines.append(
         "done = function(summary, latency, requests)\n"
@@ -106,35 +125,50 @@ def _python(
 ) -> Load:
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    head += f"Content-Length: {len(body)}\r\n\r\n"
-    request = head.encode() + body
     per_process = [connections // threads + (i < connections % threads) for i in range(threads)]
     with multiprocessing.get_context("spawn").Pool(threads) as pool:
         results = pool.starmap(
-            _worker, [(port, request, count, seconds) for count in per_process if count]
+            _worker,
+            [
+                (port, head.encode(), body, f"{index + 1}-", count, seconds)
+                for index, count in enumerate(per_process)
+                if count
+            ],
         )
     done = sum(ok for ok, _ in results)
     errors = sum(bad for _, bad in results)
     return Load((done + errors) / seconds, errors, "python")
 
 
-def _worker(port: int, request: bytes, connections: int, seconds: float) -> tuple[int, int]:
-    return asyncio.run(_connections(port, request, connections, seconds))
+def _worker(
+    port: int, head: bytes, body: bytes, prefix: str, connections: int, seconds: float
+) -> tuple[int, int]:
+    return asyncio.run(_connections(port, head, body, prefix, connections, seconds))
 
 
-async def _connections(port: int, request: bytes, count: int, seconds: float) -> tuple[int, int]:
+async def _connections(
+    port: int, head: bytes, body: bytes, prefix: str, count: int, seconds: float
+) -> tuple[int, int]:
     deadline = time.monotonic() + seconds
     ok = bad = 0
+    numbers = itertools.count(1)
+    numbered = NUMBER.encode() in body
+
+    def request() -> bytes:
+        sent = (
+            body.replace(NUMBER.encode(), f"{prefix}{next(numbers)}".encode()) if numbered else body
+        )
+        return head + f"Content-Length: {len(sent)}\r\n\r\n".encode() + sent
 
     async def one() -> None:
         nonlocal ok, bad
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.monotonic() < deadline:
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head[9:12])
-                length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+                writer.write(request())
+                answer = await reader.readuntil(b"\r\n\r\n")
+                status = int(answer[9:12])
+                length = re.search(rb"(?i)content-length:\s*(\d+)", answer)
                 if length:
                     await reader.readexactly(int(length.group(1)))
                 if 200 <= status < 300:
