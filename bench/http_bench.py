@@ -9,8 +9,9 @@
      and application give (204 after the error funnel, CORS and routing);
    - reads: a page of 20 posts, `GET /api/owner@bench.lit/content/posts?max=20`, signed in
      with Basic;
-   - posts: `POST /api/owner@bench.lit/content/posts`, signed in, each acknowledged only
-     once durable (skipped when the server has no such route).
+   - posts: `POST /api/<user>/content/posts`, signed in, each acknowledged only once
+     durable: to `writer@bench.lit`'s channel, which nobody follows, then to the owner's,
+     with the followers of the fan-out (skipped when the server has no such route).
 2. Websocket fan-out, with 1,000 and then 10,000 signed-in sockets of as many followers,
    held by client processes of bench/lib/ws_clients.py: the server's memory per idle
    socket (RSS growth / sockets), then, for each of `--rounds` posts, the time from the
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.lib import httpload
-from bench.lib.http_server import BENCH_PASSWORD, OWNER
+from bench.lib.http_server import BENCH_PASSWORD, OWNER, WRITER
 
 PAGE = f"/api/{OWNER}/content/posts"
 POST_NUMBERS = itertools.count(1)  # each post of the run has its own text
@@ -113,7 +114,8 @@ class FanOut:
 class Results:
     ceiling: httpload.Load | None = None
     reads: httpload.Load | None = None
-    posts: httpload.Load | None = None
+    # (channel, its followers, the load) of each posts run
+    posts: list[tuple[str, int, httpload.Load]] = field(default_factory=list)
     posts_note: str = ""
     fan_outs: list[FanOut] = field(default_factory=list)
 
@@ -132,13 +134,13 @@ def probe(port: int, method: str, path: str, headers: dict[str, str], body: byte
 async def bench_rest(port: int, args: argparse.Namespace, results: Results) -> None:
     basic = "Basic " + base64.b64encode(f"{OWNER}:{BENCH_PASSWORD}".encode()).decode()
     signed = {"Authorization": basic}
-    load = {"connections": args.connections, "threads": args.threads, "seconds": args.seconds}
+    run = {"connections": args.connections, "threads": args.threads, "seconds": args.seconds}
     assert probe(port, "GET", f"{PAGE}?max=20", signed, b"") == 200  # also caches the sign-in
     log(f"REST ceiling: GET /api, {args.connections} connections, {args.seconds} s")
-    results.ceiling = await asyncio.to_thread(httpload.run, port, "GET", "/api", {}, b"", **load)
+    results.ceiling = await asyncio.to_thread(httpload.run, port, "GET", "/api", {}, b"", **run)
     log(f"REST reads: GET {PAGE}?max=20")
     results.reads = await asyncio.to_thread(
-        httpload.run, port, "GET", f"{PAGE}?max=20", signed, b"", **load
+        httpload.run, port, "GET", f"{PAGE}?max=20", signed, b"", **run
     )
     body = json.dumps({"content": f"a post over REST {httpload.NUMBER} " + "x" * 200}).encode()
     headers = {**signed, "Content-Type": "application/json"}
@@ -149,8 +151,17 @@ async def bench_rest(port: int, args: argparse.Namespace, results: Results) -> N
         return
     if status != 201:
         raise RuntimeError(f"POST {PAGE} answered {status}")
-    log(f"REST posts: POST {PAGE}")
-    results.posts = await asyncio.to_thread(httpload.run, port, "POST", PAGE, headers, body, **load)
+    writer = "Basic " + base64.b64encode(f"{WRITER}:{BENCH_PASSWORD}".encode()).decode()
+    writer_page = f"/api/{WRITER}/content/posts"
+    writer_headers = {**headers, "Authorization": writer}
+    assert probe(port, "POST", writer_page, writer_headers, b'{"content": "first"}') == 201
+    for channel, path, followers, sent in (
+        (WRITER, writer_page, 0, writer_headers),
+        (OWNER, PAGE, args.followers, headers),
+    ):
+        log(f"REST posts: POST {path} ({followers} followers)")
+        load = await asyncio.to_thread(httpload.run, port, "POST", path, sent, body, **run)
+        results.posts.append((str(channel), followers, load))
 
 
 async def bench_fan_out(
@@ -238,14 +249,14 @@ def report(results: Results, args: argparse.Namespace, elapsed: float) -> str:
             f"| REST reads: `GET {PAGE}?max=20`, signed in | {results.reads.rate:,.0f} req/s "
             f"({share:.0%} of the ceiling) | ≥ 50 % of the ceiling |"
         )
-    if results.posts is not None and ceiling is not None:
-        share = results.posts.rate / ceiling.rate
+    for channel, followers, posts in results.posts if ceiling is not None else []:
+        share = posts.rate / ceiling.rate
         lines.append(
-            f"| REST posts: `POST {PAGE}`, signed in, each answered once durable, "
-            f"{args.followers:,} followers | {results.posts.rate:,.0f} posts/s "
+            f"| REST posts: `POST /api/{channel}/content/posts`, signed in, each answered "
+            f"once durable; {followers:,} followers | {posts.rate:,.0f} posts/s "
             f"({share:.0%} of the ceiling) | |"
         )
-    elif results.posts_note:
+    if results.posts_note:
         lines.append(f"| REST posts | {results.posts_note} | |")
     for fan in results.fan_outs:
         worst = max(fan.latencies)
@@ -261,7 +272,8 @@ def report(results: Results, args: argparse.Namespace, elapsed: float) -> str:
             f"| server memory per idle socket ({fan.sockets:,} open) | "
             f"{fan.memory_per_socket / 1024:.1f} KiB | ≤ 50 KiB |"
         )
-    errors = [load for load in (ceiling, results.reads, results.posts) if load and load.errors]
+    loads = [ceiling, results.reads, *(load for _, _, load in results.posts)]
+    errors = [load for load in loads if load and load.errors]
     if errors:
         lines.append("")
         lines.append(f"non-2xx answers or socket errors: {[load.errors for load in errors]}")

@@ -4,7 +4,8 @@
 Setup, before listening: an account `owner@bench.lit` (password `BENCH_PASSWORD`, for the
 REST runs, signed in with Basic), `--posts` posts on its channel, and `--followers` users
 `u<n>@bench.lit` following it, written straight to storage (one membership each, all at
-once so that they share group commits).
+once so that they share group commits); and `writer@bench.lit` (same password), whose
+channel nobody follows.
 
 Websocket clients sign in with `Bearer bench-<n>` as `u<n>@bench.lit`: a stand-in for the
 token check, because 10,000 first Basic sign-ins of distinct users would cost 10,000
@@ -41,6 +42,7 @@ from buddycloud.http.auth import Authenticator, Requester
 
 DOMAIN = "bench.lit"
 OWNER = Jid("owner", DOMAIN)
+WRITER = Jid("writer", DOMAIN)
 BENCH_PASSWORD = "bench-password-1"
 TOKEN_PREFIX = "Bearer bench-"
 
@@ -93,6 +95,7 @@ async def main() -> None:
     state = app.http.app.state  # type: ignore[attr-defined]
     state.http = dataclasses.replace(state.http, authenticator=BenchTokens(engine))
     await engine.create_account(str(OWNER), BENCH_PASSWORD, "owner@example.org")
+    await engine.create_account(str(WRITER), BENCH_PASSWORD, "writer@example.org")
     posts = NodeId(OWNER, "posts")
     for number in range(args.posts):
         await engine.publish(OWNER, posts, EntryDraft(content=f"post {number} " + "x" * 200))
