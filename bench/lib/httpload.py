@@ -23,11 +23,13 @@ NUMBER = "#NUMBER#"
 
 @dataclass(frozen=True)
 class Load:
-    """One run: requests answered per second, how many were not 2xx, and by whom."""
+    """One run: requests answered per second, how many were not 2xx, and by whom;
+    `requests` answered in all."""
 
     rate: float
     errors: int
     tool: str
+    requests: int
 
 
 def run(
@@ -110,7 +112,9 @@ def _wrk(
     failed = int(errors.group(1)) if errors else 0
     if socket_errors:
         failed += sum(int(n) for n in socket_errors.groups())
-    return Load(float(rate.group(1)), failed, "wrk")
+    total = re.search(r"(\d+) requests in", output)
+    answered = int(total.group(1)) if total else round(float(rate.group(1)) * seconds)
+    return Load(float(rate.group(1)), failed, "wrk", answered)
 
 
 def _python(
@@ -137,7 +141,7 @@ def _python(
         )
     done = sum(ok for ok, _ in results)
     errors = sum(bad for _, bad in results)
-    return Load((done + errors) / seconds, errors, "python")
+    return Load((done + errors) / seconds, errors, "python", done + errors)
 
 
 def _worker(
