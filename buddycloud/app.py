@@ -30,6 +30,8 @@ from buddycloud.http.app import create_app
 from buddycloud.http.auth import Authenticator
 from buddycloud.http.live import LiveHub
 from buddycloud.http.metrics import Metrics
+from buddycloud.http.pages import DEFAULT_MAX_BYTES as DEFAULT_PAGE_BYTES
+from buddycloud.http.pages import PageCache
 from buddycloud.http.requests import DEFAULT_MAX_BODY, HttpContext
 from buddycloud.http.server import HttpServer
 from buddycloud.http.websocket import SocketSettings
@@ -143,6 +145,12 @@ def remote_servers(config: Config, component: ChannelComponent, clock: Clock) ->
     return RemoteServers(discovery, component.request, clock, timeout=federation.request_timeout)
 
 
+def _owned_by_this_process(url: str) -> bool:
+    """Whether every write to the storage passes through this process's engine: SQLite's
+    one writer; a PostgreSQL database may be shared by several processes."""
+    return url.startswith("sqlite")
+
+
 def _migrates_on_open(url: str) -> bool:
     # The embedded default (SQLite) creates its schema on first start, so that
     # `buddycloud serve` works out of the box. A PostgreSQL schema is shared by several
@@ -238,6 +246,7 @@ def _http_edge(
         xmpp_connected=xmpp_connected,
         access_log=settings.access_log,
         hub=LiveHub(settings.replay_events),
+        pages=PageCache(DEFAULT_PAGE_BYTES if _owned_by_this_process(config.storage.url) else 0),
         sockets=sockets,
         long_poll_seconds=settings.long_poll_seconds,
     )

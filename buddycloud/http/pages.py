@@ -19,7 +19,10 @@ the tickets taken before it, and a page offered with a spoiled ticket is not kep
 
 Only nodes served from this server's own storage are cached (their changes come through
 the engine's events); at most `max_bytes` of bodies are kept, the least recently read go
-first.
+first. That every change comes through this engine's events holds when this process owns
+the storage, as it owns SQLite; a PostgreSQL database may be shared by several processes,
+whose writes this one never hears of, so the composition root keeps nothing there
+(`max_bytes` 0), as the storage keeps no node contexts there.
 """
 
 from __future__ import annotations
@@ -75,10 +78,12 @@ class PageCache:
         self._reading: dict[NodeId, set[Ticket]] = {}
         self._bytes = 0
 
-    @staticmethod
-    def key(node: NodeId, page: PageRequest, media_type: str) -> PageKey | None:
-        """The key of a first page; None for a page after or before a cursor."""
-        if page.after is not None or page.before is not None or page.last_page:
+    def key(self, node: NodeId, page: PageRequest, media_type: str) -> PageKey | None:
+        """The key of a first page; None for a page after or before a cursor, and for
+        every page when nothing is kept (`max_bytes` 0)."""
+        if self.max_bytes <= 0 or page.after is not None or page.before is not None:
+            return None
+        if page.last_page:
             return None
         return PageKey(node, page.max, media_type)
 

@@ -6,6 +6,7 @@ the same page run concurrently, and the permission check still runs on every rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,11 +27,20 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 @pytest.fixture(params=BACKENDS)
 async def cast(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
-    """A real server on each storage backend, with juliet (owner) and romeo."""
+    """A real server on each storage backend, with juliet (owner) and romeo, keeping pages.
+
+    On PostgreSQL the server keeps no pages by default (another process may write to the
+    same database); here it is told to, as for a server that is the database's only
+    writer, so that the cache is tried against PostgreSQL's concurrency as well."""
     environ = {}
     if request.param == "postgres":
         environ["BUDDYCLOUD_STORAGE_URL"] = request.getfixturevalue("empty_postgres_url")
     async with serve(tmp_path, **environ) as running:
+        state = running.app.http.app.state  # type: ignore[attr-defined]
+        if state.http.pages.max_bytes == 0:
+            pages = PageCache()
+            running.app.engine.add_listener(pages)
+            state.http = dataclasses.replace(state.http, pages=pages)
         await running.add_user("juliet")
         await running.add_user("romeo")
         yield running
@@ -143,8 +153,8 @@ def test_a_page_read_before_a_change_is_not_kept_after_it() -> None:
     cache = PageCache(max_bytes=1000)
     node = NodeId.parse("/user/juliet@capulet.lit/posts")
     other = NodeId.parse("/user/romeo@capulet.lit/posts")
-    key = PageCache.key(node, _first_page(), "application/json")
-    other_key = PageCache.key(other, _first_page(), "application/json")
+    key = cache.key(node, _first_page(), "application/json")
+    other_key = cache.key(other, _first_page(), "application/json")
     assert key is not None and other_key is not None
     page = CachedPage(b"[]", {}, "application/json")
 
@@ -166,7 +176,7 @@ def test_kept_pages_stay_within_their_byte_budget_least_recently_read_first() ->
     keys = []
     for name in ("a", "b", "c"):
         node = NodeId.parse(f"/user/{name}@capulet.lit/posts")
-        key = PageCache.key(node, _first_page(), "application/json")
+        key = cache.key(node, _first_page(), "application/json")
         assert key is not None
         cache.put(key, cache.ticket(node), CachedPage(b"x" * 100, {}, "application/json"))
         keys.append(key)
@@ -176,9 +186,31 @@ def test_kept_pages_stay_within_their_byte_budget_least_recently_read_first() ->
     assert cache.size == 200
     assert cache.get(keys[1]) is None
     assert cache.get(keys[0]) is not None and cache.get(keys[2]) is not None
-    cursor = PageCache.key(keys[0].node, _first_page(after="x"), "application/json")
+    cursor = cache.key(keys[0].node, _first_page(after="x"), "application/json")
     assert cursor is None
+    assert PageCache(max_bytes=0).key(keys[0].node, _first_page(), "application/json") is None
 
 
 def _first_page(after: str | None = None) -> PageRequest:
     return PageRequest(max=20, after=after)
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_write_of_another_process_is_read_at_once(
+    tmp_path: Path, empty_postgres_url: str
+) -> None:
+    """Several servers may share one PostgreSQL database: nothing is kept, so a post that
+    another server made is in the very next page this one answers."""
+    async with (
+        serve(tmp_path / "one", BUDDYCLOUD_STORAGE_URL=empty_postgres_url) as one,
+        serve(tmp_path / "two", BUDDYCLOUD_STORAGE_URL=empty_postgres_url) as two,
+    ):
+        await one.add_user("juliet")
+        async with one.client("juliet") as on_one, two.client("juliet") as on_two:
+            first = await _post(on_one, "first, through one")
+            read_before = [await on_one.get(POSTS) for _ in range(2)]
+            second = await _post(on_two, "second, through two")
+            read_after = await on_one.get(POSTS)
+
+    assert [_ids(answer) for answer in read_before] == [[first], [first]]
+    assert _ids(read_after) == [second, first]
