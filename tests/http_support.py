@@ -18,6 +18,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from buddycloud.app import App, build
+from buddycloud.client import Client
 from buddycloud.config import load_config
 from buddycloud.http.live import LiveHub
 
@@ -37,6 +38,12 @@ class Server:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
+
+    def sdk(self, user: str | None = None, password: str = PASSWORD) -> Client:
+        """A `buddycloud.client.Client` signed in as `user` (HTTP Basic), or anonymous."""
+        if user is None:
+            return Client(self.url)
+        return Client(self.url, username=user, password=password)
 
     @property
     def hub(self) -> LiveHub:

@@ -21,6 +21,9 @@ from e2e.harness import (
     subscribe,
 )
 
+from buddycloud.client import Client as ApiClient
+from buddycloud.client import PostEvent
+
 PASSWORD = "balcony-at-midnight"
 
 
@@ -35,21 +38,14 @@ async def test_a_post_made_over_rest_reaches_an_xmpp_follower(
     server: ServerProcess, romeo: Client, unique: str
 ) -> None:
     user = f"web{unique}"
-    node = posts(f"{user}@capulet.lit")
-    async with httpx.AsyncClient(base_url=await api(server), timeout=10) as http:
-        made = await http.post(
-            "/api/account",
-            json={"username": user, "password": PASSWORD, "email": f"{user}@example.org"},
-        )
-        assert made.status_code == 200, made.text
-        await romeo.ok("set", subscribe(node, romeo.bare))
-        posted = await http.post(
-            f"/api/{user}@capulet.lit/content/posts",
-            json={"content": f"from the web {unique}"},
-            auth=(user, PASSWORD),
-        )
-    assert posted.status_code == 201, posted.text
-    item_id = posted.json()["id"]
+    channel = f"{user}@capulet.lit"
+    node = posts(channel)
+    url = await api(server)
+    async with ApiClient(url) as guest:
+        assert await guest.register(user, PASSWORD, f"{user}@example.org") == channel
+    await romeo.ok("set", subscribe(node, romeo.bare))
+    async with ApiClient(url, username=user, password=PASSWORD) as web:
+        item_id = (await web.publish(channel, f"from the web {unique}")).id
 
     message = await romeo.wait_for(has_item(node, item_id))
     [item] = event_items(message, node)
@@ -66,19 +62,40 @@ async def test_a_post_made_over_xmpp_is_read_over_rest(
     reply = await juliet.ok("set", publish(node, entry(f"from an XMPP client {unique}")))
     item_id = local_id(published_id(reply))
 
-    async with httpx.AsyncClient(base_url=await api(server), timeout=10) as http:
-        one = await http.get(f"/api/{juliet.bare}/content/posts/{item_id}")
-        page = await http.get(f"/api/{juliet.bare}/content/posts")
+    url = await api(server)
+    async with ApiClient(url) as guest:
+        one = await guest.post(juliet.bare, item_id)
+        page = await guest.posts(juliet.bare)
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         feed = await http.get(
             f"/api/{juliet.bare}/content/posts", headers={"Accept": "application/atom+xml"}
         )
 
-    assert one.status_code == 200, one.text
-    assert one.json()["content"] == f"from an XMPP client {unique}"
-    assert one.json()["author"] == juliet.bare
-    assert item_id in [post["id"] for post in page.json()]
+    assert (one.content, one.author) == (f"from an XMPP client {unique}", juliet.bare)
+    assert item_id in [post.id for post in page.items]
     ids = [
         (element.text or "").rsplit(",", 1)[-1]
         for element in ET.fromstring(feed.content).iter(f"{{{NS_ATOM}}}id")
     ]
     assert item_id in ids
+
+
+async def test_a_post_made_over_xmpp_arrives_live_at_a_web_follower(
+    server: ServerProcess, juliet: Client, unique: str
+) -> None:
+    node = posts(juliet.bare)
+    await juliet.ok("set", publish(node, entry(f"before anyone listens {unique}")))
+    user = f"live{unique}"
+    url = await api(server)
+    async with ApiClient(url) as guest:
+        await guest.register(user, PASSWORD, f"{user}@example.org")
+    async with ApiClient(url, username=user, password=PASSWORD) as web:
+        await web.follow(juliet.bare)
+        async with web.events() as events:
+            reply = await juliet.ok("set", publish(node, entry(f"live {unique}")))
+            item_id = local_id(published_id(reply))
+            while True:
+                event = await events.next(10)
+                if isinstance(event, PostEvent) and event.post.id == item_id:
+                    break
+    assert (event.channel, event.post.content) == (juliet.bare, f"live {unique}")

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from http_support import Server
 
+from buddycloud.client import Forbidden, Unauthorized
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import AccessModel, NodeId
 from buddycloud.services.config import ConfigUpdate
@@ -291,17 +292,20 @@ async def test_put_replaces_the_current_status_and_geolocation(juliet: Server) -
 
 
 async def test_posting_needs_a_sign_in_and_a_role(juliet: Server) -> None:
-    async with juliet.client() as anonymous, juliet.client("romeo") as romeo:
-        guest = await anonymous.post(POSTS, json={"content": "hi"})
-        guest_put = await anonymous.put(POSTS, json={"content": "hi"})
-        guest_delete = await anonymous.delete(f"{POSTS}/anything")
+    channel, topic = "juliet@capulet.lit", "balcony@topics.capulet.lit"
+    async with juliet.sdk() as anonymous, juliet.sdk("romeo") as romeo:
+        with pytest.raises(Unauthorized):
+            await anonymous.publish(channel, "hi")
+        with pytest.raises(Unauthorized):
+            await anonymous.replace(channel, "hi")
+        with pytest.raises(Unauthorized):
+            await anonymous.retract(channel, "anything")
         # Personal channels let followers post by default; a topic channel does not.
-        await romeo.post("/api/subscribed", json={"juliet@capulet.lit/posts": "member"})
-        async with juliet.client("juliet") as owner:
-            await owner.post("/api/balcony@topics.capulet.lit")
-        topic = "/api/balcony@topics.capulet.lit/content/posts"
-        await romeo.post("/api/subscribed", json={"balcony@topics.capulet.lit/posts": "x"})
-        follower = await romeo.post(topic, json={"content": "may I?"})
-
-    assert guest.status_code == guest_put.status_code == guest_delete.status_code == 401
-    assert follower.status_code == 403
+        await romeo.follow(channel)
+        await romeo.publish(channel, "a follower posts here")
+        async with juliet.sdk("juliet") as owner:
+            await owner.create_channel(topic)
+        await romeo.follow(topic)
+        with pytest.raises(Forbidden) as refused:
+            await romeo.publish(topic, "may I?")
+        assert refused.value.status == 403

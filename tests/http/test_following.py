@@ -8,12 +8,20 @@ from urllib.parse import unquote
 import pytest
 from http_support import Server
 
+from buddycloud import client
 from buddycloud.domain.model import WELL_KNOWN_NODES, AccessModel, Role
 from buddycloud.domain.permissions import Operation, may
 
 SUBSCRIBERS = "/api/juliet@capulet.lit/subscribers/posts"
 APPROVE = f"{SUBSCRIBERS}/approve"
 KEY = "juliet@capulet.lit/posts"
+JULIET = "juliet@capulet.lit"
+ROMEO = "romeo@capulet.lit"
+
+
+def in_juliets(state: client.Role | client.Subscription) -> client.Following:
+    """What /api/subscribed shows for Juliet's posts node."""
+    return client.Following(JULIET, "posts", state)
 
 
 @pytest.fixture
@@ -62,62 +70,44 @@ async def test_subscribed_is_paged_by_node(cast: Server) -> None:
 
 
 async def test_a_closed_channel_leaves_the_request_pending_until_approved(cast: Server) -> None:
-    async with cast.client("juliet") as juliet, cast.client("romeo") as romeo:
-        closed = await juliet.post(
-            "/api/juliet@capulet.lit/metadata/posts", json={"access_model": "authorize"}
-        )
-        asked = await romeo.post("/api/subscribed", json={KEY: "member"})
-        mine = await romeo.get("/api/subscribed")
-        refused = await romeo.get("/api/juliet@capulet.lit/content/posts")
-        waiting = await juliet.get(APPROVE)
-        approved = await juliet.post(
-            APPROVE, json=[{"jid": "romeo@capulet.lit", "subscription": "subscribed"}]
-        )
-        now = await romeo.get("/api/subscribed")
-        reading = await romeo.get("/api/juliet@capulet.lit/content/posts")
+    async with cast.sdk("juliet") as juliet, cast.sdk("romeo") as romeo:
+        closed = await juliet.configure(JULIET, access_model=client.AccessModel.AUTHORIZE)
+        assert closed.access_model == client.AccessModel.AUTHORIZE
+        assert await romeo.follow(JULIET) == client.Subscription.PENDING
+        assert in_juliets(client.Subscription.PENDING) in (await romeo.following()).items
+        with pytest.raises(client.Forbidden) as refused:
+            await romeo.posts(JULIET)
+        assert refused.value.error == "pending-subscription"
+        waiting = await juliet.follows(JULIET)
+        assert client.Follow(ROMEO, client.Subscription.PENDING) in waiting.items
 
-    assert closed.status_code == 200 and closed.json()["access_model"] == "authorize"
-    assert asked.json() == {KEY: "pending"}
-    assert mine.json()[KEY] == "pending"
-    assert refused.status_code == 403 and refused.json()["error"] == "pending-subscription"
-    assert {"jid": "romeo@capulet.lit", "subscription": "pending"} in waiting.json()
-    assert approved.json() == [{"jid": "romeo@capulet.lit", "subscription": "subscribed"}]
-    assert now.json()[KEY] == "publisher"
-    assert reading.status_code == 200
+        approved = await juliet.approve(JULIET, ROMEO)
+        assert approved == client.Follow(ROMEO, client.Subscription.SUBSCRIBED)
+        assert in_juliets(client.Role.PUBLISHER) in (await romeo.following()).items
+        await romeo.posts(JULIET)
 
 
 async def test_refusing_a_request(cast: Server) -> None:
-    async with cast.client("juliet") as juliet, cast.client("romeo") as romeo:
-        await juliet.post(
-            "/api/juliet@capulet.lit/metadata/posts", json={"access_model": "authorize"}
-        )
-        await romeo.post("/api/subscribed", json={KEY: "member"})
-        refused = await juliet.post(
-            APPROVE, json=[{"jid": "romeo@capulet.lit", "subscription": "none"}]
-        )
-        mine = await romeo.get("/api/subscribed")
-        by_romeo = await romeo.post(
-            APPROVE, json=[{"jid": "nurse@capulet.lit", "subscription": "subscribed"}]
-        )
-    assert refused.status_code == 200
-    assert KEY not in mine.json()
-    assert by_romeo.status_code == 403
+    async with cast.sdk("juliet") as juliet, cast.sdk("romeo") as romeo:
+        await juliet.configure(JULIET, access_model=client.AccessModel.AUTHORIZE)
+        await romeo.follow(JULIET)
+        assert await juliet.refuse(JULIET, ROMEO) == client.Follow(ROMEO, client.Subscription.NONE)
+        assert all(shown.channel != JULIET for shown in (await romeo.following()).items)
+        with pytest.raises(client.Forbidden):
+            await romeo.approve(JULIET, "nurse@capulet.lit")
 
 
 async def test_an_invitation_through_approve(cast: Server) -> None:
-    async with cast.client("juliet") as juliet, cast.client("nurse") as nurse:
-        await juliet.post(
-            "/api/juliet@capulet.lit/metadata/posts", json={"access_model": "authorize"}
+    async with cast.sdk("juliet") as juliet, cast.sdk("nurse") as nurse:
+        await juliet.configure(JULIET, access_model=client.AccessModel.AUTHORIZE)
+        invited = await juliet.set_subscriptions(
+            JULIET, {"nurse@capulet.lit": client.Subscription.INVITED}
         )
-        invited = await juliet.post(
-            APPROVE, json=[{"jid": "nurse@capulet.lit", "subscription": "invited"}]
-        )
-        shown = await nurse.get("/api/subscribed")
-        accepted = await nurse.post("/api/subscribed", json={KEY: "member"})
-    assert invited.json() == [{"jid": "nurse@capulet.lit", "subscription": "invited"}]
-    assert shown.json()[KEY] == "invited"
-    # An invitation from the owner is an approval in advance.
-    assert accepted.json() == {KEY: "publisher"}
+        assert invited == [client.Follow("nurse@capulet.lit", client.Subscription.INVITED)]
+        shown = await nurse.following()
+        assert client.Following(JULIET, "posts", client.Subscription.INVITED) in shown.items
+        # An invitation from the owner is an approval in advance.
+        assert await nurse.follow(JULIET) == client.Role.PUBLISHER
 
 
 async def test_roles_bans_and_who_sees_the_banned(cast: Server) -> None:
