@@ -27,7 +27,7 @@ from buddycloud.federation.client import RemoteServers
 from buddycloud.federation.discovery import ServerDiscovery
 from buddycloud.federation.dns import DnsTxtLookup
 from buddycloud.http.app import create_app
-from buddycloud.http.auth import Authenticator
+from buddycloud.http.auth import Authenticator, AuthSettings
 from buddycloud.http.live import LiveHub
 from buddycloud.http.metrics import Metrics
 from buddycloud.http.pages import DEFAULT_MAX_BYTES as DEFAULT_PAGE_BYTES
@@ -240,7 +240,7 @@ def _http_edge(
     )
     context = HttpContext(
         engine=engine,
-        authenticator=Authenticator(engine),
+        authenticator=Authenticator(engine, auth_settings(config)),
         metrics=metrics,
         metrics_token=settings.metrics_token,
         xmpp_connected=xmpp_connected,
@@ -256,6 +256,22 @@ def _http_edge(
         settings.port,
         ping_seconds=settings.ws_ping_seconds,
         max_frame=4 * sockets.max_frame,
+    )
+
+
+def auth_settings(config: Config) -> AuthSettings:
+    """The HTTP edge's sign-in settings from `[auth]`."""
+    auth = config.auth
+    return AuthSettings(
+        methods=auth.methods,
+        secret=auth.secret,
+        token_key=auth.token_key,
+        token_lifetime=auth.token_lifetime,
+        session_lifetime=auth.session_lifetime,
+        cache_seconds=auth.cache_seconds,
+        max_account_failures=auth.max_account_failures,
+        max_address_failures=auth.max_address_failures,
+        failure_window=auth.failure_window,
     )
 
 

@@ -1,7 +1,7 @@
 """The server's configuration: a TOML file, overridable key by key from the environment.
 
 The contract (docs/config.md): one table per section, `[server]`, `[storage]`, `[xmpp]`,
-`[http]` and `[federation]`; every key may also come from an environment variable named
+`[http]`, `[auth]` and `[federation]`; every key may also come from an environment variable named
 `BUDDYCLOUD_<SECTION>_<KEY>` (upper case), which wins over the file. With neither, the
 embedded default runs: SQLite under `./data`, HTTP on 127.0.0.1:8080 and no XMPP.
 
@@ -50,6 +50,12 @@ MAX_RECONNECT_QUEUE_BYTES = 1024 * 1024 * 1024
 STORAGE_SCHEMES = frozenset(
     {"sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg"}
 )
+# The sign-in methods of `[auth] methods` (docs/auth.md).
+AUTH_METHODS = ("database", "secret", "remote", "xmpp")
+DEFAULT_TOKEN_LIFETIME = 900
+DEFAULT_SESSION_LIFETIME = 7 * 24 * 3600
+# HS256 keys shorter than the hash (32 bytes) weaken it (RFC 7518 3.2).
+MIN_JWT_KEY = 32
 # Roles a new follower may be given by default (ProtoXEP table 1, "Default Affiliation").
 DEFAULT_ROLE_CHOICES = (Role.MEMBER, Role.PUBLISHER, Role.MODERATOR)
 
@@ -161,6 +167,40 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """`[auth]`: how web and mobile users sign in at the HTTP edge (docs/auth.md).
+
+    Attributes:
+        methods: the sign-in methods enabled, in the order credentials are tried: any of
+            `database`, `secret`, `remote`, `xmpp`.
+        secret: the key an app signs its users' tokens with (`secret` method).
+        remote_url: where the app's own API answers whether a password is good (`remote`).
+        remote_timeout: seconds the app has to answer.
+        cache_seconds: how long a good password is remembered (never a wrong one).
+        token_key: the key the server signs the tokens it issues with; None keeps a
+            generated one in the database.
+        token_lifetime: seconds an issued token is good for.
+        session_lifetime: seconds after signing in during which tokens can be refreshed.
+        max_account_failures: failed sign-ins for one account within `failure_window`
+            before its sign-ins are refused for a while.
+        max_address_failures: the same, for one client address.
+        failure_window: seconds failures are counted over.
+    """
+
+    methods: tuple[str, ...] = ("database",)
+    secret: str | None = field(default=None, repr=False)
+    remote_url: str | None = None
+    remote_timeout: int = 5
+    cache_seconds: int = 60
+    token_key: str | None = field(default=None, repr=False)
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME
+    session_lifetime: int = DEFAULT_SESSION_LIFETIME
+    max_account_failures: int = 10
+    max_address_failures: int = 100
+    failure_window: int = 900
+
+
+@dataclass(frozen=True, slots=True)
 class FederationConfig:
     """`[federation]`: how the channel servers of other domains are found.
 
@@ -189,6 +229,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     xmpp: XmppConfig | None = None
     http: HttpConfig = field(default_factory=HttpConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
 
 
@@ -563,6 +604,71 @@ def _build_http(section: _Section) -> HttpConfig:
     return config
 
 
+def _jwt_key(raw: str) -> str:
+    if len(raw.encode()) < MIN_JWT_KEY:
+        raise ValueError(
+            f"must have at least {MIN_JWT_KEY} bytes; generate one with `openssl rand -hex 32`"
+        )
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest[0] in "/?#":
+        raise ValueError("must be an http:// or https:// URL, e.g. https://app.example/auth")
+    if any(char.isspace() for char in raw):
+        raise ValueError("must not contain spaces")
+    return raw
+
+
+def _build_auth(section: _Section) -> AuthConfig:
+    methods_origin = section.origin_of("methods")
+    methods = section.string_list("methods", ("database",))
+    if not methods:
+        raise section.fail("methods", "must name at least one method", methods_origin)
+    for method in methods:
+        if method not in AUTH_METHODS:
+            raise section.fail(
+                "methods",
+                f"{method[:40]!r} is not a method; use {', '.join(AUTH_METHODS)}",
+                methods_origin,
+            )
+    if len(set(methods)) != len(methods):
+        raise section.fail("methods", "lists a method twice", methods_origin)
+    secret = section.optional("secret", _jwt_key, secret=True)
+    if "secret" in methods and secret is None:
+        raise section.fail("secret", 'required when methods include "secret"', methods_origin)
+    remote_url = section.optional("remote_url", _http_url)
+    if "remote" in methods and remote_url is None:
+        raise section.fail("remote_url", 'required when methods include "remote"', methods_origin)
+    lifetime_origin = section.origin_of("session_lifetime")
+    config = AuthConfig(
+        methods=methods,
+        secret=secret,
+        remote_url=remote_url,
+        remote_timeout=section.integer("remote_timeout", 5, minimum=1, maximum=60),
+        cache_seconds=section.integer("cache_seconds", 60, minimum=0, maximum=3600),
+        token_key=section.optional("token_key", _jwt_key, secret=True),
+        token_lifetime=section.integer(
+            "token_lifetime", DEFAULT_TOKEN_LIFETIME, minimum=30, maximum=7 * 24 * 3600
+        ),
+        session_lifetime=section.integer(
+            "session_lifetime", DEFAULT_SESSION_LIFETIME, minimum=60, maximum=366 * 24 * 3600
+        ),
+        max_account_failures=section.integer(
+            "max_account_failures", 10, minimum=1, maximum=1_000_000
+        ),
+        max_address_failures=section.integer(
+            "max_address_failures", 100, minimum=1, maximum=1_000_000
+        ),
+        failure_window=section.integer("failure_window", 900, minimum=1, maximum=24 * 3600),
+    )
+    if config.session_lifetime < config.token_lifetime:
+        raise section.fail("session_lifetime", "must be at least token_lifetime", lifetime_origin)
+    section.check_no_unknown_keys(AUTH_KEYS)
+    return config
+
+
 def _build_federation(section: _Section) -> FederationConfig:
     origin = section.origin_of("nameservers")
     nameservers = []
@@ -612,6 +718,19 @@ HTTP_KEYS = (
     "ws_send_queue",
     "replay_events",
 )
+AUTH_KEYS = (
+    "methods",
+    "secret",
+    "remote_url",
+    "remote_timeout",
+    "cache_seconds",
+    "token_key",
+    "token_lifetime",
+    "session_lifetime",
+    "max_account_failures",
+    "max_address_failures",
+    "failure_window",
+)
 FEDERATION_KEYS = (
     "nameservers",
     "discovery_ttl",
@@ -624,6 +743,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "storage": STORAGE_KEYS,
     "xmpp": XMPP_KEYS,
     "http": HTTP_KEYS,
+    "auth": AUTH_KEYS,
     "federation": FEDERATION_KEYS,
 }
 
@@ -669,13 +789,21 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
             name, key = located
             raw[name][key] = _Raw(value, f"environment variable {variable}", from_env=True)
     sections = {name: _Section(name, raw[name], file_label) for name in SECTIONS}
-    return Config(
+    methods_origin = sections["auth"].origin_of("methods")
+    config = Config(
         server=_build_server(sections["server"]),
         storage=_build_storage(sections["storage"]),
         xmpp=_build_xmpp(sections["xmpp"]),
         http=_build_http(sections["http"]),
+        auth=_build_auth(sections["auth"]),
         federation=_build_federation(sections["federation"]),
     )
+    if "xmpp" in config.auth.methods and config.xmpp is None:
+        raise ConfigError(
+            f'{methods_origin}: [auth] methods: "xmpp" signs users in at the XMPP server, '
+            "which needs the [xmpp] section"
+        )
+    return config
 
 
 def _locate_env(variable: str) -> tuple[str, str] | None:

@@ -486,3 +486,108 @@ def test_bad_federation_values_are_named(write: Write, text: str, expected: str)
     message = error_of(path)
     assert message.startswith(f"{path}: ")
     assert expected in message
+
+
+# --- [auth] ----------------------------------------------------------------------------------
+
+APP_SECRET = "the app and the server share this secret"
+
+
+def test_auth_defaults_to_the_built_in_database_and_documented_lifetimes() -> None:
+    auth = load_config(None, {}).auth
+    assert auth.methods == ("database",)
+    assert auth.secret is None and auth.remote_url is None and auth.token_key is None
+    assert (auth.token_lifetime, auth.session_lifetime) == (900, 7 * 24 * 3600)
+    assert (auth.max_account_failures, auth.max_address_failures) == (10, 100)
+    assert (auth.failure_window, auth.remote_timeout, auth.cache_seconds) == (900, 5, 60)
+
+
+def test_every_auth_key_is_read(write: Write) -> None:
+    auth = load_config(
+        write(
+            f"""
+[xmpp]
+component_jid = "channels.capulet.lit"
+secret = "x"
+
+[auth]
+methods = ["secret", "remote", "database", "xmpp"]
+secret = "{APP_SECRET}"
+remote_url = "https://app.example/check"
+remote_timeout = 3
+cache_seconds = 0
+token_key = "{APP_SECRET} but another one"
+token_lifetime = 300
+session_lifetime = 86400
+max_account_failures = 5
+max_address_failures = 50
+failure_window = 60
+"""
+        ),
+        {},
+    ).auth
+    assert auth.methods == ("secret", "remote", "database", "xmpp")
+    assert auth.secret == APP_SECRET
+    assert auth.remote_url == "https://app.example/check"
+    assert (auth.remote_timeout, auth.cache_seconds) == (3, 0)
+    assert auth.token_key == f"{APP_SECRET} but another one"
+    assert (auth.token_lifetime, auth.session_lifetime) == (300, 86400)
+    assert (auth.max_account_failures, auth.max_address_failures, auth.failure_window) == (
+        5,
+        50,
+        60,
+    )
+    assert APP_SECRET not in repr(auth)
+
+
+def test_auth_methods_come_comma_separated_from_the_environment() -> None:
+    auth = load_config(
+        None, {"BUDDYCLOUD_AUTH_METHODS": "database, secret", "BUDDYCLOUD_AUTH_SECRET": APP_SECRET}
+    ).auth
+    assert auth.methods == ("database", "secret")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("methods = []", "[auth] methods: must name at least one method"),
+        ("methods = ['ldap']", "[auth] methods: 'ldap' is not a method; use database"),
+        ("methods = ['database', 'database']", "[auth] methods: lists a method twice"),
+        ("methods = 'database'", "[auth] methods: must be a list"),
+        ("methods = ['secret']", '[auth] secret: required when methods include "secret"'),
+        ("methods = ['remote']", '[auth] remote_url: required when methods include "remote"'),
+        ("methods = ['xmpp']", '[auth] methods: "xmpp" signs users in at the XMPP server'),
+        ("secret = 'short'", "[auth] secret: must have at least 32 bytes"),
+        ("token_key = 'short'", "[auth] token_key: must have at least 32 bytes"),
+        ("remote_url = 'ftp://app/x'", "[auth] remote_url: must be an http:// or https:// URL"),
+        ("remote_url = 'https:///x'", "[auth] remote_url: must be an http:// or https:// URL"),
+        ("remote_timeout = 0", "[auth] remote_timeout: must be between 1 and 60"),
+        ("token_lifetime = 10", "[auth] token_lifetime: must be between 30 and"),
+        ("token_lifetime = 600\nsession_lifetime = 300", "session_lifetime: must be at least"),
+        ("max_account_failures = 0", "[auth] max_account_failures: must be between 1 and"),
+        ("failure_window = '15m'", "[auth] failure_window: must be an integer"),
+        ("cache = 5", "[auth] cache: unknown key"),
+    ],
+)
+def test_bad_auth_values_are_named(write: Write, text: str, expected: str) -> None:
+    path = write(f"[auth]\n{text}\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+
+
+def test_a_refused_secret_is_not_echoed() -> None:
+    message = error_of(None, {"BUDDYCLOUD_AUTH_SECRET": "hunter2"})
+    assert "[auth] secret: must have at least 32 bytes" in message
+    assert "hunter2" not in message
+
+
+def test_every_key_and_variable_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    for section, keys in SECTIONS.items():
+        part = doc.split(f"## `[{section}]`", 1)
+        assert len(part) == 2, f"docs/config.md has no [{section}] section"
+        table = part[1].split("\n## ", 1)[0]
+        for key in keys:
+            assert f"| `{key}` |" in table, f"[{section}] {key} is not documented"
+            assert f"`{env_var(section, key)}`" in doc, env_var(section, key)

@@ -50,13 +50,13 @@ TOKEN_PREFIX = "Bearer bench-"
 class BenchTokens(Authenticator):
     """`Bearer bench-<n>` is `u<n>@bench.lit`; anything else is checked as in `serve`."""
 
-    async def authenticate(self, header: str | None) -> Requester:
+    async def authenticate(self, header: str | None, *, client: str | None = None) -> Requester:
         if header is not None and header.startswith(TOKEN_PREFIX):
             number = header[len(TOKEN_PREFIX) :]
             if not number.isdigit():
                 raise NotAuthenticated("bad bench token")
             return Requester(Jid(f"u{number}", DOMAIN), anonymous=False)
-        return await super().authenticate(header)
+        return await super().authenticate(header, client=client)
 
 
 def rss_bytes() -> int:

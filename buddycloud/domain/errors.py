@@ -206,6 +206,11 @@ class NotAuthenticated(ChannelError):
     """The credentials are wrong, or name no account; which of the two is never said."""
 
 
+class SignInUnavailable(ChannelError):
+    """The credentials could not be checked now: the service that checks them (the app's
+    own API, the XMPP server) is slow, down, or answered nonsense."""
+
+
 class AccountExists(ChannelError):
     """An account of that name exists already."""
 

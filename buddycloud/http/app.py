@@ -25,6 +25,7 @@ from buddycloud.http.openapi import query_parameters
 from buddycloud.http.requests import HttpContext
 from buddycloud.http.routes import (
     account,
+    auth,
     channels,
     content,
     docs,
@@ -80,6 +81,8 @@ ROUTES: list[BaseRoute] = [
     Route("/api/account", account.account_post, methods=["POST"]),
     Route("/api/account", account.account_delete, methods=["DELETE"]),
     Route("/api/account/pw/change", account.password_change_post, methods=["POST"]),
+    Route("/api/auth/token", auth.token_post, methods=["POST"]),
+    Route("/api/auth/token", auth.token_delete, methods=["DELETE"]),
     Route("/api/openapi.json", docs.openapi_get, methods=["GET"]),
     Route("/api/docs", docs.docs_get, methods=["GET"]),
     Route("/api/search", search.search_get, methods=["GET"]),

@@ -45,15 +45,17 @@ from buddycloud.domain.errors import (
     RemoteError,
     RemoteServerNotFound,
     RemoteTimeout,
+    SignInUnavailable,
     SubscriptionPending,
     Unsupported,
     UntrustedServer,
 )
+from buddycloud.http.limits import TooManyFailures
 
 log = logging.getLogger(__name__)
 
 # Sent with every 401, so that browsers and HTTP clients know how to sign in.
-WWW_AUTHENTICATE = 'Basic realm="buddycloud", charset="UTF-8"'
+WWW_AUTHENTICATE = 'Basic realm="buddycloud", charset="UTF-8", Bearer realm="buddycloud"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +95,12 @@ HTTP_ERRORS: dict[type[Exception], HttpError] = {
     RemoteServerNotFound: HttpError(502, "remote-server-not-found"),
     RemoteTimeout: HttpError(504, "remote-server-timeout"),
     UntrustedServer: HttpError(403, "untrusted-server"),
-    NotAuthenticated: HttpError(401, "not-authenticated"),
+    NotAuthenticated: HttpError(401, "not-authorized"),
+    SignInUnavailable: HttpError(503, "sign-in-unavailable"),
 }
 
 INTERNAL = HttpError(500, "internal-server-error")
+TOO_MANY_FAILURES = "too-many-failures"
 
 
 class ApiError(Exception):
@@ -117,9 +121,13 @@ def lookup(error: BaseException) -> HttpError | None:
     return None
 
 
-def error_response(status: int, name: str, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status == 401 else None
-    return JSONResponse({"error": name, "message": message}, status, headers=headers)
+def error_response(
+    status: int, name: str, message: str, *, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    return JSONResponse({"error": name, "message": message}, status, headers=headers or None)
 
 
 def render_error(error: BaseException, *, anonymous: bool) -> JSONResponse:
@@ -131,6 +139,14 @@ def render_error(error: BaseException, *, anonymous: bool) -> JSONResponse:
     """
     if isinstance(error, ApiError):
         return error_response(error.status, error.name, error.message)
+    if isinstance(error, TooManyFailures):
+        # One answer for either limit, and for names with or without an account.
+        return error_response(
+            429,
+            TOO_MANY_FAILURES,
+            str(error),
+            headers={"Retry-After": str(error.retry_after)},
+        )
     found = lookup(error)
     if found is None or not isinstance(error, ChannelError):
         log.error("unexpected error serving a request", exc_info=error)

@@ -301,6 +301,28 @@ SCHEMAS: dict[str, Json] = {
             "username": _string("if given, the signed-in user"),
         },
     },
+    "Credentials": {
+        "type": "object",
+        "required": ["username", "password"],
+        "properties": {
+            "username": _string("user@domain, or user of this server's domain"),
+            "password": _string(),
+        },
+    },
+    "Token": {
+        "type": "object",
+        "required": ["token", "token_type", "expires_in", "jid"],
+        "properties": {
+            "token": _string("a JWT: send it as `Authorization: Bearer <token>`"),
+            "token_type": _string(enum=["Bearer"]),
+            "expires_in": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "seconds the token is good for",
+            },
+            "jid": _string("the signed-in user's bare JID"),
+        },
+    },
 }
 
 # --- parameters -------------------------------------------------------------------------------
@@ -378,6 +400,8 @@ ERRORS = {
     409: "a conflict: the channel or node exists, or the change needs an owner or a follow",
     413: "the body or the post is too large",
     415: "the body is neither JSON nor Atom XML",
+    429: "too many failed sign-ins lately for this account or address (`Retry-After`)",
+    503: "the credentials could not be checked now (the app or the XMPP server is down)",
 }
 
 
@@ -389,6 +413,13 @@ def _error(status: int) -> Json:
     if status == 401:
         response["headers"] = {
             "WWW-Authenticate": {"description": "how to sign in", "schema": _string()}
+        }
+    if status == 429:
+        response["headers"] = {
+            "Retry-After": {
+                "description": "seconds to wait before signing in again",
+                "schema": _string(pattern="^[0-9]+$"),
+            }
         }
     return response
 
@@ -411,6 +442,7 @@ def _empty(description: str) -> Json:
     return {"description": description}
 
 
+SIGN_IN_ERRORS = (401, 429, 503)
 READ_ERRORS = (400, 401, 403, 404, 406)
 WRITE_ERRORS = (400, 401, 403, 404, 406, 409, 413, 415)
 
@@ -436,10 +468,14 @@ def _operation(
     }
     if body is not None:
         operation["requestBody"] = body
+    if auth in ("optional", "required"):
+        # Whoever sends credentials may meet the sign-in limits, or a method that is down.
+        for status in SIGN_IN_ERRORS:
+            operation["responses"].setdefault(str(status), _error(status))
     if auth == "optional":
-        operation["security"] = [{}, {"basic": []}]
+        operation["security"] = [{}, {"basic": []}, {"bearer": []}]
     elif auth == "required":
-        operation["security"] = [{"basic": []}]
+        operation["security"] = [{"basic": []}, {"bearer": []}]
     else:
         operation["security"] = [{}]
     return operation
@@ -460,6 +496,10 @@ POSTED = {
     "description": "the post as stored, in the type asked for by Accept, else as sent",
     "headers": {"Location": {"description": "where the post is read", "schema": _string()}},
     "content": {JSON: {"schema": _ref("Entry")}, ATOM: {"schema": _string("an Atom <entry>")}},
+}
+
+NO_STORE = {
+    "Cache-Control": {"description": "no-store: tokens are never cached", "schema": _string()}
 }
 
 CHECK = _operation(
@@ -495,6 +535,23 @@ PATHS: dict[str, Json] = {
             auth="required",
             tag="accounts",
         )
+    },
+    "/api/auth/token": {
+        "post": _operation(
+            "Sign in for a bearer token, or refresh one (docs/http.md, Signing in)",
+            {200: {**_json("a token for the user", _ref("Token")), "headers": NO_STORE}},
+            (400, 413, 415),
+            body=_json_body(_ref("Credentials"), required=False),
+            auth="optional",
+            tag="accounts",
+        ),
+        "delete": _operation(
+            "Sign out: every token of the signed-in user stops working",
+            {204: _empty("signed out")},
+            (),
+            auth="required",
+            tag="accounts",
+        ),
     },
     "/api/openapi.json": {
         "get": _operation(
@@ -821,6 +878,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/api/account", "post"): "account_post",
     ("/api/account", "delete"): "account_delete",
     ("/api/account/pw/change", "post"): "password_change_post",
+    ("/api/auth/token", "post"): "token_post",
+    ("/api/auth/token", "delete"): "token_delete",
     ("/api/openapi.json", "get"): "openapi_get",
     ("/api/docs", "get"): "docs_get",
     ("/api/search", "get"): "search_get",
@@ -883,8 +942,10 @@ def description() -> Json:
                 "and `X-Count`. A query parameter an endpoint does not take is refused (400). "
                 "Pages and single posts are JSON or Atom, as `Accept` asks "
                 "(JSON for `*/*` or no `Accept`); the rest is JSON. An `Accept` that takes "
-                "none of a resource's types is answered 406. The live websocket at "
-                "`/api/ws` is described in docs/websocket.md."
+                "none of a resource's types is answered 406. Sign in with HTTP Basic on "
+                "every request, or exchange the credentials once for a short-lived bearer "
+                "token at `POST /api/auth/token` (docs/http.md, Signing in). The live "
+                "websocket at `/api/ws` is described in docs/websocket.md."
             ),
         },
         "servers": [{"url": "/"}],
@@ -892,6 +953,7 @@ def description() -> Json:
             "schemas": SCHEMAS,
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic"},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "metrics_token": {"type": "http", "scheme": "bearer"},
             },
         },

@@ -91,9 +91,16 @@ async def requester(request: Request) -> Requester:
     known: Requester | None = getattr(request.state, "requester", None)
     if known is not None:
         return known
-    found = await context(request).authenticator.authenticate(request.headers.get("authorization"))
+    found = await context(request).authenticator.authenticate(
+        request.headers.get("authorization"), client=client_address(request)
+    )
     request.state.requester = found
     return found
+
+
+def client_address(connection: HTTPConnection) -> str | None:
+    """The address the request came from (the proxy's, behind a proxy)."""
+    return connection.client.host if connection.client is not None else None
 
 
 async def signed_in(request: Request) -> Requester:

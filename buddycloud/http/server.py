@@ -25,6 +25,8 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websocket protocol (websockets' sans-I/O core, no task per connection),
     able to close a connection whose client has stopped reading.
 
+    Its handshake is never logged (it holds credentials).
+
     uvicorn sends nothing, not even a close frame, while the connection's write buffer is
     full, and closes the transport politely, waiting for the buffer to drain: a client that
     never reads would hold its connection and buffer for ever. Here a close is written at
@@ -35,6 +37,9 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.close_timeout = CLOSE_SECONDS
+        # websockets logs each handshake's path (a browser's `?token=`) and headers
+        # (`Authorization`) at DEBUG on uvicorn's error logger: never, whatever its level.
+        self.conn.debug = False
 
     async def send(self, message: Any) -> None:
         if (
@@ -114,6 +119,11 @@ class HttpServer:
         # its token; buddycloud.http.observe writes the access lines instead. Whatever
         # handlers a logging setup gives this logger, it stays silent.
         logging.getLogger("uvicorn.access").disabled = True
+        # uvicorn's own line for each websocket ("WebSocket /api/ws?token=..." [accepted])
+        # would hold the token: it is written without the query string.
+        error_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, _WithoutQueryStrings) for f in error_log.filters):
+            error_log.addFilter(_WithoutQueryStrings())
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -150,6 +160,21 @@ class HttpServer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+
+
+class _WithoutQueryStrings(logging.Filter):
+    """Cuts the query string off the path in uvicorn's websocket lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            isinstance(record.msg, str)
+            and '"WebSocket %s"' in record.msg
+            and isinstance(args, tuple)
+            and len(args) >= 2
+        ):
+            record.args = (args[0], str(args[1]).split("?", 1)[0], *args[2:])
+        return True
 
 
 def _address(host: str, port: int) -> str:

@@ -35,6 +35,8 @@ CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_TOO_SLOW = 4408
 CLOSE_TOO_MANY_ERRORS = 4429
 CLOSE_SERVER_ERROR = 1011
+# RFC 6455 "Try Again Later": the credentials could not be checked now.
+CLOSE_TRY_LATER = 1013
 
 MAX_IN_FLIGHT = 32  # requests of one socket being answered at once
 MAX_ID = 256  # characters of a request id

@@ -20,6 +20,18 @@ class EventListener(Protocol):
     async def __call__(self, event: Event) -> None: ...
 
 
+class PasswordCheck(Protocol):
+    """One sign-in method that checks a user's password somewhere else than the built-in
+    user database: the app's own API (`remote`), the XMPP server (`xmpp`)."""
+
+    async def __call__(self, user: Jid, password: str) -> bool:
+        """Whether the password is the user's (a bare JID of this server's domain).
+
+        Raises:
+            SignInUnavailable: the answer could not be had in time, or made no sense.
+        """
+
+
 class RemoteChannels(Protocol):
     """The channels of other domains, as their authoritative channel servers answer.
 

@@ -7,14 +7,20 @@ unregisters the user first (`AccountOps.unregister`), then forgets the password.
 
 Hashing costs tens of milliseconds of CPU by design, so it runs in a worker thread and
 never stalls the event loop. A sign-in for an account that does not exist verifies against
-a fixed hash all the same, so the time taken does not tell whether the account exists.
+a fixed hash all the same, so the time taken does not tell whether the account exists; that
+hash is made on first need, not when the module is imported.
+
+Whatever the sign-in method, a user's issued tokens carry their sign-in generation; raising
+it (signing out, a new password, a deleted account) revokes every token issued before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -37,7 +43,12 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 log = logging.getLogger(__name__)
 
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters
-_ABSENT_HASH = _HASHER.hash("no account has this password")
+
+
+@functools.cache
+def _absent_hash() -> str:
+    """What a password is checked against when no account has the name (same cost)."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 class UserOps(AccountOps):
@@ -86,17 +97,28 @@ class UserOps(AccountOps):
                 same error for all three).
         """
         try:
-            jid = self.account_jid(username)
+            jid: Jid | None = self.account_jid(username)
         except InvalidJid:
-            raise NotAuthenticated() from None
-        account = await self.storage.find_account(jid)
-        stored = account.password_hash if account is not None else _ABSENT_HASH
-        if not await asyncio.to_thread(_verify, stored, password) or account is None:
+            jid = None
+        if not await self.check_password(jid, password) or jid is None:
             raise NotAuthenticated()
+        return jid
+
+    async def check_password(self, user: Jid | None, password: str) -> bool:
+        """Whether `password` is the account's; False, after as long, when there is no
+        account (or no user: a name that could not be one)."""
+        jid = user.bare if user is not None else None
+        account = await self.storage.find_account(jid) if jid is not None else None
+        stored = account.password_hash if account is not None else None
+        if stored is None:
+            stored = await asyncio.to_thread(_absent_hash)
+        if not await asyncio.to_thread(_verify, stored, password) or account is None:
+            return False
+        assert jid is not None
         if _HASHER.check_needs_rehash(stored):
             rehashed = await asyncio.to_thread(_HASHER.hash, password)
             await self.storage.update_account_password(jid, rehashed)
-        return jid
+        return True
 
     async def change_password(self, user: Jid, password: str) -> None:
         """Set a new password for an existing account.
@@ -108,6 +130,7 @@ class UserOps(AccountOps):
         _check_password(password)
         password_hash = await asyncio.to_thread(_HASHER.hash, password)
         await self.storage.update_account_password(user.bare, password_hash)
+        await self.end_sign_ins(user)
         log.info("password of account %s changed", user.bare)
 
     async def find_account(self, user: Jid) -> Account | None:
@@ -124,10 +147,25 @@ class UserOps(AccountOps):
             raise AccountNotFound(str(jid))
         await self.unregister(jid)
         await self.storage.delete_account(jid)
+        await self.end_sign_ins(jid)
         log.info("account %s deleted", jid)
 
     async def list_accounts(self, page: PageRequest) -> Page[Account]:
         return await self.storage.list_accounts(page)
+
+    async def sign_in_generation(self, user: Jid) -> int:
+        """The generation the user's tokens must carry to be good (0 at first)."""
+        return await self.storage.find_sign_in_generation(user.bare)
+
+    async def end_sign_ins(self, user: Jid) -> int:
+        """Revoke every token issued to the user so far; the generation new ones carry."""
+        generation = await self.storage.raise_sign_in_generation(user.bare)
+        log.info("sign-ins of %s ended", user.bare)
+        return generation
+
+    async def server_key(self, name: str) -> str:
+        """A random key the server made once for itself, shared by all its workers."""
+        return await self.storage.get_or_insert_server_key(name, secrets.token_urlsafe(48))
 
 
 def _check_password(password: str) -> None:

@@ -412,6 +412,21 @@ class Storage(Protocol):
     async def list_accounts(self, page: PageRequest) -> Page[Account]:
         """Accounts in JID order, paged by keyset on the JID."""
 
+    # --- sign-in state --------------------------------------------------------------------
+
+    async def get_or_insert_server_key(self, name: str, value: str) -> str:
+        """The server key named `name`; `value` is stored as it when there is none yet.
+
+        Concurrent callers (several workers starting at once) all get the one that was
+        stored first.
+        """
+
+    async def find_sign_in_generation(self, jid: Jid) -> int:
+        """The user's sign-in generation: 0 until it is first raised."""
+
+    async def raise_sign_in_generation(self, jid: Jid) -> int:
+        """Add one to the user's sign-in generation, and return the new one."""
+
     # --- archive ----------------------------------------------------------------------------
 
     async def list_archive(self, query: ArchiveQuery, page: PageRequest) -> Page[ArchiveEntry]:

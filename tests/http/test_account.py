@@ -16,7 +16,7 @@ async def test_a_registered_user_signs_in_and_a_wrong_password_is_refused(server
 
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].startswith("Basic")
-    assert refused.json()["error"] == "not-authenticated"
+    assert refused.json()["error"] == "not-authorized"
 
 
 async def test_no_answer_tells_whether_an_account_exists(server: Server) -> None:

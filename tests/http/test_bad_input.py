@@ -156,7 +156,7 @@ async def test_a_malformed_authorization_header_is_a_clean_401(juliet: Server, h
     """The original passed a malformed header to Express's error handler (reference 9.1)."""
     async with juliet.client() as client:
         answer = await client.get(POSTS, headers={"Authorization": header})
-    _named(answer, 401, "not-authenticated")
+    _named(answer, 401, "not-authorized")
     assert answer.headers["www-authenticate"].startswith("Basic")
 
 

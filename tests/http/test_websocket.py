@@ -82,7 +82,8 @@ async def test_a_socket_without_good_credentials_is_told_and_closed(
         code = await close_code(client)
 
     assert error["type"] == "error"
-    assert error["error"] == "not-authenticated"
+    # Without credentials: sign in; with wrong ones: they are wrong, whatever the reason.
+    assert error["error"] == ("not-authenticated" if user is None else "not-authorized")
     assert error["message"]
     assert code == CLOSE_NOT_AUTHENTICATED
 
@@ -90,12 +91,12 @@ async def test_a_socket_without_good_credentials_is_told_and_closed(
 class TokenAuthenticator(Authenticator):
     """Accepts `Bearer letmein` as Juliet, besides what the real one accepts."""
 
-    async def authenticate(self, header: str | None) -> Requester:
+    async def authenticate(self, header: str | None, *, client: str | None = None) -> Requester:
         if header == "Bearer letmein":
             return Requester(JULIET, anonymous=False)
         if header is not None and header.startswith("Bearer "):
             raise NotAuthenticated("unknown token")
-        return await super().authenticate(header)
+        return await super().authenticate(header, client=client)
 
 
 async def test_a_browser_signs_in_with_a_token_in_the_url(server: Server) -> None:
@@ -109,7 +110,7 @@ async def test_a_browser_signs_in_with_a_token_in_the_url(server: Server) -> Non
         refused = await stranger.next()
         code = await close_code(stranger)
 
-    assert refused["error"] == "not-authenticated"
+    assert refused["error"] == "not-authorized"
     assert code == CLOSE_NOT_AUTHENTICATED
 
 

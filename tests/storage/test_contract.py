@@ -1407,6 +1407,30 @@ async def test_accounts_are_kept_found_updated_and_deleted(storage: Storage) -> 
         await storage.update_account_password(juliet.jid, "$argon2id$again")
 
 
+async def test_a_server_key_is_stored_once_and_kept(storage: Storage) -> None:
+    first = await storage.get_or_insert_server_key("token_key", "first-value")
+    racing = await asyncio.gather(
+        *(storage.get_or_insert_server_key("other_key", f"value-{n}") for n in range(5))
+    )
+
+    assert first == "first-value"
+    assert await storage.get_or_insert_server_key("token_key", "second-value") == "first-value"
+    assert len(set(racing)) == 1 and racing[0].startswith("value-")
+    assert await storage.get_or_insert_server_key("other_key", "late") == racing[0]
+
+
+async def test_sign_in_generations_start_at_zero_and_only_go_up(storage: Storage) -> None:
+    juliet, romeo = Jid.parse("juliet@capulet.lit"), Jid.parse("romeo@capulet.lit")
+    assert await storage.find_sign_in_generation(juliet) == 0
+
+    assert await storage.raise_sign_in_generation(juliet) == 1
+    raised = await asyncio.gather(*(storage.raise_sign_in_generation(juliet) for _ in range(4)))
+
+    assert sorted(raised) == [2, 3, 4, 5]
+    assert await storage.find_sign_in_generation(juliet) == 5
+    assert await storage.find_sign_in_generation(romeo) == 0
+
+
 # --- the archive of changes -------------------------------------------------------------
 
 

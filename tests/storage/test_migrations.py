@@ -33,7 +33,16 @@ CHANNEL = Channel(
     ChannelConfig("title", "", AccessModel.OPEN, Role.MEMBER, JULIET, ChannelType.PERSONAL, T0, T0),
 )
 OWNER = Membership(JULIET, JULIET, Role.OWNER, SubscriptionState.SUBSCRIBED, T0)
-EXPECTED_TABLES = {"alembic_version", "channels", "nodes", "memberships", "items", "accounts"}
+EXPECTED_TABLES = {
+    "alembic_version",
+    "channels",
+    "nodes",
+    "memberships",
+    "items",
+    "accounts",
+    "server_keys",
+    "sign_in_generations",
+}
 
 
 def _shape(conn: sa.Connection) -> dict[str, set[str]]:

@@ -6,13 +6,15 @@ import logging
 
 from starlette.websockets import WebSocket
 
-from buddycloud.domain.errors import ChannelError, NotAuthenticated
+from buddycloud.domain.errors import ChannelError, NotAuthenticated, SignInUnavailable
 from buddycloud.http.auth import Requester
-from buddycloud.http.errors import lookup
-from buddycloud.http.requests import context
+from buddycloud.http.errors import TOO_MANY_FAILURES, lookup
+from buddycloud.http.limits import TooManyFailures
+from buddycloud.http.requests import client_address, context
 from buddycloud.http.websocket import (
     CLOSE_NOT_AUTHENTICATED,
     CLOSE_SERVER_ERROR,
+    CLOSE_TRY_LATER,
     LiveSocket,
     error_message,
 )
@@ -39,16 +41,32 @@ async def _sign_in(websocket: WebSocket) -> Requester | None:
     token = websocket.query_params.get("token")
     if header is None and token is not None:
         header = f"Bearer {token}"
-    try:
-        if header is None:
-            raise NotAuthenticated(
-                "sign in with an Authorization header, or a token parameter in the URL"
+    if header is None:
+        await websocket.send_text(
+            error_message(
+                "not-authenticated",
+                "sign in with an Authorization header, or a token parameter in the URL",
             )
-        requester = await context(websocket).authenticator.authenticate(header)
+        )
+        await websocket.close(CLOSE_NOT_AUTHENTICATED, "sign-in failed")
+        return None
+    try:
+        requester = await context(websocket).authenticator.authenticate(
+            header, client=client_address(websocket)
+        )
+    except TooManyFailures as exc:
+        await websocket.send_text(error_message(TOO_MANY_FAILURES, str(exc)))
+        await websocket.close(CLOSE_NOT_AUTHENTICATED, "sign-in failed")
+        return None
     except ChannelError as exc:
         found = lookup(exc)
-        name = found.name if found is not None else "not-authenticated"
-        code = CLOSE_NOT_AUTHENTICATED if isinstance(exc, NotAuthenticated) else CLOSE_SERVER_ERROR
+        name = found.name if found is not None else "not-authorized"
+        if isinstance(exc, NotAuthenticated):
+            code = CLOSE_NOT_AUTHENTICATED
+        elif isinstance(exc, SignInUnavailable):
+            code = CLOSE_TRY_LATER
+        else:
+            code = CLOSE_SERVER_ERROR
         await websocket.send_text(error_message(name, exc.message))
         await websocket.close(code, "sign-in failed")
         return None

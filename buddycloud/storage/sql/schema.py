@@ -187,3 +187,21 @@ accounts = sa.Table(
     sa.Column("email", sa.Text(), nullable=False),
     sa.Column("created", UtcDateTime(), nullable=False),
 )
+
+# Keys the server makes for itself once and shares between its workers: `token_key`, the key
+# of the tokens the HTTP edge issues (unless `[auth] token_key` sets one).
+server_keys = sa.Table(
+    "server_keys",
+    metadata,
+    sa.Column("name", key_text(), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)
+
+# A user's sign-in generation: every issued token carries the one current when it was
+# issued, and raising it (signing out, a new password, a deleted account) revokes them all.
+sign_in_generations = sa.Table(
+    "sign_in_generations",
+    metadata,
+    sa.Column("jid", key_text(), primary_key=True),
+    sa.Column("generation", sa.BigInteger(), nullable=False),
+)

@@ -84,7 +84,15 @@ from buddycloud.storage.sql.archive import (
 from buddycloud.storage.sql.database import Database, T, Work
 from buddycloud.storage.sql.keyset import beyond
 from buddycloud.storage.sql.prepared import Prepared
-from buddycloud.storage.sql.schema import RATING_INDEX, accounts, channels, items, memberships
+from buddycloud.storage.sql.schema import (
+    RATING_INDEX,
+    accounts,
+    channels,
+    items,
+    memberships,
+    server_keys,
+    sign_in_generations,
+)
 from buddycloud.storage.sql.schema import nodes as nodes_table
 
 Condition = sa.ColumnElement[bool]
@@ -1687,6 +1695,63 @@ class SqlStorage:
             return _page(found, int(total), lambda account: str(account.jid))
 
         return await self._db.read(work)
+
+    # --- sign-in state ---------------------------------------------------------------------
+
+    async def get_or_insert_server_key(self, name: str, value: str) -> str:
+        def work(conn: sa.Connection) -> str:
+            query = sa.select(server_keys.c.value).where(server_keys.c.name == name)
+            found = conn.execute(query).scalar_one_or_none()
+            if found is not None:
+                return str(found)
+            # A savepoint, so that losing the race to another worker spoils nothing else
+            # of the batch this write commits with.
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.insert(server_keys).values(name=name, value=value))
+            except IntegrityError:
+                return str(conn.execute(query).scalar_one())
+            return value
+
+        return await self._db.write(work)
+
+    async def find_sign_in_generation(self, jid: Jid) -> int:
+        def work(conn: sa.Connection) -> int:
+            query = sa.select(sign_in_generations.c.generation).where(
+                sign_in_generations.c.jid == str(jid)
+            )
+            found = conn.execute(query).scalar_one_or_none()
+            return int(found) if found is not None else 0
+
+        return await self._db.lookup(work)
+
+    async def raise_sign_in_generation(self, jid: Jid) -> int:
+        def work(conn: sa.Connection) -> int:
+            table = sign_in_generations
+            updated = conn.execute(
+                sa.update(table)
+                .where(table.c.jid == str(jid))
+                .values(generation=table.c.generation + 1)
+                .returning(table.c.generation)
+            ).scalar_one_or_none()
+            if updated is not None:
+                return int(updated)
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.insert(table).values(jid=str(jid), generation=1))
+            except IntegrityError:
+                # Another worker inserted it meanwhile: raise theirs.
+                return int(
+                    conn.execute(
+                        sa.update(table)
+                        .where(table.c.jid == str(jid))
+                        .values(generation=table.c.generation + 1)
+                        .returning(table.c.generation)
+                    ).scalar_one()
+                )
+            return 1
+
+        return await self._db.write(work)
 
     # --- archive ----------------------------------------------------------------------------
 
