@@ -129,6 +129,8 @@ def _decode(token: str, key: str, required: list[str], *, issuer: str | None) ->
         raise NotAuthenticated(f"the token has no {exc.claim} claim") from None
     except jwt.InvalidSignatureError:
         raise NotAuthenticated("the token's signature is wrong") from None
+    except jwt.exceptions.InvalidSubjectError:
+        raise NotAuthenticated("the token's sub is not a JID") from None
     except jwt.PyJWTError as exc:
         raise NotAuthenticated(f"the token is not acceptable: {exc}"[:200]) from None
     return claims
