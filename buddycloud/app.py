@@ -16,7 +16,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -32,13 +32,14 @@ from buddycloud.http.live import LiveHub
 from buddycloud.http.metrics import Metrics
 from buddycloud.http.pages import DEFAULT_MAX_BYTES as DEFAULT_PAGE_BYTES
 from buddycloud.http.pages import PageCache
+from buddycloud.http.remote import RemoteCheck
 from buddycloud.http.requests import DEFAULT_MAX_BODY, HttpContext
 from buddycloud.http.server import HttpServer
 from buddycloud.http.websocket import SocketSettings
 from buddycloud.prosody import PrivateProsody, ProsodySettings, ProsodyStartFailed
 from buddycloud.services.config import EngineConfig
 from buddycloud.services.engine import Engine
-from buddycloud.services.ports import Clock
+from buddycloud.services.ports import Clock, PasswordCheck
 from buddycloud.storage.base import Storage
 from buddycloud.storage.factory import open_storage
 from buddycloud.util.clock import SystemClock
@@ -77,6 +78,7 @@ class App:
     component: ChannelComponent | None
     http: HttpServer
     metrics: Metrics
+    closers: list[Callable[[], Awaitable[None]]] = dataclasses.field(default_factory=list)
 
     async def start(self) -> None:
         """Start the edges: the HTTP edge listens before this returns; the XMPP component
@@ -100,6 +102,8 @@ class App:
             await self.http.stop()
             if self.component is not None:
                 await self.component.stop()
+            for close in self.closers:
+                await close()
         finally:
             await self.storage.close()
 
@@ -196,7 +200,13 @@ async def build(config: Config) -> App:
             xmpp_connected = component.connected.is_set
             metrics.watch_xmpp(xmpp_connected)
             engine.use_remote(remote_servers(config, component, clock))
-        http = _http_edge(config, engine, metrics, xmpp_connected)
+        checks: dict[str, PasswordCheck] = {}
+        closers: list[Callable[[], Awaitable[None]]] = []
+        if config.auth.remote_url is not None and "remote" in config.auth.methods:
+            remote = RemoteCheck(config.auth.remote_url, config.auth.remote_timeout)
+            checks["remote"] = remote
+            closers.append(remote.close)
+        http = _http_edge(config, engine, metrics, xmpp_connected, checks)
     except BaseException:
         await storage.close()
         raise
@@ -207,6 +217,7 @@ async def build(config: Config) -> App:
         component=component,
         http=http,
         metrics=metrics,
+        closers=closers,
     )
 
 
@@ -229,6 +240,7 @@ def _http_edge(
     engine: Engine,
     metrics: Metrics,
     xmpp_connected: Callable[[], bool] | None,
+    checks: Mapping[str, PasswordCheck],
 ) -> HttpServer:
     """The HTTP edge from `[http]`: the application, its live hub and the server."""
     settings = config.http
@@ -240,7 +252,7 @@ def _http_edge(
     )
     context = HttpContext(
         engine=engine,
-        authenticator=Authenticator(engine, auth_settings(config)),
+        authenticator=Authenticator(engine, auth_settings(config), checks=checks),
         metrics=metrics,
         metrics_token=settings.metrics_token,
         xmpp_connected=xmpp_connected,

@@ -255,7 +255,8 @@ class Authenticator:
                 log.warning("the %s sign-in method could not check a password: %s", method, exc)
                 unavailable = exc
         if unavailable is not None:
-            raise unavailable
+            # Why is in the log; the caller learns only that it may try again later.
+            raise SignInUnavailable("the credentials could not be checked now; try again later")
         return None
 
     async def _ensure_registered(self, jid: Jid) -> None:
