@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from engine_support import JULIET, ROMEO, posts, text
 
@@ -112,3 +115,21 @@ async def test_accounts_are_listed_in_pages(engine: Engine) -> None:
         "tybalt@capulet.lit",
     ]
     assert first.count == 3
+
+
+def test_the_dummy_hash_is_made_on_first_need_not_on_import() -> None:
+    """Importing the module (every `buddycloud` command does) costs no argon2 hash."""
+    probe = "import buddycloud.services.users as u; print(u._absent_hash.cache_info().currsize)"
+    made = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert made.stdout.strip() == "0"
+
+
+async def test_a_new_password_or_a_deleted_account_ends_every_sign_in(engine: Engine) -> None:
+    await engine.create_account("juliet", PASSWORD, "juliet@example.org")
+    assert await engine.sign_in_generation(JULIET) == 0
+
+    await engine.change_password(JULIET, "a new secret phrase")
+    assert await engine.sign_in_generation(JULIET) == 1
+    assert await engine.end_sign_ins(JULIET) == 2
+    await engine.delete_account(JULIET)
+    assert await engine.sign_in_generation(JULIET) == 3
