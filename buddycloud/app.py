@@ -43,6 +43,7 @@ from buddycloud.services.ports import Clock, PasswordCheck
 from buddycloud.storage.base import Storage
 from buddycloud.storage.factory import open_storage
 from buddycloud.util.clock import SystemClock
+from buddycloud.xmpp.c2s import C2sPasswordCheck
 from buddycloud.xmpp.component import ChannelComponent
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,10 @@ async def build(config: Config) -> App:
             remote = RemoteCheck(config.auth.remote_url, config.auth.remote_timeout)
             checks["remote"] = remote
             closers.append(remote.close)
+        if config.xmpp is not None and "xmpp" in config.auth.methods:
+            checks["xmpp"] = C2sPasswordCheck(
+                config.xmpp.c2s_host, config.xmpp.c2s_port, config.auth.remote_timeout
+            )
         http = _http_edge(config, engine, metrics, xmpp_connected, checks)
     except BaseException:
         await storage.close()
@@ -339,6 +344,8 @@ def private_prosody(
             component_jid=Jid("", f"channels.{domain}"),
             secret=_component_secret(base_dir),
         )
+    # The `xmpp` sign-in method and XMPP accounts go to this Prosody's client port.
+    xmpp = dataclasses.replace(xmpp, c2s_host=xmpp.host, c2s_port=c2s_port)
     settings = ProsodySettings(
         domain=domain,
         component_jid=str(xmpp.component_jid),

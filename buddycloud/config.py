@@ -122,6 +122,8 @@ class XmppConfig:
             every reply and notification is made to fit (docs/xmpp.md, "Stanza size").
         reconnect_queue_bytes: what the component sends while it reconnects is kept, up
             to this many bytes, and sent once the stream is back (0: nothing is kept).
+        c2s_host: where the XMPP server's client port listens (the `xmpp` sign-in method).
+        c2s_port: the client port.
     """
 
     component_jid: Jid
@@ -131,6 +133,8 @@ class XmppConfig:
     multicast: bool = True
     max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES
     reconnect_queue_bytes: int = DEFAULT_RECONNECT_QUEUE_BYTES
+    c2s_host: str = "127.0.0.1"
+    c2s_port: int = 5222
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,10 +552,11 @@ def _build_xmpp(section: _Section) -> XmppConfig | None:
     secret = section.text("secret", required_reason=required, secret=True)
     if not secret:
         raise section.fail("secret", "must not be empty", secret_origin)
+    host = section.parsed("host", "127.0.0.1", _host)
     config = XmppConfig(
         component_jid=component_jid,
         secret=secret,
-        host=section.parsed("host", "127.0.0.1", _host),
+        host=host,
         port=section.integer("port", 5347, minimum=1, maximum=65535),
         multicast=section.boolean("multicast", True),
         max_stanza_bytes=section.integer(
@@ -566,6 +571,8 @@ def _build_xmpp(section: _Section) -> XmppConfig | None:
             minimum=0,
             maximum=MAX_RECONNECT_QUEUE_BYTES,
         ),
+        c2s_host=section.parsed("c2s_host", host, _host),
+        c2s_port=section.integer("c2s_port", 5222, minimum=1, maximum=65535),
     )
     section.check_no_unknown_keys(XMPP_KEYS)
     return config
@@ -708,6 +715,8 @@ XMPP_KEYS = (
     "multicast",
     "max_stanza_bytes",
     "reconnect_queue_bytes",
+    "c2s_host",
+    "c2s_port",
 )
 HTTP_KEYS = (
     "listen",

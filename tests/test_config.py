@@ -591,3 +591,17 @@ def test_every_key_and_variable_is_documented() -> None:
         for key in keys:
             assert f"| `{key}` |" in table, f"[{section}] {key} is not documented"
             assert f"`{env_var(section, key)}`" in doc, env_var(section, key)
+
+
+def test_the_client_port_defaults_to_the_component_host_and_5222(write: Write) -> None:
+    xmpp = load_config(
+        write("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nhost = 'xmpp.a.lit'\n"), {}
+    ).xmpp
+    assert xmpp is not None and (xmpp.c2s_host, xmpp.c2s_port) == ("xmpp.a.lit", 5222)
+    xmpp = load_config(
+        write("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nc2s_host = 'c2s.a.lit'\n"),
+        {"BUDDYCLOUD_XMPP_C2S_PORT": "15222"},
+    ).xmpp
+    assert xmpp is not None and (xmpp.c2s_host, xmpp.c2s_port) == ("c2s.a.lit", 15222)
+    message = error_of(write("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nc2s_port = 0\n"))
+    assert "[xmpp] c2s_port: must be between 1 and 65535" in message

@@ -1,6 +1,7 @@
 """The XEP-0114 component: the stream to the XMPP server, and its reconnection.
 
-This is the only module that imports slixmpp. slixmpp parses the stream and performs the
+This and `c2s.py` (the `xmpp` sign-in method's client streams) are the modules that import
+slixmpp. slixmpp parses the stream and performs the
 handshake; every stanza addressed to the component is handed, as its ElementTree element,
 straight to `Router.handle`, without slixmpp's stanza objects, handler matching or plugin
 layers (XEP-0030 and everything else are answered by this project's own code).

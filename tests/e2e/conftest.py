@@ -147,11 +147,15 @@ def write_server_config(directory: Path, xmpp: XmppServer, storage_url: str) -> 
                 f'secret = "{xmpp.component_secret}"',
                 f'host = "{xmpp.interface}"',
                 f"port = {xmpp.component_port}",
+                f"c2s_port = {xmpp.c2s_port}",
                 "[http]",
                 'listen = "127.0.0.1:0"',
                 # A request about another domain's channel (any JID a test or the fuzz test
                 # makes up) looks that domain up in DNS: here, where nothing answers, never
                 # in the machine's resolver, so that no lookup leaves the machine.
+                # Users of the XMPP server sign in over HTTP with their XMPP password.
+                "[auth]",
+                'methods = ["database", "xmpp"]',
                 "[federation]",
                 f'nameservers = ["{NO_NAMESERVER}"]',
                 "dns_timeout = 1",
