@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -43,6 +44,7 @@ from buddycloud.services.ports import Clock, PasswordCheck
 from buddycloud.storage.base import Storage
 from buddycloud.storage.factory import open_storage
 from buddycloud.util.clock import SystemClock
+from buddycloud.util.mail import SmtpMailer
 from buddycloud.xmpp.c2s import C2sPasswordCheck
 from buddycloud.xmpp.component import ChannelComponent
 
@@ -201,6 +203,15 @@ async def build(config: Config) -> App:
             xmpp_connected = component.connected.is_set
             metrics.watch_xmpp(xmpp_connected)
             engine.use_remote(remote_servers(config, component, clock))
+        if config.mail is not None:
+            mail = config.mail
+            engine.use_mail(
+                SmtpMailer(
+                    mail.host, mail.port, mail.sender, mail.starttls, mail.user, mail.password
+                ),
+                reset_url=mail.reset_url,
+                reset_lifetime=timedelta(seconds=mail.reset_lifetime),
+            )
         checks: dict[str, PasswordCheck] = {}
         closers: list[Callable[[], Awaitable[None]]] = []
         if config.auth.remote_url is not None and "remote" in config.auth.methods:

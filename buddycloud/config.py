@@ -1,9 +1,10 @@
 """The server's configuration: a TOML file, overridable key by key from the environment.
 
 The contract (docs/config.md): one table per section, `[server]`, `[storage]`, `[xmpp]`,
-`[http]`, `[auth]` and `[federation]`; every key may also come from an environment variable named
-`BUDDYCLOUD_<SECTION>_<KEY>` (upper case), which wins over the file. With neither, the
-embedded default runs: SQLite under `./data`, HTTP on 127.0.0.1:8080 and no XMPP.
+`[http]`, `[auth]`, `[mail]` and `[federation]`; every key may also come from an
+environment variable named `BUDDYCLOUD_<SECTION>_<KEY>` (upper case), which wins over the
+file. With neither, the embedded default runs: SQLite under `./data`, HTTP on
+127.0.0.1:8080 and no XMPP.
 
 Everything is validated here, once, so that the rest of the server receives typed values.
 A mistake raises `ConfigError` naming where the value came from (file or variable), the
@@ -205,6 +206,32 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MailConfig:
+    """`[mail]`: the SMTP server that password reset mails go through. Absent: no mail.
+
+    Attributes:
+        host: the SMTP server.
+        port: its port (587, submission, by default).
+        sender: the From address (`from` in the file).
+        starttls: require STARTTLS before anything else is said.
+        user: the SMTP login, if the server wants one.
+        password: its password.
+        reset_url: the link a reset mail holds, `{token}` where the token goes; None: the
+            mail holds the token alone.
+        reset_lifetime: seconds a reset token works.
+    """
+
+    host: str
+    sender: str
+    port: int = 587
+    starttls: bool = True
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    reset_url: str | None = None
+    reset_lifetime: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
 class FederationConfig:
     """`[federation]`: how the channel servers of other domains are found.
 
@@ -234,6 +261,7 @@ class Config:
     xmpp: XmppConfig | None = None
     http: HttpConfig = field(default_factory=HttpConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    mail: MailConfig | None = None
     federation: FederationConfig = field(default_factory=FederationConfig)
 
 
@@ -676,6 +704,40 @@ def _build_auth(section: _Section) -> AuthConfig:
     return config
 
 
+def _mail_address(raw: str) -> str:
+    address = raw.strip()
+    if address.count("@") != 1 or any(char.isspace() or char in "<>," for char in address):
+        raise ValueError("must be one mail address, e.g. channels@capulet.lit")
+    return address
+
+
+def _reset_url(raw: str) -> str:
+    _http_url(raw)
+    if "{token}" not in raw:
+        raise ValueError("must hold {token}, where the reset token goes")
+    return raw
+
+
+def _build_mail(section: _Section) -> MailConfig | None:
+    if not section.present:
+        return None
+    required = "required when the [mail] section is present"
+    config = MailConfig(
+        host=section.parsed("host", None, _host, required_reason=required),
+        sender=section.parsed("from", None, _mail_address, required_reason=required),
+        port=section.integer("port", 587, minimum=1, maximum=65535),
+        starttls=section.boolean("starttls", True),
+        user=section.optional("user", _identity),
+        password=section.optional("password", _identity, secret=True),
+        reset_url=section.optional("reset_url", _reset_url),
+        reset_lifetime=section.integer("reset_lifetime", 3600, minimum=60, maximum=7 * 24 * 3600),
+    )
+    if (config.user is None) != (config.password is None):
+        raise section.fail("user", "user and password go together: set both or neither")
+    section.check_no_unknown_keys(MAIL_KEYS)
+    return config
+
+
 def _build_federation(section: _Section) -> FederationConfig:
     origin = section.origin_of("nameservers")
     nameservers = []
@@ -740,6 +802,16 @@ AUTH_KEYS = (
     "max_address_failures",
     "failure_window",
 )
+MAIL_KEYS = (
+    "host",
+    "port",
+    "from",
+    "starttls",
+    "user",
+    "password",
+    "reset_url",
+    "reset_lifetime",
+)
 FEDERATION_KEYS = (
     "nameservers",
     "discovery_ttl",
@@ -753,6 +825,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "xmpp": XMPP_KEYS,
     "http": HTTP_KEYS,
     "auth": AUTH_KEYS,
+    "mail": MAIL_KEYS,
     "federation": FEDERATION_KEYS,
 }
 
@@ -805,6 +878,7 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
         xmpp=_build_xmpp(sections["xmpp"]),
         http=_build_http(sections["http"]),
         auth=_build_auth(sections["auth"]),
+        mail=_build_mail(sections["mail"]),
         federation=_build_federation(sections["federation"]),
     )
     if "xmpp" in config.auth.methods and config.xmpp is None:

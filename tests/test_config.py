@@ -605,3 +605,40 @@ def test_the_client_port_defaults_to_the_component_host_and_5222(write: Write) -
     assert xmpp is not None and (xmpp.c2s_host, xmpp.c2s_port) == ("c2s.a.lit", 15222)
     message = error_of(write("[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nc2s_port = 0\n"))
     assert "[xmpp] c2s_port: must be between 1 and 65535" in message
+
+
+def test_mail_is_off_by_default_and_read_when_configured(write: Write) -> None:
+    assert load_config(None, {}).mail is None
+    mail = load_config(
+        write(
+            "[mail]\nhost = 'smtp.a.lit'\nfrom = 'channels@a.lit'\nport = 2525\n"
+            "starttls = false\nuser = 'channels'\npassword = 'smtp-secret'\n"
+            "reset_url = 'https://app.a.lit/reset?t={token}'\nreset_lifetime = 600\n"
+        ),
+        {},
+    ).mail
+    assert mail is not None
+    assert (mail.host, mail.port, mail.sender, mail.starttls) == (
+        "smtp.a.lit",
+        2525,
+        "channels@a.lit",
+        False,
+    )
+    assert (mail.user, mail.password) == ("channels", "smtp-secret")
+    assert (mail.reset_url, mail.reset_lifetime) == ("https://app.a.lit/reset?t={token}", 600)
+    assert "smtp-secret" not in repr(mail)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("from = 'c@a.lit'", "[mail] host: required"),
+        ("host = 'smtp.a.lit'", "[mail] from: required"),
+        ("host = 'h'\nfrom = 'not an address'", "[mail] from: must be one mail address"),
+        ("host = 'h'\nfrom = 'c@a.lit'\nuser = 'u'", "[mail] user: user and password go"),
+        ("host = 'h'\nfrom = 'c@a.lit'\nreset_url = 'https://a/x'", "reset_url: must hold"),
+        ("host = 'h'\nfrom = 'c@a.lit'\nreset_lifetime = 10", "reset_lifetime: must be between"),
+    ],
+)
+def test_bad_mail_values_are_named(write: Write, text: str, expected: str) -> None:
+    assert expected in error_of(write(f"[mail]\n{text}\n"))

@@ -206,6 +206,13 @@ class NotAuthenticated(ChannelError):
     """The credentials are wrong, or name no account; which of the two is never said."""
 
 
+class InvalidResetToken(BadRequest):
+    """A password reset token is unknown, used already, or expired (which, is not said)."""
+
+    def __init__(self) -> None:
+        super().__init__("the reset token is unknown, used already, or expired")
+
+
 class SignInUnavailable(ChannelError):
     """The credentials could not be checked now: the service that checks them (the app's
     own API, the XMPP server) is slow, down, or answered nonsense."""

@@ -301,6 +301,19 @@ SCHEMAS: dict[str, Json] = {
             "username": _string("if given, the signed-in user"),
         },
     },
+    "ResetRequest": {
+        "type": "object",
+        "required": ["username"],
+        "properties": {"username": _string("user@domain, or user of this server's domain")},
+    },
+    "ResetConfirm": {
+        "type": "object",
+        "required": ["token", "password"],
+        "properties": {
+            "token": _string("the token the reset mail held"),
+            "password": _string(minLength=8, maxLength=1024),
+        },
+    },
     "Credentials": {
         "type": "object",
         "required": ["username", "password"],
@@ -533,6 +546,26 @@ PATHS: dict[str, Json] = {
             (400, 401, 403, 404, 413, 415),
             body=_json_body(_ref("PasswordChange")),
             auth="required",
+            tag="accounts",
+        )
+    },
+    "/api/account/pw/reset": {
+        "post": _operation(
+            "Mail a one-time password reset token (the same answer for any name)",
+            {202: _json("accepted", {"type": "object"})},
+            (400, 413, 415),
+            body=_json_body(_ref("ResetRequest")),
+            auth="none",
+            tag="accounts",
+        )
+    },
+    "/api/account/pw/reset/confirm": {
+        "post": _operation(
+            "Set a new password with a reset token; every sign-in of the account ends",
+            {200: _json("the account whose password changed", _ref("Account"))},
+            (400, 413, 415),
+            body=_json_body(_ref("ResetConfirm")),
+            auth="none",
             tag="accounts",
         )
     },
@@ -878,6 +911,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/api/account", "post"): "account_post",
     ("/api/account", "delete"): "account_delete",
     ("/api/account/pw/change", "post"): "password_change_post",
+    ("/api/account/pw/reset", "post"): "password_reset_post",
+    ("/api/account/pw/reset/confirm", "post"): "password_reset_confirm_post",
     ("/api/auth/token", "post"): "token_post",
     ("/api/auth/token", "delete"): "token_delete",
     ("/api/openapi.json", "get"): "openapi_get",

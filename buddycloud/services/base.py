@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 
 from buddycloud.domain.errors import BadRequest, NotLocalUser, Unsupported, UntrustedServer
 from buddycloud.domain.events import Event
@@ -18,7 +19,7 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.permissions import READ_TABLE, Operation, may, require
 from buddycloud.services.config import EngineConfig
-from buddycloud.services.ports import Clock, EventListener, RemoteChannels
+from buddycloud.services.ports import Clock, EventListener, MailSender, RemoteChannels
 from buddycloud.storage.base import NodeContext, Storage
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,18 @@ class EngineBase:
         self.config = config
         self._listeners: list[EventListener] = []
         self.remote: RemoteChannels | None = None
+        self.mailer: MailSender | None = None
+        self.reset_url: str | None = None
+        self.reset_lifetime = timedelta(hours=1)
+
+    def use_mail(
+        self, mailer: MailSender, *, reset_url: str | None, reset_lifetime: timedelta
+    ) -> None:
+        """Send password reset mails through `mailer`; `reset_url` is the link they hold,
+        with `{token}` where the token goes (None: the mail holds the token alone)."""
+        self.mailer = mailer
+        self.reset_url = reset_url
+        self.reset_lifetime = reset_lifetime
 
     def use_remote(self, remote: RemoteChannels) -> None:
         """Reach the channels of other domains through `remote` (federation). Without

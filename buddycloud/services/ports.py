@@ -32,6 +32,13 @@ class PasswordCheck(Protocol):
         """
 
 
+class MailSender(Protocol):
+    """Sends one plain-text mail (password resets); `buddycloud.util.mail.SmtpMailer`."""
+
+    async def __call__(self, to: str, subject: str, body: str) -> None:
+        """Raises OSError (or a subclass) when the mail could not be handed over."""
+
+
 class RemoteChannels(Protocol):
     """The channels of other domains, as their authoritative channel servers answer.
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import re
 import secrets
@@ -29,7 +30,9 @@ from buddycloud.domain.errors import (
     AccountNotFound,
     InvalidConfiguration,
     InvalidJid,
+    InvalidResetToken,
     NotAuthenticated,
+    Unsupported,
 )
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import Account, Page, PageRequest
@@ -166,6 +169,78 @@ class UserOps(AccountOps):
     async def server_key(self, name: str) -> str:
         """A random key the server made once for itself, shared by all its workers."""
         return await self.storage.get_or_insert_server_key(name, secrets.token_urlsafe(48))
+
+    # --- password resets by email ------------------------------------------------------
+
+    def require_mail(self) -> None:
+        """Raises Unsupported when this server sends no mail (no `[mail]` section)."""
+        if self.mailer is None:
+            raise Unsupported(
+                "password-reset", "this server sends no mail, so passwords are not reset by mail"
+            )
+
+    async def request_password_reset(self, username: str) -> None:
+        """Mail the account a one-time token for a new password; do nothing, and say
+        nothing, when no account has the name.
+
+        The token is kept only as its SHA-256 digest, works once, and expires after
+        `reset_lifetime`; asking again leaves the earlier tokens working until one is used.
+
+        Raises:
+            Unsupported: this server sends no mail.
+            OSError: the mail could not be handed to the mail server.
+        """
+        self.require_mail()
+        assert self.mailer is not None
+        try:
+            jid = self.account_jid(username)
+        except InvalidJid:
+            return
+        account = await self.storage.find_account(jid)
+        if account is None:
+            return
+        token = secrets.token_urlsafe(32)
+        expires = self.clock.now() + self.reset_lifetime
+        await self.storage.insert_password_reset(_digest(token), jid, expires)
+        minutes = int(self.reset_lifetime.total_seconds() // 60)
+        if self.reset_url is not None:
+            how = f"Choose a new one here:\n\n  {self.reset_url.replace('{token}', token)}\n"
+        else:
+            how = (
+                f"Your reset code:\n\n  {token}\n\nSend it with your new password to "
+                "POST /api/account/pw/reset/confirm.\n"
+            )
+        body = (
+            f"Someone, probably you, asked for a new password for {jid}.\n\n{how}\n"
+            f"It works once, within {minutes} minutes. If you did not ask, ignore this mail: "
+            "your password stays as it is.\n"
+        )
+        await self.mailer(account.email, f"A new password for {jid}", body)
+        log.info("password reset for %s mailed", jid)
+
+    async def confirm_password_reset(self, token: str, password: str) -> Jid:
+        """Set the password of the account a reset token was mailed for; the token is used
+        up, and every sign-in of the account ends.
+
+        Raises:
+            InvalidConfiguration: the password is not acceptable (the token stays good).
+            InvalidResetToken: the token is unknown, used already, or expired.
+        """
+        _check_password(password)
+        if not token or len(token) > 256:
+            raise InvalidResetToken()
+        jid = await self.storage.take_password_reset(_digest(token), self.clock.now())
+        if jid is None:
+            raise InvalidResetToken()
+        try:
+            await self.change_password(jid, password)
+        except AccountNotFound:
+            raise InvalidResetToken() from None  # the account went meanwhile
+        return jid
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _check_password(password: str) -> None:

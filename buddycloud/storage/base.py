@@ -427,6 +427,13 @@ class Storage(Protocol):
     async def raise_sign_in_generation(self, jid: Jid) -> int:
         """Add one to the user's sign-in generation, and return the new one."""
 
+    async def insert_password_reset(self, token_digest: str, jid: Jid, expires: datetime) -> None:
+        """Keep a password reset token's digest until `expires`."""
+
+    async def take_password_reset(self, token_digest: str, now: datetime) -> Jid | None:
+        """The account a reset token resets, once: the token goes as it is taken, and so
+        do the account's other tokens. None when unknown, taken already, or expired."""
+
     # --- archive ----------------------------------------------------------------------------
 
     async def list_archive(self, query: ArchiveQuery, page: PageRequest) -> Page[ArchiveEntry]:

@@ -1431,6 +1431,21 @@ async def test_sign_in_generations_start_at_zero_and_only_go_up(storage: Storage
     assert await storage.find_sign_in_generation(romeo) == 0
 
 
+async def test_a_password_reset_is_taken_once_and_not_after_it_expires(storage: Storage) -> None:
+    juliet, romeo = Jid.parse("juliet@capulet.lit"), Jid.parse("romeo@capulet.lit")
+    await storage.insert_password_reset("first", juliet, at(100))
+    await storage.insert_password_reset("second", juliet, at(100))
+    await storage.insert_password_reset("romeo's", romeo, at(100))
+    await storage.insert_password_reset("stale", romeo, at(5))
+
+    assert await storage.take_password_reset("first", at(10)) == juliet
+    assert await storage.take_password_reset("first", at(10)) is None
+    assert await storage.take_password_reset("second", at(10)) is None  # one reset per account
+    assert await storage.take_password_reset("stale", at(10)) is None
+    assert await storage.take_password_reset("unknown", at(10)) is None
+    assert await storage.take_password_reset("romeo's", at(100)) is None  # expired now
+
+
 # --- the archive of changes -------------------------------------------------------------
 
 

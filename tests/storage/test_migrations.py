@@ -42,6 +42,7 @@ EXPECTED_TABLES = {
     "accounts",
     "server_keys",
     "sign_in_generations",
+    "password_resets",
 }
 
 

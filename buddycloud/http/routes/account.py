@@ -5,9 +5,13 @@ Rows 1-4 of the reference's endpoint table (section 9.2), over the built-in user
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from buddycloud.domain.jid import Jid
 from buddycloud.http.errors import ApiError
 from buddycloud.http.requests import (
     context,
@@ -60,3 +64,47 @@ async def password_change_post(request: Request) -> Response:
     await http.engine.change_password(user.jid, password)
     http.authenticator.forget(user.jid)
     return Response(status_code=200)
+
+
+log = logging.getLogger(__name__)
+# Reset mails being sent: kept so that they are not collected before they finish.
+_MAILING: set[asyncio.Task[None]] = set()
+
+
+async def password_reset_post(request: Request) -> Response:
+    """`POST /api/account/pw/reset` `{username}`: mail the account a one-time reset token.
+
+    The answer is the same, and as quick, whether or not the account exists: the mail is
+    sent after the answer.
+    """
+    body = await json_object(request)
+    username = string_field(body, "username")
+    assert username is not None
+    engine = context(request).engine
+    engine.require_mail()
+    task = asyncio.create_task(_mail_reset(request, username))
+    _MAILING.add(task)
+    task.add_done_callback(_MAILING.discard)
+    return JSONResponse(
+        {"message": "if an account has that name, a mail is on its way to its address"},
+        status_code=202,
+    )
+
+
+async def _mail_reset(request: Request, username: str) -> None:
+    try:
+        await context(request).engine.request_password_reset(username)
+    except Exception:
+        log.exception("a password reset mail could not be sent")
+
+
+async def password_reset_confirm_post(request: Request) -> Response:
+    """`POST /api/account/pw/reset/confirm` `{token, password}`: the new password."""
+    body = await json_object(request)
+    token = string_field(body, "token")
+    password = string_field(body, "password")
+    assert token is not None and password is not None
+    http = context(request)
+    user: Jid = await http.engine.confirm_password_reset(token, password)
+    http.authenticator.forget(user)
+    return JSONResponse({"username": str(user)})

@@ -205,3 +205,13 @@ sign_in_generations = sa.Table(
     sa.Column("jid", key_text(), primary_key=True),
     sa.Column("generation", sa.BigInteger(), nullable=False),
 )
+
+# Password resets by email: the SHA-256 digest of each one-time token (never the token),
+# whose account it resets, and until when.
+password_resets = sa.Table(
+    "password_resets",
+    metadata,
+    sa.Column("token_digest", key_text(), primary_key=True),
+    sa.Column("jid", key_text(), nullable=False),
+    sa.Column("expires", UtcDateTime(), nullable=False),
+)

@@ -90,6 +90,7 @@ from buddycloud.storage.sql.schema import (
     channels,
     items,
     memberships,
+    password_resets,
     server_keys,
     sign_in_generations,
 )
@@ -1750,6 +1751,38 @@ class SqlStorage:
                     ).scalar_one()
                 )
             return 1
+
+        return await self._db.write(work)
+
+    async def insert_password_reset(self, token_digest: str, jid: Jid, expires: datetime) -> None:
+        values = {"token_digest": token_digest, "jid": str(jid), "expires": expires}
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.insert(password_resets).values(values))
+
+        await self._db.write(work)
+
+    async def take_password_reset(self, token_digest: str, now: datetime) -> Jid | None:
+        def work(conn: sa.Connection) -> Jid | None:
+            table = password_resets
+            row = (
+                conn.execute(
+                    sa.delete(table)
+                    .where(table.c.token_digest == token_digest)
+                    .returning(table.c.jid, table.c.expires)
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            # One reset per account: its other tokens, and every expired one, go too.
+            conn.execute(
+                sa.delete(table).where((table.c.jid == row["jid"]) | (table.c.expires <= now))
+            )
+            if row["expires"] <= now:
+                return None
+            return Jid.parse(row["jid"])
 
         return await self._db.write(work)
 
