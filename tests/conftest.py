@@ -18,7 +18,10 @@ from buddycloud.storage.base import Storage
 POSTGRES_ENV = "BUDDYCLOUD_TEST_POSTGRES"
 T = TypeVar("T")
 STORAGE_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-TABLES = "channels, nodes, memberships, items, accounts"
+TABLES = (
+    "channels, nodes, memberships, items, accounts, server_keys, sign_in_generations, "
+    "password_resets"
+)
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:

@@ -265,6 +265,8 @@ class Authenticator:
         account is made."""
         if jid not in self._registered:
             await self._engine.register(jid)
+            if len(self._registered) >= CACHE_SIZE:
+                self._registered.clear()  # registering again is harmless, only slower
             self._registered.add(jid)
 
     async def _bearer(self, token: str) -> Requester:
