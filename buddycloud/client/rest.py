@@ -208,11 +208,9 @@ class Client:
             Unauthorized: wrong credentials (whatever the reason).
             TooManyRequests: too many failures; see `retry_after`.
         """
+        # The credentials go as HTTP Basic only: the server refuses them in two places.
         value = await self._json(
-            "POST",
-            "/api/auth/token",
-            body={"username": username, "password": password},
-            authorization=_basic(username, password),
+            "POST", "/api/auth/token", authorization=_basic(username, password)
         )
         token = read_token(value)
         self._session = _TokenSession(token, asyncio.get_running_loop().time())

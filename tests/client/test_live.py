@@ -84,7 +84,7 @@ async def test_wrong_credentials_end_the_events_without_reconnecting(server: Ser
         events = wrong.events(reconnect_delay=0.01)
         with pytest.raises(LiveClosed) as refused:
             await events.connect()
-        assert (refused.value.code, refused.value.error) == (4401, "not-authenticated")
+        assert (refused.value.code, refused.value.error) == (4401, "not-authorized")
         with pytest.raises(StopAsyncIteration):
             await events.__anext__()
 

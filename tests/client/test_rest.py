@@ -46,7 +46,7 @@ async def test_wrong_credentials_raise_unauthorized_with_the_servers_error_name(
         with pytest.raises(Unauthorized) as refused:
             await wrong.check()
     assert refused.value.status == 401
-    assert refused.value.error == "not-authenticated"
+    assert refused.value.error == "not-authorized"
     assert refused.value.message
 
 

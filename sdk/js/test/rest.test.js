@@ -24,9 +24,8 @@ async function user(prefix = "user") {
   return client;
 }
 
-// Wrong credentials: 401 `not-authorized` by the sign-in token contract; servers from
-// before it answer `not-authenticated`.
-const WRONG_CREDENTIALS = ["not-authorized", "not-authenticated"];
+// Wrong credentials: 401 `not-authorized`, whatever the reason (the sign-in token contract).
+const WRONG_CREDENTIALS = ["not-authorized"];
 
 async function rejects(promise, status, error) {
   await assert.rejects(promise, (thrown) => {
