@@ -41,7 +41,7 @@ from buddycloud.prosody import PrivateProsody, ProsodySettings, ProsodyStartFail
 from buddycloud.services.config import EngineConfig
 from buddycloud.services.engine import Engine
 from buddycloud.services.ports import Clock, PasswordCheck
-from buddycloud.storage.base import Storage
+from buddycloud.storage.base import Storage, redact_url
 from buddycloud.storage.factory import open_storage
 from buddycloud.util.clock import SystemClock
 from buddycloud.util.mail import SmtpMailer
@@ -462,7 +462,7 @@ def _settled_garbage_collector() -> Iterator[None]:
 
 
 def _announce(app: App, prosody: PrivateProsody | None, out: TextIO) -> None:
-    log.info("storage open: %s", _redacted(app.config.storage.url))
+    log.info("storage open: %s", redact_url(app.config.storage.url))
     if app.config.xmpp is None:
         log.info("no XMPP: add an [xmpp] section or run with --with-prosody to serve XMPP clients")
     else:
@@ -477,22 +477,28 @@ def _announce(app: App, prosody: PrivateProsody | None, out: TextIO) -> None:
 
 
 async def _notice_connection(component: ChannelComponent, stop: asyncio.Event) -> None:
-    """Log once if the first handshake is slow; never blocks shutdown."""
-    connected = asyncio.ensure_future(component.connected.wait())
+    """Wait for the first handshake (or a stop); log once if it is slow.
+
+    Raises:
+        ComponentRefused: the XMPP server refused the component or could not be reached
+            on the first attempt: the server does not start (later outages are retried).
+    """
+    first = asyncio.ensure_future(component.first_connection())
     stopped = asyncio.ensure_future(stop.wait())
     try:
         done, _ = await asyncio.wait(
-            {connected, stopped},
-            timeout=CONNECT_NOTICE_SECONDS,
-            return_when=asyncio.FIRST_COMPLETED,
+            {first, stopped}, timeout=CONNECT_NOTICE_SECONDS, return_when=asyncio.FIRST_COMPLETED
         )
         if not done:
             log.warning(
-                "the XMPP component has not connected after %.0f s; still retrying",
+                "the XMPP component has not connected after %.0f s; still waiting",
                 CONNECT_NOTICE_SECONDS,
             )
+            done, _ = await asyncio.wait({first, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if first in done:
+            first.result()  # raises ComponentRefused
     finally:
-        for task in (connected, stopped):
+        for task in (first, stopped):
             task.cancel()
 
 
@@ -508,12 +514,3 @@ def _install_signal_handlers(
             continue
         installed.append(signum)
     return installed
-
-
-def _redacted(url: str) -> str:
-    """A storage URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"

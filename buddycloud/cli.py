@@ -1,7 +1,10 @@
 """The `buddycloud` command: `serve`, `migrate`, `user`, `--version`.
 
 Exit status: 0 on success, 1 when the command failed while running (one line on stderr),
-2 for a bad command line or a bad configuration (one line on stderr, never a traceback).
+2 for a bad command line, a bad configuration, or a deployment that cannot start: storage
+that cannot be opened (missing database, refused credentials, unreachable host, a schema
+too old or too new) or an XMPP server that refuses the component or cannot be reached
+(one line on stderr, never a traceback).
 
 `buddycloud user add|passwd|delete|list` manage the built-in user database through the
 engine, on the storage `[storage] url` names. Passwords are asked twice on the terminal,
@@ -25,12 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Protocol, TextIO, cast
 
 from buddycloud import __version__
-from buddycloud.config import Config, ConfigError, load_config
+from buddycloud.config import Config, ConfigError, load_config, log_level
 from buddycloud.domain.errors import ChannelError
 from buddycloud.domain.model import PageRequest
 from buddycloud.domain.times import format_datetime
-from buddycloud.storage.base import SchemaVersionMismatch
-from buddycloud.util.logs import context_handler
+from buddycloud.util import logs
+from buddycloud.util.errors import CannotStart
 
 if TYPE_CHECKING:
     from buddycloud.services.engine import Engine
@@ -89,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the server",
         description="Run the server: HTTP edge, and the XMPP component when [xmpp] is set.",
     )
-    serve.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    _add_common(serve, config_help)
     serve.add_argument(
         "--with-prosody",
         action="store_true",
@@ -101,9 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="create or upgrade the database schema",
         description="Create or upgrade the database schema named by [storage] url.",
     )
-    migrate.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    _add_common(migrate, config_help)
     _add_user_commands(commands, config_help)
     return parser
+
+
+def _add_common(command: argparse.ArgumentParser, config_help: str) -> None:
+    command.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    command.add_argument(
+        "--log-level",
+        type=_log_level_argument,
+        metavar="LEVEL",
+        help="the least severe log lines written: debug, info, warning or error (instead "
+        "of [log] level)",
+    )
 
 
 def _add_user_commands(commands: argparse._SubParsersAction[_Parser], config_help: str) -> None:
@@ -129,7 +143,7 @@ def _add_user_commands(commands: argparse._SubParsersAction[_Parser], config_hel
     add.add_argument("name", metavar="NAME", help="user or user@domain")
     add.add_argument("--email", required=True, help="the account's email address")
     add.add_argument("--password-stdin", action="store_true", help=password_stdin)
-    add.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    _add_common(add, config_help)
     passwd = actions.add_parser(
         "passwd",
         allow_abbrev=False,  # `--password X` must not pass for `--password-stdin`
@@ -138,7 +152,7 @@ def _add_user_commands(commands: argparse._SubParsersAction[_Parser], config_hel
     )
     passwd.add_argument("name", metavar="NAME", help="user or user@domain")
     passwd.add_argument("--password-stdin", action="store_true", help=password_stdin)
-    passwd.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    _add_common(passwd, config_help)
     delete = actions.add_parser(
         "delete",
         allow_abbrev=False,  # `--password X` must not pass for `--password-stdin`
@@ -147,7 +161,7 @@ def _add_user_commands(commands: argparse._SubParsersAction[_Parser], config_hel
         "its follows go too, as when the user deletes it.",
     )
     delete.add_argument("name", metavar="NAME", help="user or user@domain")
-    delete.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    _add_common(delete, config_help)
     listing = actions.add_parser(
         "list",
         allow_abbrev=False,
@@ -155,7 +169,7 @@ def _add_user_commands(commands: argparse._SubParsersAction[_Parser], config_hel
         description="Print one line per account, ordered by address: the address, the "
         "email and the creation time, separated by tabs.",
     )
-    listing.add_argument("--config", type=Path, metavar="FILE", help=config_help)
+    _add_common(listing, config_help)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -185,15 +199,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         config = load_config(args.config, environ)
         if args.command == "user":
             # Quiet: the command prints its own outcome; warnings and errors still show.
-            _configure_logging(logging.WARNING)
+            _configure_logging(config, args.log_level, logging.WARNING)
             return _user(config, args)
-        _configure_logging()
+        _configure_logging(config, args.log_level)
         if args.command == "migrate":
             return _migrate(config)
         return _serve(config, with_prosody=args.with_prosody)
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, CannotStart) as exc:
         return _fail(str(exc), EXIT_USAGE)
-    except (ChannelError, SchemaVersionMismatch, OSError, CommandFailed) as exc:
+    except (ChannelError, OSError, CommandFailed) as exc:
         return _fail(_describe(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -290,12 +304,21 @@ async def _wait(awaitable: object) -> None:
     await cast("asyncio.Future[object]", awaitable)
 
 
-def _configure_logging(level: int = logging.INFO) -> None:
-    if not logging.getLogger().handlers:
-        # Each line written while a request is handled names it (buddycloud.util.logs).
-        logging.basicConfig(level=level, handlers=[context_handler(logging.StreamHandler())])
-        # Alembic announces each of its plugins at INFO on every migration run.
-        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+def _configure_logging(config: Config, given: str | None, default: int | None = None) -> None:
+    """The log at `--log-level` when given, else at `default` when given, else at `[log]
+    level`; in `[log] format`."""
+    if given is not None:
+        level = logs.level_number(given)
+    else:
+        level = logs.level_number(config.log.level) if default is None else default
+    logs.configure(level, config.log.format)
+
+
+def _log_level_argument(raw: str) -> str:
+    try:
+        return log_level(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,7 +1,7 @@
 """The server's configuration: a TOML file, overridable key by key from the environment.
 
 The contract (docs/config.md): one table per section, `[server]`, `[storage]`, `[xmpp]`,
-`[http]`, `[auth]`, `[mail]` and `[federation]`; every key may also come from an
+`[http]`, `[auth]`, `[mail]`, `[federation]` and `[log]`; every key may also come from an
 environment variable named `BUDDYCLOUD_<SECTION>_<KEY>` (upper case), which wins over the
 file. With neither, the embedded default runs: SQLite under `./data`, HTTP on
 127.0.0.1:8080 and no XMPP.
@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from buddycloud.domain.errors import InvalidConfiguration, InvalidJid, InvalidNodeId
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import WELL_KNOWN_NODES, AccessModel, Role, check_node_name
+from buddycloud.util.logs import FORMATS, LEVELS, LogFormat
 
 ENV_PREFIX = "BUDDYCLOUD_"
 DEFAULT_DOMAIN = "localhost"
@@ -253,6 +254,19 @@ class FederationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LogConfig:
+    """`[log]`: what the server writes to standard error.
+
+    Attributes:
+        level: the least severe lines written: `debug`, `info`, `warning` or `error`.
+        format: `text` (one line per record) or `json` (one JSON object per line).
+    """
+
+    level: str = "info"
+    format: LogFormat = "text"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration. `xmpp` is None when the server runs without XMPP."""
 
@@ -263,6 +277,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     mail: MailConfig | None = None
     federation: FederationConfig = field(default_factory=FederationConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
 
 # --- reading raw values ----------------------------------------------------------------
@@ -757,6 +772,31 @@ def _build_federation(section: _Section) -> FederationConfig:
     return config
 
 
+def log_level(raw: str) -> str:
+    """A log level name, lower-cased; ValueError naming the choices otherwise."""
+    level = raw.strip().lower()
+    if level not in LEVELS:
+        raise ValueError(f"must be one of {', '.join(LEVELS)}")
+    return level
+
+
+def _log_format(raw: str) -> LogFormat:
+    if raw == "text":
+        return "text"
+    if raw == "json":
+        return "json"
+    raise ValueError(f"must be one of {', '.join(FORMATS)}")
+
+
+def _build_log(section: _Section) -> LogConfig:
+    config = LogConfig(
+        level=section.parsed("level", "info", log_level),
+        format=section.parsed("format", "text", _log_format),
+    )
+    section.check_no_unknown_keys(LOG_KEYS)
+    return config
+
+
 SERVER_KEYS = (
     "domain",
     "topics_domain",
@@ -819,6 +859,7 @@ FEDERATION_KEYS = (
     "dns_timeout",
     "request_timeout",
 )
+LOG_KEYS = ("level", "format")
 SECTIONS: dict[str, tuple[str, ...]] = {
     "server": SERVER_KEYS,
     "storage": STORAGE_KEYS,
@@ -827,6 +868,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "auth": AUTH_KEYS,
     "mail": MAIL_KEYS,
     "federation": FEDERATION_KEYS,
+    "log": LOG_KEYS,
 }
 
 
@@ -880,6 +922,7 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
         auth=_build_auth(sections["auth"]),
         mail=_build_mail(sections["mail"]),
         federation=_build_federation(sections["federation"]),
+        log=_build_log(sections["log"]),
     )
     if "xmpp" in config.auth.methods and config.xmpp is None:
         raise ConfigError(

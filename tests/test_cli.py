@@ -253,7 +253,7 @@ def test_migrate_reports_an_unreachable_database_on_one_line(tmp_path: Path) -> 
     result = run_cli(
         "migrate", cwd=tmp_path, env={"BUDDYCLOUD_STORAGE_URL": "postgresql://u@127.0.0.1:1/x"}
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith("buddycloud: error: ")
     assert "127.0.0.1" in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr

@@ -12,6 +12,7 @@ from buddycloud.config import (
     SECTIONS,
     Config,
     ConfigError,
+    LogConfig,
     env_var,
     load_config,
 )
@@ -350,6 +351,12 @@ def test_unknown_key_from_the_environment_names_the_variable() -> None:
             "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\nreconnect_queue_bytes = -1",
             "[xmpp] reconnect_queue_bytes: must be between 0 and 1073741824, got -1",
         ),
+        (
+            "[log]\nlevel = 'chatty'",
+            "[log] level: must be one of debug, info, warning, error (got 'chatty')",
+        ),
+        ("[log]\nformat = 'xml'", "[log] format: must be one of text, json (got 'xml')"),
+        ("[log]\ncolour = true", "[log] colour: unknown key (known keys: level, format)"),
     ],
 )
 def test_bad_values_name_file_section_key_and_reason(
@@ -642,3 +649,10 @@ def test_mail_is_off_by_default_and_read_when_configured(write: Write) -> None:
 )
 def test_bad_mail_values_are_named(write: Write, text: str, expected: str) -> None:
     assert expected in error_of(write(f"[mail]\n{text}\n"))
+
+
+def test_log_section_defaults_and_values(write: Write) -> None:
+    assert load_config(None, {}).log == LogConfig("info", "text")
+    path = write("[log]\nlevel = 'WARNING'\nformat = 'json'\n")
+    assert load_config(path, {}).log == LogConfig("warning", "json")
+    assert load_config(path, {"BUDDYCLOUD_LOG_LEVEL": "debug"}).log.level == "debug"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ from buddycloud.domain.model import (
 from buddycloud.domain.permissions import Operation, public_models
 from buddycloud.services.base import EngineBase, role_of, search_words
 from buddycloud.services.config import ConfigUpdate, NodeView
+
+log = logging.getLogger(__name__)
 
 TOP_WINDOW = timedelta(days=7)  # how far back the top channels are counted
 
@@ -121,6 +124,7 @@ class ChannelOps(EngineBase):
             channel, owner.bare, Role.OWNER, SubscriptionState.SUBSCRIBED, now
         )
         await self.storage.create_channel(created, nodes, owner_membership)
+        log.info("channel %s created (%s, owner %s)", channel, channel_type.value, owner.bare)
         return created
 
     async def register(self, requester: Jid) -> Channel:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -33,6 +34,8 @@ from buddycloud.domain.permissions import Operation, check_invitation, check_rol
 from buddycloud.services.base import READ_BATCH, role_of, state_of
 from buddycloud.services.channels import ChannelOps
 from buddycloud.storage.base import NodeContext
+
+log = logging.getLogger(__name__)
 
 _STAFF = frozenset({Role.OWNER, Role.MODERATOR})
 # Fields of subscriptions-with-configuration filters (ProtoXEP 7.1), wire-neutral names.
@@ -425,6 +428,14 @@ class FollowOps(ChannelOps):
             and state_of(previous) is not SubscriptionState.NONE
         )
         with_role = ended or membership.role is not role_of(previous)
+        log.info(
+            "%s: the subscription of %s is now %s%s (role %s)",
+            channel.jid,
+            membership.jid,
+            membership.subscription.value,
+            ", temporary" if membership.temporary else "",
+            membership.role.value,
+        )
         await self._emit(SubscriptionChanged(channel, node, membership, audience, with_role))
 
     # --- lists ----------------------------------------------------------------------------

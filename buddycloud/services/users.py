@@ -105,6 +105,7 @@ class UserOps(AccountOps):
             jid = None
         if not await self.check_password(jid, password) or jid is None:
             raise NotAuthenticated()
+        log.info("%s signed in", jid)
         return jid
 
     async def check_password(self, user: Jid | None, password: str) -> bool:

@@ -33,10 +33,29 @@ from buddycloud.domain.model import (
     Thread,
 )
 from buddycloud.domain.permissions import ReadScope
+from buddycloud.util.errors import CannotStart
 
 
-class SchemaVersionMismatch(Exception):
-    """The database schema is not the version this code expects: run `buddycloud migrate`."""
+class StorageUnavailable(CannotStart):
+    """The storage cannot be opened or migrated: the database is missing, refuses the
+    credentials, cannot be reached, or its schema is not this code's.
+
+    The message is one line naming the storage URL (its password hidden) and what to do.
+    """
+
+
+class SchemaVersionMismatch(StorageUnavailable):
+    """The database schema is not the version this code expects: run `buddycloud migrate`
+    (an older schema), or upgrade the server (a newer one)."""
+
+
+def redact_url(url: str) -> str:
+    """A storage URL as it may be shown: without its password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 class StorageClosed(RuntimeError):

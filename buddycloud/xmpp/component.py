@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import random
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
@@ -34,6 +35,7 @@ from slixmpp import ComponentXMPP
 
 from buddycloud.domain.jid import Jid
 from buddycloud.services.engine import Engine
+from buddycloud.util.errors import CannotStart
 from buddycloud.xmpp.fitting import DEFAULT_MAX_STANZA_BYTES, fits
 from buddycloud.xmpp.multicast import QueryFailed, QueryTimeout, discover
 from buddycloud.xmpp.namespaces import NS_COMPONENT, qname
@@ -50,6 +52,46 @@ _IQ = qname(NS_COMPONENT, "iq")
 _MESSAGE = qname(NS_COMPONENT, "message")
 QUERY_TIMEOUT = 10.0
 DEFAULT_RECONNECT_QUEUE_BYTES = 16 * 1024 * 1024
+_NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
+
+
+class ComponentRefused(CannotStart):
+    """The first connection to the XMPP server failed: it refused the component (a wrong
+    secret, an undeclared component JID) or could not be reached. The message says which,
+    where, and what to do."""
+
+
+def describe_stream_error(error: Element) -> str:
+    """A stream error as `condition (text)`, e.g. `not-authorized (Given token does not
+    match calculated token)`."""
+    condition = "undefined-condition"
+    text = ""
+    for child in error:
+        namespace, _, name = child.tag.rpartition("}")
+        if namespace.lstrip("{") != _NS_STREAMS:
+            continue
+        if name == "text":
+            text = (child.text or "").strip()
+        else:
+            condition = name
+    return f"{condition} ({text})" if text else condition
+
+
+def refusal_advice(condition: str) -> str:
+    """What to do when the XMPP server ends the component's stream with `condition`."""
+    if condition.startswith("not-authorized"):
+        return (
+            "the component secret differs from the XMPP server's: make [xmpp] secret the "
+            "one declared for the component there"
+        )
+    if condition.startswith(("host-unknown", "improper-addressing", "host-gone")):
+        return (
+            "the XMPP server has no component of that name: declare [xmpp] component_jid "
+            'there (Prosody: Component "<jid>"; ejabberd: ejabberd_service hosts)'
+        )
+    if condition.startswith("conflict"):
+        return "another process is connected as that component: stop it first"
+    return "see the XMPP server's log"
 
 
 class _ChannelStream(ComponentXMPP):
@@ -163,6 +205,9 @@ class ChannelComponent:
         self.server_domain = server_domain or self.jid.domain.partition(".")[2] or self.jid.domain
         self._queries: dict[str, tuple[str, asyncio.Future[Element]]] = {}
         self._query_ids = itertools.count(1)
+        # Why the last attempt to connect ended without a session (None while unknown).
+        self._failure: str | None = None
+        self._first_outcome: asyncio.Future[str | None] | None = None
 
     # --- StanzaSink -----------------------------------------------------------------------
 
@@ -271,7 +316,23 @@ class ChannelComponent:
             self.engine.add_listener(self.notifier)
             self._listening = True
         self._stopping = False
+        self._first_outcome = asyncio.get_running_loop().create_future()
         self._supervisor = asyncio.create_task(self._supervise(), name="xmpp-component")
+
+    async def first_connection(self) -> None:
+        """Wait for the outcome of the first attempt to connect after `start`.
+
+        Raises:
+            ComponentRefused: that attempt failed: the XMPP server refused the component
+                or could not be reached. The component stops trying.
+        """
+        if self._first_outcome is None:
+            raise RuntimeError("first_connection() before start()")
+        failure = await asyncio.shield(self._first_outcome)
+        if failure is None:
+            return
+        await self.stop()
+        raise ComponentRefused(f"XMPP server at {self.host}:{self.port}: {failure}")
 
     async def stop(self) -> None:
         """Close the stream and stop reconnecting. Safe to call twice."""
@@ -314,10 +375,13 @@ class ChannelComponent:
         """Run one stream until it ends. True if the handshake had succeeded."""
         stream = self._make_stream()
         self._stream = stream
+        self._failure = None
         session = {"started": False}
 
         def on_session_start(_: Any) -> None:
             session["started"] = True
+            self._failure = None
+            self._settle_first(None)
             self.connected.set()
             log.info("component %s connected to %s:%s", self.jid, self.host, self.port)
             self._send_waiting(stream)
@@ -329,9 +393,29 @@ class ChannelComponent:
             self.notifier.multicast = None
             self._stream_ended.set()
 
+        def on_stream_error(error: Any) -> None:
+            condition = describe_stream_error(error.xml)
+            self._failure = (
+                f"it refused the component {self.jid}: {condition}; {refusal_advice(condition)}"
+            )
+            log.warning("the XMPP server ended the component's stream: %s", condition)
+
+        def on_connection_failed(error: Any) -> None:
+            reason: object = error
+            if isinstance(error, OSError) and error.errno is not None and error.errno > 0:
+                reason = os.strerror(error.errno)  # asyncio's strerror repeats the address
+            elif isinstance(error, OSError) and error.strerror:
+                reason = error.strerror
+            self._failure = (
+                f"cannot connect ({reason}): check that the XMPP server runs and that "
+                "[xmpp] host and port name its component port"
+            )
+            on_end(error)
+
         stream.add_event_handler("session_start", on_session_start)
+        stream.add_event_handler("stream_error", on_stream_error)
         stream.add_event_handler("disconnected", on_end)
-        stream.add_event_handler("connection_failed", on_end)
+        stream.add_event_handler("connection_failed", on_connection_failed)
         stream.connect(self.host, self.port)
         try:
             await self._stream_ended.wait()
@@ -341,7 +425,16 @@ class ChannelComponent:
             if stream.transport is not None:
                 stream.abort()
             self.connected.clear()
+        if not session["started"] and not self._stopping:
+            self._settle_first(
+                self._failure or "it closed the stream before the handshake completed"
+            )
         return session["started"]
+
+    def _settle_first(self, failure: str | None) -> None:
+        outcome = self._first_outcome
+        if outcome is not None and not outcome.done():
+            outcome.set_result(failure)
 
     def _make_stream(self) -> ComponentXMPP:
         stream = _ChannelStream(str(self.jid), self._secret, self.host, self.port, self._on_stanza)

@@ -358,6 +358,8 @@ class Router:
             return
         type_ = presence.get("type", "available")
         if type_ == "available":
+            if not self.online.is_online(sender):
+                log.info("%s is online (directed presence)", sender)
             self.online.add(sender)
             await self._register_once(sender)
         elif type_ in ("unavailable", "error"):
@@ -373,7 +375,8 @@ class Router:
 
     async def _gone(self, sender: Jid) -> None:
         """A resource (every resource, for a bare JID) is offline."""
-        self.online.remove(sender)
+        if self.online.remove(sender):
+            log.info("%s is offline", sender)
         if not self.online.is_online(sender.bare):
             # Temporary subscriptions last while the user is online (reference row 29).
             await self.engine.end_temporary_subscriptions(sender.bare)

@@ -74,7 +74,10 @@ async def test_lines_written_during_a_request_name_it_and_its_user(
     signup_id = signup.headers["x-request-id"]
     assert created.context == f" [request {signup_id} POST /api/account user=-]"  # type: ignore[attr-defined]
 
-    [access] = about(logged, read.headers["x-request-id"])
+    # The sign-in is told once, as part of the request that made it.
+    signed_in, access = about(logged, read.headers["x-request-id"])
+    assert signed_in.getMessage() == "juliet@capulet.lit signed in"
+    assert signed_in.levelno == logging.INFO
     assert access.levelno == logging.DEBUG
     assert access.name == "buddycloud.http.access"
     assert access.getMessage().startswith("GET /api/juliet@capulet.lit/content/posts answered 200")

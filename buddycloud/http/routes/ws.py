@@ -31,8 +31,13 @@ async def ws_get(websocket: WebSocket) -> None:
     if requester is None:
         return
     socket = LiveSocket(websocket, requester, http.hub, websocket.scope["app"], http.sockets)
-    with http.metrics.websockets_open.track_inprogress():
-        await socket.run(websocket.query_params.get("cursor"))
+    who = "a guest" if requester.anonymous else str(requester.jid)
+    log.info("websocket of %s opened", who)
+    try:
+        with http.metrics.websockets_open.track_inprogress():
+            await socket.run(websocket.query_params.get("cursor"))
+    finally:
+        log.info("websocket of %s closed", who)
 
 
 async def _sign_in(websocket: WebSocket) -> Requester | None:

@@ -28,6 +28,7 @@ hop, which is what makes the throughput targets reachable.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 
-from buddycloud.storage.base import SchemaVersionMismatch, StorageClosed, WriteObserver
+from buddycloud.storage.base import (
+    SchemaVersionMismatch,
+    StorageClosed,
+    StorageUnavailable,
+    WriteObserver,
+    redact_url,
+)
 
 T = TypeVar("T")
 Work = Callable[[sa.Connection], T]
@@ -388,13 +395,10 @@ def upgrade_schema(conn: sa.Connection) -> None:
     """
     config = _alembic_config()
     config.attributes["connection"] = conn
-    try:
-        command.upgrade(config, "head")
-    except CommandError as exc:
-        raise SchemaVersionMismatch(
-            f"the database schema is at a version this server does not know ({exc}); "
-            "upgrade the server"
-        ) from None
+    current = MigrationContext.configure(conn).get_current_revision()
+    if current is not None and not _is_known(current):
+        raise SchemaVersionMismatch(_newer_schema(current))
+    command.upgrade(config, "head")
 
 
 def check_schema(conn: sa.Connection) -> None:
@@ -403,14 +407,127 @@ def check_schema(conn: sa.Connection) -> None:
     expected = head_revision()
     if current == expected:
         return
-    found = "an empty database" if current is None else f"schema version {current}"
+    if current is None:
+        raise SchemaVersionMismatch(
+            f"the database is empty (expected schema version {expected}): run `buddycloud migrate`"
+        )
+    if not _is_known(current):
+        raise SchemaVersionMismatch(_newer_schema(current))
     raise SchemaVersionMismatch(
-        f"found {found}, expected schema version {expected}: run `buddycloud migrate`"
+        f"the database schema is at version {current}, older than this server's "
+        f"{expected}: run `buddycloud migrate`"
     )
 
 
+def _is_known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(_alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _newer_schema(current: str) -> str:
+    return (
+        f"the database schema is at version {current}, which this server ({head_revision()}) "
+        "does not know, a newer one: upgrade the server to the version that migrated it"
+    )
+
+
+# --- why a database cannot be opened ---------------------------------------------------
+
+# PostgreSQL's SQLSTATE codes for the failures a person can fix.
+_NO_DATABASE = "3D000"  # invalid_catalog_name
+_BAD_PASSWORD = "28P01"  # invalid_password
+_REFUSED_ROLE = "28000"  # invalid_authorization_specification
+_NOT_ALLOWED = "42501"  # insufficient_privilege
+# How long a connection attempt to PostgreSQL may take (asyncpg waits 60 s by default).
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+def describe_failure(url: str, exc: BaseException) -> StorageUnavailable | None:
+    """`exc`, raised opening or migrating the storage at `url`, as one line naming the URL
+    (password hidden) and what to do; None when it is not a failure a person can fix."""
+    shown = redact_url(url)
+    if isinstance(exc, SchemaVersionMismatch):
+        return SchemaVersionMismatch(f"{shown}: {exc}")
+    parsed = parse_url(url)
+    if isinstance(exc, sa.exc.DBAPIError):
+        state = getattr(exc.orig, "sqlstate", None)
+        detail = _first_line(exc.orig)
+        if state == _NO_DATABASE:
+            return StorageUnavailable(
+                f"{shown}: the database {parsed.database!r} does not exist: create it (as "
+                f"PostgreSQL's superuser: createdb -O {parsed.username or '<role>'} "
+                f"{parsed.database}), then run `buddycloud migrate`"
+            )
+        if state in (_BAD_PASSWORD, _REFUSED_ROLE):
+            return StorageUnavailable(
+                f"{shown}: PostgreSQL refused to sign in as {parsed.username!r} ({detail}): "
+                "check the user and password in [storage] url, and that pg_hba.conf "
+                "lets that user connect from this host"
+            )
+        if state == _NOT_ALLOWED:
+            return StorageUnavailable(
+                f"{shown}: PostgreSQL refused {parsed.username!r} ({detail}): make the role "
+                f"the database's owner (ALTER DATABASE {parsed.database} OWNER TO "
+                f"{parsed.username}; on PostgreSQL 15 and later also ALTER SCHEMA public "
+                f"OWNER TO {parsed.username})"
+            )
+        if parsed.get_backend_name() == "sqlite":
+            return StorageUnavailable(
+                f"{shown}: cannot open the SQLite database ({detail}): check that its "
+                "directory exists and that this user may write there"
+            )
+        return StorageUnavailable(f"{shown}: the database failed: {detail}")
+    if isinstance(exc, OSError | TimeoutError):
+        if parsed.get_backend_name() == "sqlite":
+            return StorageUnavailable(
+                f"{shown}: cannot open the SQLite database ({_os_reason(exc)}): check that "
+                "its directory exists and that this user may write there"
+            )
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+        return StorageUnavailable(
+            f"{shown}: cannot reach PostgreSQL at {where} ({_os_reason(exc)}): check that "
+            "it is running and listening there, and the host and port in [storage] url"
+        )
+    return None
+
+
+def _first_line(error: object) -> str:
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    # asyncpg's messages come wrapped as "<class '...'>: message".
+    return text.rpartition(">: ")[2] or text
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {CONNECT_TIMEOUT_SECONDS:.0f} s"
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)  # asyncio's strerror repeats the address
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 async def migrate_url(url: str) -> None:
-    """Create or upgrade the schema of the database at `url` (`buddycloud migrate`)."""
+    """Create or upgrade the schema of the database at `url` (`buddycloud migrate`).
+
+    Raises:
+        StorageUnavailable: the database cannot be reached or opened, or its schema is
+            newer than this code's; the message names the URL and what to do.
+    """
+    parse_url(url)  # a malformed URL is a ValueError, before anything is tried
+    try:
+        await _migrate_url(url)
+    except (SchemaVersionMismatch, sa.exc.DBAPIError, OSError, TimeoutError) as exc:
+        described = describe_failure(url, exc)
+        if described is None:
+            raise
+        raise described from None
+
+
+async def _migrate_url(url: str) -> None:
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed, begin="BEGIN IMMEDIATE", pool_size=1)
@@ -424,7 +541,9 @@ async def migrate_url(url: str) -> None:
 
         await asyncio.to_thread(run)
         return
-    async_engine = create_async_engine(parsed, poolclass=NullPool)
+    async_engine = create_async_engine(
+        parsed, poolclass=NullPool, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}
+    )
     try:
         async with async_engine.begin() as conn:
             await conn.run_sync(upgrade_schema)
@@ -442,8 +561,22 @@ async def open_database(
     Raises:
         ValueError: the URL is not a supported storage URL.
         SchemaVersionMismatch: the schema is missing or not the expected version.
+        StorageUnavailable: the database cannot be reached or opened; the message names
+            the URL (password hidden) and what to do.
     """
     parsed = parse_url(url)
+    try:
+        return await _open_database(parsed, migrate=migrate, observe_write=observe_write)
+    except (SchemaVersionMismatch, sa.exc.DBAPIError, OSError, TimeoutError) as exc:
+        described = describe_failure(url, exc)
+        if described is None:
+            raise
+        raise described from None
+
+
+async def _open_database(
+    parsed: URL, *, migrate: bool, observe_write: WriteObserver | None
+) -> Database:
     database: Database
     if parsed.get_backend_name() == "sqlite":
         database = SqliteDatabase(parsed, observe_write)
@@ -455,7 +588,10 @@ async def open_database(
                 max_overflow=10,
                 # Keyset pages compare against the cursor row: a generic plan cannot know how
                 # selective that bound is and may sort a whole node, so plan each one.
-                connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+                connect_args={
+                    "server_settings": {"plan_cache_mode": "force_custom_plan"},
+                    "timeout": CONNECT_TIMEOUT_SECONDS,
+                },
             ),
             observe_write,
         )
