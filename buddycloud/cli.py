@@ -106,7 +106,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(migrate, config_help)
     _add_user_commands(commands, config_help)
+    _add_deployment_commands(commands, config_help)
     return parser
+
+
+def _add_deployment_commands(
+    commands: argparse._SubParsersAction[_Parser], config_help: str
+) -> None:
+    unit = commands.add_parser(
+        "systemd-unit",
+        help="print a systemd unit that runs the server as a service",
+        description="Print a systemd unit running `buddycloud serve` (docs/deploy.md): save "
+        "it as /etc/systemd/system/buddycloud.service.",
+    )
+    unit.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=Path("/etc/buddycloud/buddycloud.toml"),
+        help="the configuration file the service reads (default: %(default)s)",
+    )
+    unit.add_argument(
+        "--user",
+        default="buddycloud",
+        help="the system user and group it runs as (default: %(default)s)",
+    )
+    unit.add_argument(
+        "--command",
+        dest="unit_command",
+        metavar="PATH",
+        help="the buddycloud command to run (default: this installation's)",
+    )
 
 
 def _add_common(command: argparse.ArgumentParser, config_help: str) -> None:
@@ -196,6 +226,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                     "--password-stdin"
                 )
             parser.error(f"unrecognized arguments: {' '.join(unexpected)}")
+        if args.command == "systemd-unit":
+            return _systemd_unit(args, sys.stdout)
         config = load_config(args.config, environ)
         if args.command == "user":
             # Quiet: the command prints its own outcome; warnings and errors still show.
@@ -211,6 +243,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _fail(_describe(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _systemd_unit(args: argparse.Namespace, out: TextIO) -> int:
+    from buddycloud.systemd import unit
+
+    try:
+        text = unit(command=args.unit_command, config=args.config, user=args.user)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    out.write(text)
+    return EXIT_OK
 
 
 def _migrate(config: Config) -> int:
