@@ -113,6 +113,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_deployment_commands(
     commands: argparse._SubParsersAction[_Parser], config_help: str
 ) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a deployment and say what to fix",
+        description="Check the configuration, the storage, the XMPP server and the "
+        "component secret, the domain's DNS records, the channel service's discovery, the "
+        "HTTP edge and the TLS certificates; one line per check. Exit status 1 when a "
+        "check failed (docs/deploy.md).",
+    )
+    _add_common(doctor, config_help)
+    doctor.add_argument(
+        "--api-url",
+        metavar="URL",
+        help="where clients reach the HTTP API from outside, through the reverse proxy "
+        "(default: https://buddycloud.<domain>/api)",
+    )
+    doctor.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="FILE",
+        help="PEM certificates to trust besides the system's (a private CA)",
+    )
     unit = commands.add_parser(
         "systemd-unit",
         help="print a systemd unit that runs the server as a service",
@@ -228,6 +249,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             parser.error(f"unrecognized arguments: {' '.join(unexpected)}")
         if args.command == "systemd-unit":
             return _systemd_unit(args, sys.stdout)
+        if args.command == "doctor":
+            return _doctor(args, environ, sys.stdout)
         config = load_config(args.config, environ)
         if args.command == "user":
             # Quiet: the command prints its own outcome; warnings and errors still show.
@@ -243,6 +266,26 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _fail(_describe(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _doctor(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO) -> int:
+    from buddycloud import doctor
+
+    source = str(args.config) if args.config is not None else "the configuration"
+    try:
+        config = load_config(args.config, environ)
+    except ConfigError as exc:
+        print(doctor.Check("configuration", "FAIL", str(exc)).line(), file=out)
+        return EXIT_FAILED
+    # The checks' own lines say what went wrong; the libraries' logs would repeat it.
+    _configure_logging(config, args.log_level, logging.CRITICAL)
+    options = doctor.Options(
+        api_url=args.api_url or doctor.default_api_url(config), ca_file=args.ca_file
+    )
+    checks = asyncio.run(doctor.run_checks(config, options, source))
+    for check in checks:
+        print(check.line(), file=out)
+    return EXIT_FAILED if doctor.failed(checks) else EXIT_OK
 
 
 def _systemd_unit(args: argparse.Namespace, out: TextIO) -> int:

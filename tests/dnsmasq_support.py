@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import dns.exception
@@ -49,9 +49,16 @@ def _answers(address: str, port: int) -> bool:
 
 @contextlib.contextmanager
 def running_dnsmasq(
-    txt_records: Mapping[str, str], workdir: Path, address: str = "127.0.0.1"
+    txt_records: Mapping[str, str],
+    workdir: Path,
+    address: str = "127.0.0.1",
+    *,
+    options: Sequence[str] = (),
 ) -> Iterator[tuple[str, int]]:
-    """dnsmasq serving `txt_records` (name -> text) on a free port; yields (address, port)."""
+    """dnsmasq serving `txt_records` (name -> text) on a free port; yields (address, port).
+
+    `options` are more dnsmasq options, such as `--srv-host=...` or `--host-record=...`.
+    """
     port = free_udp_port(address)
     command = [
         _executable(),
@@ -68,6 +75,7 @@ def running_dnsmasq(
         "--log-queries",
     ]
     command += [f"--txt-record={name},{text}" for name, text in txt_records.items()]
+    command += list(options)
     log_path = workdir / f"dnsmasq-{port}.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(

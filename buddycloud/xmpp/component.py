@@ -28,6 +28,7 @@ import os
 import random
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -127,6 +128,99 @@ class _ChannelStream(ComponentXMPP):
             self._deliver(xml, refusal)
         else:  # the handshake and stream-level elements stay slixmpp's
             super()._spawn_event(xml)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    """What one component handshake found (`buddycloud doctor`).
+
+    Attributes:
+        failure: why the XMPP server refused or could not be reached, with what to do;
+            None when it accepted the secret.
+        already_connected: it accepted the secret but another process (the running
+            channel server) holds the component's connection.
+        disco_items: the JIDs disco#items of the domain lists, when asked.
+    """
+
+    failure: str | None
+    already_connected: bool = False
+    disco_items: list[str] | None = None
+
+
+_NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+
+
+async def probe_component(
+    jid: str, secret: str, host: str, port: int, *, disco_domain: str, timeout: float
+) -> ProbeOutcome:
+    """Connect once as the component: is the secret accepted? Then, holding the
+    connection, ask disco#items of `disco_domain`, and disconnect."""
+    stream = ComponentXMPP(jid, secret, host, port)  # type: ignore[no-untyped-call]
+    for name in ("IM", "IMError", "Presence"):
+        stream.remove_handler(name)
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[ProbeOutcome] = loop.create_future()
+
+    def settle(result: ProbeOutcome) -> None:
+        if not outcome.done():
+            outcome.set_result(result)
+
+    async def ask_disco() -> None:
+        iq = stream.make_iq_get(queryxmlns=_NS_DISCO_ITEMS, ito=disco_domain, ifrom=jid)
+        try:
+            reply = await iq.send(timeout=timeout)  # type: ignore[no-untyped-call]
+        except Exception:  # an error reply or no answer: nothing is listed
+            settle(ProbeOutcome(None, disco_items=[]))
+            return
+        items = reply.xml.findall(f"{{{_NS_DISCO_ITEMS}}}query/{{{_NS_DISCO_ITEMS}}}item")
+        settle(ProbeOutcome(None, disco_items=[item.get("jid", "") for item in items]))
+
+    def on_session_start(_: Any) -> None:
+        disco = loop.create_task(ask_disco())
+        disco.add_done_callback(lambda _: None)
+        tasks.add(disco)
+
+    def on_stream_error(error: Any) -> None:
+        condition = describe_stream_error(error.xml)
+        if condition.startswith("conflict"):
+            settle(ProbeOutcome(None, already_connected=True))
+            return
+        settle(
+            ProbeOutcome(
+                f"it refused the component {jid}: {condition}; {refusal_advice(condition)}"
+            )
+        )
+
+    def on_connection_failed(error: Any) -> None:
+        reason: object = error
+        if isinstance(error, OSError) and error.errno is not None and error.errno > 0:
+            reason = os.strerror(error.errno)
+        settle(
+            ProbeOutcome(
+                f"cannot connect ({reason}): check that the XMPP server runs and that "
+                "[xmpp] host and port name its component port"
+            )
+        )
+
+    def on_disconnected(_: Any) -> None:
+        settle(ProbeOutcome("it closed the stream before the handshake completed"))
+
+    tasks: set[asyncio.Task[None]] = set()
+    stream.add_event_handler("session_start", on_session_start)
+    stream.add_event_handler("stream_error", on_stream_error)
+    stream.add_event_handler("connection_failed", on_connection_failed)
+    stream.add_event_handler("disconnected", on_disconnected)
+    stream.connect(host, port)
+    try:
+        return await asyncio.wait_for(asyncio.shield(outcome), timeout + 5)
+    except TimeoutError:
+        return ProbeOutcome(f"no handshake within {timeout + 5:.0f} s")
+    finally:
+        stream.cancel_connection_attempt()
+        if stream.transport is not None:
+            stream.abort()
+        for task in tasks:
+            task.cancel()
 
 
 class ChannelComponent:
