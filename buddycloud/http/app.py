@@ -36,6 +36,7 @@ from buddycloud.http.routes import (
     subscribed,
     subscribers,
     sync,
+    web,
     ws,
 )
 
@@ -135,7 +136,7 @@ def create_app(http: HttpContext) -> Starlette:
     http.engine.add_listener(http.hub)
     observe = Middleware(ObserveRequests, metrics=http.metrics, access_log_info=http.access_log)
     app = Starlette(
-        routes=[_query_checked(route) for route in ROUTES],
+        routes=[_query_checked(route) for route in ROUTES] + web.web_routes(),
         middleware=[observe, CORS],
         exception_handlers={
             HTTPException: _http_exception,
