@@ -239,9 +239,12 @@ function renderNav() {
   }
 }
 
-function parseHash() {
-  const hash = location.hash || "#/";
-  if (!hash.startsWith("#/")) return null; // an in-page link such as #main
+function parseHash(initial = false) {
+  let hash = location.hash || "#/";
+  if (!hash.startsWith("#/")) {
+    if (!initial) return null; // an in-page link such as #main: the page stays
+    hash = "#/";
+  }
   const [path, query = ""] = hash.slice(1).split("?");
   const parts = path.split("/").filter(Boolean).map((part) => {
     try {
@@ -253,8 +256,8 @@ function parseHash() {
   return { parts, params: new URLSearchParams(query) };
 }
 
-async function route() {
-  const where = parseHash();
+async function route(initial = false) {
+  const where = parseHash(initial === true);
   if (!where) return;
   const { parts, params } = where;
   app.generation += 1;
@@ -1075,8 +1078,8 @@ document.querySelector(".skip")?.addEventListener("click", (event) => {
   event.preventDefault();
   (document.querySelector("#main h1") ?? document.getElementById("main")).focus();
 });
-addEventListener("hashchange", route);
+addEventListener("hashchange", () => route());
 restoreSession();
 renderNav();
 startLive();
-route();
+route(true);
