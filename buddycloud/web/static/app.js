@@ -150,8 +150,16 @@ function socketSource() {
       live.close();
       fallback?.stop();
     },
-    reconnect() {
-      // The SDK reconnects by itself; nothing to hurry.
+    async reconnect() {
+      // The browser is online again. A socket that was lost reconnects by itself (and says
+      // so through "state"); one that lived through it is asked once to be sure.
+      if (live.state !== "online") return;
+      try {
+        await live.request("GET", "/api");
+        setConnection("online");
+      } catch {
+        // The SDK drops and reopens a socket that does not answer.
+      }
     },
   };
 }
@@ -493,10 +501,15 @@ function liveList({ label, render }) {
   const waiting = [];
   const shown = new Set();
   const button = h("button", { type: "button", class: "new-posts", hidden: true });
+  const relabel = () => {
+    const count = waiting.length;
+    button.textContent = count === 1 ? "Show 1 new post" : `Show ${count} new posts`;
+    button.hidden = count === 0;
+  };
   button.addEventListener("click", () => {
     const items = waiting.splice(0).reverse().map((entry) => h("li", {}, render(entry)));
     list.prepend(...items);
-    button.hidden = true;
+    relabel();
     items[0]?.querySelector("article")?.focus();
   });
   return {
@@ -510,21 +523,29 @@ function liveList({ label, render }) {
         list.append(h("li", {}, render(entry)));
       }
     },
-    /** One's own new post: at the top at once. */
+    /** One's own new post: at the top at once (its live event may have come first). */
     prepend(entry) {
-      if (shown.has(entry.id)) return;
+      const at = waiting.findIndex((one) => one.id === entry.id);
+      if (at >= 0) {
+        waiting.splice(at, 1);
+        relabel();
+      } else if (shown.has(entry.id)) {
+        return;
+      }
       shown.add(entry.id);
       list.prepend(h("li", {}, render(entry)));
     },
     /** A post that arrived live: counted on the button, shown when asked. */
     arrive(entry, from) {
       if (shown.has(entry.id)) return;
+      if (entry.author === app.jid) {
+        this.prepend(entry);
+        return;
+      }
       shown.add(entry.id);
       waiting.push(entry);
-      const count = waiting.length;
-      button.textContent = count === 1 ? "Show 1 new post" : `Show ${count} new posts`;
-      button.hidden = false;
-      announce(count === 1 ? `1 new post from ${from}.` : `${count} new posts.`);
+      relabel();
+      announce(waiting.length === 1 ? `1 new post from ${from}.` : `${waiting.length} new posts.`);
     },
   };
 }
@@ -933,6 +954,10 @@ async function showFollowers(section, channel) {
   const latest = reloading(section);
   const page = await app.client.followers(channel, { max: 1000 });
   if (!latest()) return;
+  // Unchanged: the table stays as it is, with whatever the user was choosing in it.
+  const shown = JSON.stringify(page.items);
+  if (section.shown === shown) return;
+  section.shown = shown;
   const body = h("div", { class: "section-body" });
   const table = h(
     "table",
