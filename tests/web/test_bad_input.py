@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from http_support import Server
 from playwright.async_api import Browser, Request, expect
-from web_support import new_tab, sign_in, sign_up
+from web_support import new_tab, screenshot_and_check, sign_in, sign_up
 
 CHANNEL = "juliet@capulet.lit"
 SCRIPT = "<script>window.attacked = 'script'</script>"
@@ -76,6 +76,7 @@ async def test_forms_check_before_sending_and_show_refusals_in_words(
     await expect(page.get_by_text("Choose a user name.")).to_be_visible()
     await expect(page.get_by_text("A password has at least 8 characters.")).to_be_visible()
     await expect(page.get_by_text("Enter an email address, like name@example.org.")).to_be_visible()
+    await screenshot_and_check(page, "desktop-sign-up-errors")
     await user_name.fill("no spaces please")
     await page.get_by_label("Password", exact=True).fill("short")
     await page.get_by_label("Email").fill("not-an-address")
@@ -99,7 +100,9 @@ async def test_forms_check_before_sending_and_show_refusals_in_words(
     await page.get_by_label("User name").fill("juliet")
     await page.get_by_label("Password").fill("not her password")
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("alert")).to_contain_text("The user name or password is wrong.")
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "the user name or password is wrong.", ignore_case=True
+    )
 
     # An empty post is not sent.
     await sign_in(tab, server, "juliet")

@@ -3,7 +3,9 @@ import { BuddycloudError } from "/sdk/index.js";
 
 const WORDS = {
   "account-exists": "An account with that name exists already. Choose another name, or sign in.",
-  "not-authenticated": "The user name or password is wrong.",
+  "not-authenticated": "You are not signed in, or the user name or password is wrong.",
+  "too-many-failures": "Too many failed sign-ins lately: wait, then try again.",
+  "sign-in-unavailable": "Signing in is not possible right now: try again in a moment.",
   "not-authorized": "The user name or password is wrong.",
   "sign-in-required": "Sign in to do this.",
   "forbidden": "Your role in this channel does not allow this.",
@@ -49,7 +51,8 @@ export function nameInWords(name) {
 export function describeError(error) {
   if (error instanceof BuddycloudError) {
     if (error.status === 0) return { title: "Offline", text: WORDS["no-connection"], name: "no-connection" };
-    const text = WORDS[error.error] ?? `${nameInWords(error.error)}.`;
+    let text = WORDS[error.error] ?? `${nameInWords(error.error)}.`;
+    if (error.retryAfter) text += ` You can try again in ${error.retryAfter} seconds.`;
     return {
       title: nameInWords(error.error),
       text,
