@@ -197,3 +197,59 @@ async def test_a_topic_channel_created_in_the_client_is_found_and_read_without_s
     await screenshot_and_check(page, f"{size}-channel-anonymous")
     visitor.assert_no_problems()
     await visitor.context.close()
+
+
+async def test_on_a_channel_page_new_threads_wait_behind_a_button_and_replies_join_theirs(
+    browser: Browser, server: Server
+) -> None:
+    await server.add_user("juliet")
+    async with server.client("juliet") as juliet:
+        first = await juliet.post(f"/api/{CHANNEL}/content/posts", json={"content": "Good night"})
+        assert first.status_code == 201, first.text
+        parent = first.json()["id"]
+    tab = await new_tab(browser, PHONE)
+    page = tab.page
+    await sign_up(tab, server, "romeo")
+    await page.goto(f"{server.url}/#/channel/{CHANNEL}")
+    await page.get_by_role("button", name="Follow", exact=True).click()
+    await expect(page.get_by_role("button", name="Unfollow")).to_be_visible()
+    thread = page.locator("article.post:not(.reply)", has_text="Good night")
+    await expect(thread).to_be_visible()
+
+    async with server.client("juliet") as juliet:
+        reply = await juliet.post(
+            f"/api/{CHANNEL}/content/posts",
+            json={"content": "Parting is such sweet sorrow", "replyTo": parent},
+        )
+        assert reply.status_code == 201, reply.text
+        rating = await juliet.post(
+            f"/api/{CHANNEL}/content/posts",
+            content=(
+                '<entry xmlns="http://www.w3.org/2005/Atom" '
+                'xmlns:thr="http://purl.org/syndication/thread/1.0" '
+                'xmlns:activity="http://activitystrea.ms/spec/1.0/" '
+                'xmlns:review="http://activitystrea.ms/schema/1.0/review">'
+                f'<content>rating:5.0</content><thr:in-reply-to ref="{parent}"/>'
+                f"<activity:target><id>{parent}</id></activity:target>"
+                "<review:rating>5</review:rating></entry>"
+            ),
+            headers={"Content-Type": "application/atom+xml"},
+        )
+        assert rating.status_code == 201, rating.text
+        newer = await juliet.post(
+            f"/api/{CHANNEL}/content/posts", json={"content": "Till it be morrow"}
+        )
+        assert newer.status_code == 201, newer.text
+    # The reply and the rating join the thread on screen; the new thread waits.
+    await expect(thread.locator("article.reply")).to_contain_text("Parting is such sweet sorrow")
+    await expect(thread.locator(".ratings")).to_have_text("Rated 5.0 of 5 by 1 person.")
+    marker = page.get_by_role("button", name="Show 1 new post")
+    await expect(marker).to_be_visible()
+    threads = page.get_by_role("list", name="Threads")
+    await expect(threads.locator("article.post:not(.reply)")).to_have_count(1)
+    await marker.click()
+    await expect(threads.locator("article.post:not(.reply)")).to_have_count(2)
+    await expect(threads.locator("article").first).to_contain_text("Till it be morrow")
+    await expect(threads.locator("article").first).to_be_focused()
+    tab.assert_no_problems()
+    await tab.context.close()
