@@ -225,6 +225,8 @@ class Authenticator:
                 self._account_failures.fail(account)
             raise NotAuthenticated(WRONG)
         self._account_failures.clear(account)
+        if leader:
+            log.info("%s signed in", found)  # once per check, not per request
         if self.settings.cache_seconds > 0:
             self._cache[key] = (found, time.monotonic() + self.settings.cache_seconds)
             self._cache.move_to_end(key)
