@@ -218,6 +218,12 @@ class SignInUnavailable(ChannelError):
     own API, the XMPP server) is slow, down, or answered nonsense."""
 
 
+class AccountDirectoryUnavailable(ChannelError):
+    """The XMPP server, which keeps a twin of every built-in account, could not be made to
+    add, change or remove one now: it is down, slow, refused the administrator's sign-in,
+    or refused the command. Nothing was changed here."""
+
+
 class AccountExists(ChannelError):
     """An account of that name exists already."""
 

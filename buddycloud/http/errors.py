@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from starlette.responses import JSONResponse
 
 from buddycloud.domain.errors import (
+    AccountDirectoryUnavailable,
     AccountExists,
     AnonymousReadOnly,
     BadRequest,
@@ -99,6 +100,7 @@ HTTP_ERRORS: dict[type[Exception], HttpError] = {
     UntrustedServer: HttpError(403, "untrusted-server"),
     NotAuthenticated: HttpError(401, "not-authorized"),
     SignInUnavailable: HttpError(503, "sign-in-unavailable"),
+    AccountDirectoryUnavailable: HttpError(503, "xmpp-server-unavailable"),
 }
 
 INTERNAL = HttpError(500, "internal-server-error")

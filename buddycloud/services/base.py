@@ -19,7 +19,13 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.permissions import READ_TABLE, Operation, may, require
 from buddycloud.services.config import EngineConfig
-from buddycloud.services.ports import Clock, EventListener, MailSender, RemoteChannels
+from buddycloud.services.ports import (
+    AccountDirectory,
+    Clock,
+    EventListener,
+    MailSender,
+    RemoteChannels,
+)
 from buddycloud.storage.base import NodeContext, Storage
 
 logger = logging.getLogger(__name__)
@@ -63,6 +69,7 @@ class EngineBase:
         self.mailer: MailSender | None = None
         self.reset_url: str | None = None
         self.reset_lifetime = timedelta(hours=1)
+        self.directory: AccountDirectory | None = None
 
     def use_mail(
         self, mailer: MailSender, *, reset_url: str | None, reset_lifetime: timedelta
@@ -72,6 +79,12 @@ class EngineBase:
         self.mailer = mailer
         self.reset_url = reset_url
         self.reset_lifetime = reset_lifetime
+
+    def use_account_directory(self, directory: AccountDirectory) -> None:
+        """Keep every built-in account's twin on the XMPP server through `directory`:
+        created, given each new password, and deleted with it (`UserOps`). Without it the
+        built-in accounts are this server's alone."""
+        self.directory = directory
 
     def use_remote(self, remote: RemoteChannels) -> None:
         """Reach the channels of other domains through `remote` (federation). Without

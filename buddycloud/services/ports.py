@@ -32,6 +32,42 @@ class PasswordCheck(Protocol):
         """
 
 
+class AccountDirectory(Protocol):
+    """The accounts of the XMPP server, kept in step with the built-in user database, so
+    that a user's credentials work in any XMPP client too (docs/auth.md, "XMPP twins").
+
+    Implemented by `buddycloud.xmpp.admin.XmppAccounts` with XEP-0133 service
+    administration commands. Every method either did what it says, or raises and did
+    nothing.
+    """
+
+    async def add(self, user: Jid, password: str) -> None:
+        """Create the account `user` (a bare JID of this server's domain).
+
+        Raises:
+            AccountExists: the XMPP server has an account of that name already.
+            AccountDirectoryUnavailable: it could not be asked, or refused.
+        """
+
+    async def change_password(self, user: Jid, password: str) -> None:
+        """Set the password of the existing account `user`.
+
+        Raises:
+            AccountNotFound: the XMPP server has no such account (or cannot say whether
+                it has, and refused the change of a password it may not have).
+            AccountDirectoryUnavailable: it could not be asked, or refused.
+        """
+
+    async def remove(self, user: Jid) -> None:
+        """Delete the account `user`.
+
+        Raises:
+            AccountNotFound: the XMPP server has no such account (or cannot say whether
+                it has, and refused to delete it).
+            AccountDirectoryUnavailable: it could not be asked, or refused.
+        """
+
+
 class MailSender(Protocol):
     """Sends one plain-text mail (password resets); `buddycloud.util.mail.SmtpMailer`."""
 

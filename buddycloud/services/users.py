@@ -12,6 +12,20 @@ hash is made on first need, not when the module is imported.
 
 Whatever the sign-in method, a user's issued tokens carry their sign-in generation; raising
 it (signing out, a new password, a deleted account) revokes every token issued before.
+
+With an account directory (`use_account_directory`: the XMPP server, when `[xmpp]` names an
+administrator), every account has a twin there with the same name and password, so that the
+same credentials work in any XMPP client. The twin is written first, and the account here
+only once it has succeeded, so that the two never disagree silently:
+- creating: the XMPP account is made first; if the account here then cannot be stored, the
+  XMPP account is removed again. An XMPP account of that name already there means the name
+  is taken (an XMPP user owns it and perhaps a channel);
+- a new password (changed, reset or set by the command line) is given to the XMPP account
+  first; an account here without a twin (made before twins were configured) gets one;
+- deleting removes the XMPP account first, so that a deleted user's password stops working
+  everywhere; a twin already gone is no obstacle.
+When the XMPP server cannot be asked or refuses, `AccountDirectoryUnavailable` is raised and
+nothing here has changed (a reset token stays good).
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from buddycloud.domain.errors import (
+    AccountDirectoryUnavailable,
+    AccountExists,
     AccountNotFound,
     InvalidConfiguration,
     InvalidJid,
@@ -78,7 +94,8 @@ class UserOps(AccountOps):
         Raises:
             InvalidJid: see `account_jid`.
             InvalidConfiguration: the password or email is not acceptable (field named).
-            AccountExists: the name is taken.
+            AccountExists: the name is taken (here, or on the XMPP server).
+            AccountDirectoryUnavailable: the XMPP account could not be made; nothing was.
         """
         jid = self.account_jid(username)
         _check_password(password)
@@ -87,7 +104,17 @@ class UserOps(AccountOps):
             raise InvalidConfiguration("email", "not an email address")
         password_hash = await asyncio.to_thread(_HASHER.hash, password)
         account = Account(jid, password_hash, email, self.clock.now())
-        await self.storage.insert_account(account)
+        if self.directory is None:
+            await self.storage.insert_account(account)
+        else:
+            if await self.storage.find_account(jid) is not None:
+                raise AccountExists(str(jid))
+            await self.directory.add(jid, password)
+            try:
+                await self.storage.insert_account(account)
+            except Exception:
+                await self._remove_new_twin(jid)
+                raise
         await self.register(jid)
         log.info("account %s created", jid)
         return account
@@ -130,9 +157,15 @@ class UserOps(AccountOps):
         Raises:
             InvalidConfiguration: the password is not acceptable.
             AccountNotFound: `user` has no account here.
+            AccountDirectoryUnavailable: the XMPP account's password could not be set;
+                neither was this one.
         """
         _check_password(password)
         password_hash = await asyncio.to_thread(_HASHER.hash, password)
+        if self.directory is not None:
+            if await self.storage.find_account(user.bare) is None:
+                raise AccountNotFound(str(user.bare))
+            await self._twin_password(user.bare, password)
         await self.storage.update_account_password(user.bare, password_hash)
         await self.end_sign_ins(user)
         log.info("password of account %s changed", user.bare)
@@ -145,14 +178,49 @@ class UserOps(AccountOps):
 
         Raises:
             AccountNotFound: `user` has no account here.
+            AccountDirectoryUnavailable: the XMPP account could not be deleted; nothing was.
         """
         jid = user.bare
         if await self.storage.find_account(jid) is None:
             raise AccountNotFound(str(jid))
+        if self.directory is not None:
+            try:
+                await self.directory.remove(jid)
+            except AccountNotFound:
+                log.info("account %s had no XMPP account to delete", jid)
         await self.unregister(jid)
         await self.storage.delete_account(jid)
         await self.end_sign_ins(jid)
         log.info("account %s deleted", jid)
+
+    async def _twin_password(self, jid: Jid, password: str) -> None:
+        """Give the XMPP account the password, making the account when it has none."""
+        assert self.directory is not None
+        try:
+            await self.directory.change_password(jid, password)
+        except AccountNotFound:
+            try:
+                await self.directory.add(jid, password)
+            except AccountExists:
+                raise AccountDirectoryUnavailable(
+                    f"the XMPP server refused to change the password of {jid}"
+                ) from None
+            log.info("account %s had no XMPP account: made it with the new password", jid)
+
+    async def _remove_new_twin(self, jid: Jid) -> None:
+        """Undo `directory.add` after the account here could not be stored."""
+        assert self.directory is not None
+        try:
+            await self.directory.remove(jid)
+        except AccountNotFound:
+            pass
+        except AccountDirectoryUnavailable as exc:
+            log.error(
+                "the XMPP account %s was made, the account here could not be, and removing "
+                "the XMPP account failed (%s): delete it on the XMPP server",
+                jid,
+                exc.message,
+            )
 
     async def list_accounts(self, page: PageRequest) -> Page[Account]:
         return await self.storage.list_accounts(page)
@@ -226,17 +294,25 @@ class UserOps(AccountOps):
         Raises:
             InvalidConfiguration: the password is not acceptable (the token stays good).
             InvalidResetToken: the token is unknown, used already, or expired.
+            AccountDirectoryUnavailable: the XMPP account's password could not be set;
+                the token stays good for another `reset_lifetime`.
         """
         _check_password(password)
         if not token or len(token) > 256:
             raise InvalidResetToken()
-        jid = await self.storage.take_password_reset(_digest(token), self.clock.now())
+        digest = _digest(token)
+        jid = await self.storage.take_password_reset(digest, self.clock.now())
         if jid is None:
             raise InvalidResetToken()
         try:
             await self.change_password(jid, password)
         except AccountNotFound:
             raise InvalidResetToken() from None  # the account went meanwhile
+        except AccountDirectoryUnavailable:
+            # Nothing changed: the user may try again with the same mail.
+            expires = self.clock.now() + self.reset_lifetime
+            await self.storage.insert_password_reset(digest, jid, expires)
+            raise
         return jid
 
 

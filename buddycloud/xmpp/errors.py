@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.errors import (
+    AccountDirectoryUnavailable,
     AccountExists,
     AnonymousReadOnly,
     BadRequest,
@@ -210,6 +211,7 @@ STANZA_ERRORS: dict[type[BaseException], StanzaErrorSpec] = {
     AccountExists: _spec("conflict", "cancel"),
     NotAuthenticated: _spec("not-authorized", "auth"),
     SignInUnavailable: _spec("service-unavailable", "wait"),
+    AccountDirectoryUnavailable: _spec("service-unavailable", "wait"),
     Forbidden: _spec("forbidden", "auth"),
     ClosedNode: _spec("forbidden", "auth", "closed-node"),
     Banned: _spec("forbidden", "auth"),
