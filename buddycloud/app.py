@@ -45,6 +45,7 @@ from buddycloud.storage.base import Storage, redact_url
 from buddycloud.storage.factory import open_storage
 from buddycloud.util.clock import SystemClock
 from buddycloud.util.mail import SmtpMailer
+from buddycloud.xmpp.admin import XmppAccounts
 from buddycloud.xmpp.c2s import C2sPasswordCheck
 from buddycloud.xmpp.component import ChannelComponent
 
@@ -57,6 +58,7 @@ DEFAULT_C2S_PORT = 5222
 # Only read by `serve --with-prosody`: the private Prosody's client port.
 C2S_PORT_VARIABLE = "BUDDYCLOUD_PROSODY_C2S_PORT"
 SECRET_FILE = "component.secret"
+ADMIN_SECRET_FILE = "admin.secret"
 # The collector's thresholds while serving: a young collection every 10,000 net container
 # allocations instead of 700, older generations as rarely as the defaults allow.
 SERVING_GC_THRESHOLDS = (10_000, 10, 10)
@@ -203,6 +205,7 @@ async def build(config: Config) -> App:
             xmpp_connected = component.connected.is_set
             metrics.watch_xmpp(xmpp_connected)
             engine.use_remote(remote_servers(config, component, clock))
+        _use_account_directory(engine, config, warn=True)
         if config.mail is not None:
             mail = config.mail
             engine.use_mail(
@@ -246,9 +249,38 @@ async def open_engine(config: Config) -> AsyncIterator[Engine]:
     """
     storage = await open_storage(config.storage.url, migrate=_migrates_on_open(config.storage.url))
     try:
-        yield Engine(storage, SystemClock(), engine_config(config))
+        engine = Engine(storage, SystemClock(), engine_config(config))
+        _use_account_directory(engine, config, warn=False)
+        yield engine
     finally:
         await storage.close()
+
+
+def account_directory(config: Config) -> XmppAccounts | None:
+    """The XMPP twins of the built-in accounts, from `[xmpp] admin_jid` (None without)."""
+    xmpp = config.xmpp
+    if xmpp is None or xmpp.admin_jid is None or xmpp.admin_password is None:
+        return None
+    return XmppAccounts(
+        xmpp.admin_jid,
+        xmpp.admin_password,
+        config.server.domain.domain,
+        xmpp.c2s_host,
+        xmpp.c2s_port,
+        config.auth.remote_timeout,
+    )
+
+
+def _use_account_directory(engine: Engine, config: Config, *, warn: bool) -> None:
+    directory = account_directory(config)
+    if directory is not None:
+        engine.use_account_directory(directory)
+    elif warn and config.xmpp is not None and "database" in config.auth.methods:
+        log.warning(
+            "accounts of the built-in user database get no XMPP account, so their "
+            "passwords do not work in XMPP clients: set [xmpp] admin_jid and admin_password "
+            "(docs/auth.md)"
+        )
 
 
 def _http_edge(
@@ -313,9 +345,9 @@ def data_directory(config: Config) -> Path:
     return Path("data")
 
 
-def _component_secret(directory: Path) -> str:
-    """The secret kept under the data directory, generated (0600) on first use."""
-    path = directory / SECRET_FILE
+def _component_secret(directory: Path, name: str = SECRET_FILE) -> str:
+    """The secret kept in `directory`/`name`, generated (0600) on first use."""
+    path = directory / name
     with contextlib.suppress(FileNotFoundError):
         existing = path.read_text().strip()
         if existing:
@@ -355,6 +387,16 @@ def private_prosody(
             component_jid=Jid("", f"channels.{domain}"),
             secret=_component_secret(base_dir),
         )
+    # The XMPP twins of the built-in accounts are made by an administrator of this
+    # Prosody: the configured one, else one of its own host, registered at every start.
+    if xmpp.admin_jid is None or xmpp.admin_password is None:
+        xmpp = dataclasses.replace(
+            xmpp,
+            admin_jid=Jid("buddycloud", f"admin.{domain}"),
+            admin_password=_component_secret(base_dir, ADMIN_SECRET_FILE),
+        )
+    assert xmpp.admin_jid is not None
+    admin_host = xmpp.admin_jid.domain if xmpp.admin_jid.domain != domain else None
     # The `xmpp` sign-in method and XMPP accounts go to this Prosody's client port.
     xmpp = dataclasses.replace(xmpp, c2s_host=xmpp.host, c2s_port=c2s_port)
     settings = ProsodySettings(
@@ -366,8 +408,23 @@ def private_prosody(
         component_port=xmpp.port,
         interface=xmpp.host,
         anonymous_host=f"anon.{domain}",
+        admins=(str(xmpp.admin_jid),),
+        admin_host=admin_host,
     )
     return dataclasses.replace(config, xmpp=xmpp), PrivateProsody(settings)
+
+
+def start_private_prosody(prosody: PrivateProsody, config: Config) -> None:
+    """Start the private Prosody and (re)register the administrator `private_prosody`
+    configured, with its password. Blocks.
+
+    Raises:
+        ProsodyError: see `PrivateProsody.start` and `PrivateProsody.register`.
+    """
+    prosody.start()
+    xmpp = config.xmpp
+    if xmpp is not None and xmpp.admin_jid is not None and xmpp.admin_password is not None:
+        prosody.register(xmpp.admin_jid.local, xmpp.admin_password, xmpp.admin_jid.domain)
 
 
 def connection_help(prosody: PrivateProsody) -> str:
@@ -377,7 +434,8 @@ def connection_help(prosody: PrivateProsody) -> str:
         f"Private Prosody for {s.domain} is running (log: {s.log_path}).",
         f"  XMPP clients: connect to {s.interface}:{s.c2s_port} as <user>@{s.domain}; "
         "no TLS, plain password authentication.",
-        "  Create a user: in-band registration from the client, or",
+        "  Create a user: POST /api/account or `buddycloud user add` (the same name and "
+        "password work here too), in-band registration from the client, or",
         f"    prosodyctl --config {s.config_path} register <user> {s.domain} <password>",
         f"  Channel server: {s.component_jid} (send it <query xmlns='jabber:iq:register'/> "
         "once to create your channel).",
@@ -415,7 +473,7 @@ async def run(
         if with_prosody:
             config, prosody = private_prosody(config, c2s_port=_c2s_port(os.environ))
             try:
-                await asyncio.to_thread(prosody.start)
+                await asyncio.to_thread(start_private_prosody, prosody, config)
             except ProsodyStartFailed as exc:
                 if exc.log_tail:
                     log.error("the private Prosody failed; its log ends with:\n%s", exc.log_tail)

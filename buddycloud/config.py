@@ -124,8 +124,13 @@ class XmppConfig:
             every reply and notification is made to fit (docs/xmpp.md, "Stanza size").
         reconnect_queue_bytes: what the component sends while it reconnects is kept, up
             to this many bytes, and sent once the stream is back (0: nothing is kept).
-        c2s_host: where the XMPP server's client port listens (the `xmpp` sign-in method).
+        c2s_host: where the XMPP server's client port listens (the `xmpp` sign-in method,
+            and the administrator's session).
         c2s_port: the client port.
+        admin_jid: an account the XMPP server lets run XEP-0133 service administration
+            commands for `[server] domain`; with it, every built-in account gets a twin on
+            the XMPP server (docs/auth.md, "XMPP twins"). None: no twins.
+        admin_password: that account's password.
     """
 
     component_jid: Jid
@@ -137,6 +142,8 @@ class XmppConfig:
     reconnect_queue_bytes: int = DEFAULT_RECONNECT_QUEUE_BYTES
     c2s_host: str = "127.0.0.1"
     c2s_port: int = 5222
+    admin_jid: Jid | None = None
+    admin_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +447,22 @@ def _domain_jid(raw: str) -> Jid:
     return jid
 
 
+def _account_jid(raw: str) -> Jid:
+    try:
+        jid = Jid.parse(raw)
+    except InvalidJid as exc:
+        raise ValueError(f"not a valid JID: {exc.message}") from None
+    if not jid.local or jid.resource:
+        raise ValueError("must be a bare JID of an account, such as 'admin@capulet.lit'")
+    return jid
+
+
+def _non_empty(raw: str) -> str:
+    if not raw:
+        raise ValueError("must not be empty")
+    return raw
+
+
 def _access_model(raw: str) -> AccessModel:
     try:
         return AccessModel.parse(raw)
@@ -616,7 +639,13 @@ def _build_xmpp(section: _Section) -> XmppConfig | None:
         ),
         c2s_host=section.parsed("c2s_host", host, _host),
         c2s_port=section.integer("c2s_port", 5222, minimum=1, maximum=65535),
+        admin_jid=section.optional("admin_jid", _account_jid),
+        admin_password=section.optional("admin_password", _non_empty, secret=True),
     )
+    if (config.admin_jid is None) != (config.admin_password is None):
+        raise section.fail(
+            "admin_jid", "admin_jid and admin_password go together: set both or neither"
+        )
     section.check_no_unknown_keys(XMPP_KEYS)
     return config
 
@@ -819,6 +848,8 @@ XMPP_KEYS = (
     "reconnect_queue_bytes",
     "c2s_host",
     "c2s_port",
+    "admin_jid",
+    "admin_password",
 )
 HTTP_KEYS = (
     "listen",

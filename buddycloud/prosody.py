@@ -77,7 +77,12 @@ class ProsodySettings:
         extra_virtual_hosts: further virtual hosts on the same instance.
         anonymous_host: a virtual host of guests who log in with SASL ANONYMOUS (the web
             client's read-only visitors, `anon.<domain>` by convention), or None.
-        admins: bare JIDs with Prosody admin rights.
+        admins: bare JIDs with Prosody admin rights: among them, those of XEP-0133
+            service administration (`mod_admin_adhoc`), with which the channel server keeps
+            the XMPP twins of its built-in accounts (`[xmpp] admin_jid`).
+        admin_host: a virtual host for the channel server's administrator account, apart
+            from the users' names, where nobody registers (`admin.<domain>` by
+            convention), or None.
         multicast: load the project's XEP-0033 module on the virtual hosts, so that the
             channel server sends each notification once for all its recipients
             (`buddycloud/prosody_modules/mod_buddycloud_multicast.lua`).
@@ -98,6 +103,7 @@ class ProsodySettings:
     extra_virtual_hosts: tuple[str, ...] = ()
     anonymous_host: str | None = None
     admins: tuple[str, ...] = field(default=())
+    admin_host: str | None = None
     multicast: bool = True
     extra_components: tuple[tuple[str, str], ...] = ()
 
@@ -153,6 +159,9 @@ def render_config(settings: ProsodySettings) -> str:
         "version",
         "time",
         "uptime",
+        # XEP-0133 (with XEP-0050, which it loads): add-user, change-user-password and
+        # delete-user, for the accounts `admins` make.
+        "admin_adhoc",
     ]
     if s.s2s_port is not None:
         modules.append("dialback")
@@ -203,6 +212,11 @@ def render_config(settings: ProsodySettings) -> str:
     ]
     for host in (s.domain, *s.extra_virtual_hosts):
         lines.append(f"VirtualHost {_lua_string(host)}")
+    if s.admin_host is not None:
+        lines += [
+            f"VirtualHost {_lua_string(s.admin_host)}",
+            "  allow_registration = false",
+        ]
     if s.anonymous_host is not None:
         lines += [
             f"VirtualHost {_lua_string(s.anonymous_host)}",

@@ -614,6 +614,25 @@ def test_the_client_port_defaults_to_the_component_host_and_5222(write: Write) -
     assert "[xmpp] c2s_port: must be between 1 and 65535" in message
 
 
+def test_the_xmpp_administrator_is_optional_and_needs_both_keys(write: Write) -> None:
+    base = "[xmpp]\ncomponent_jid = 'c.a.lit'\nsecret = 'x'\n"
+    xmpp = load_config(write(base), {}).xmpp
+    assert xmpp is not None and xmpp.admin_jid is None and xmpp.admin_password is None
+    xmpp = load_config(
+        write(base + "admin_jid = 'admin@a.lit'\n"),
+        {"BUDDYCLOUD_XMPP_ADMIN_PASSWORD": "s3cret-admin"},
+    ).xmpp
+    assert xmpp is not None and str(xmpp.admin_jid) == "admin@a.lit"
+    assert xmpp.admin_password == "s3cret-admin" and "s3cret" not in repr(xmpp)
+    alone = error_of(write(base + "admin_jid = 'admin@a.lit'\n"))
+    assert "[xmpp] admin_jid: admin_jid and admin_password go together" in alone
+    for bad in ("a.lit", "admin@a.lit/res", "@@"):
+        message = error_of(write(base + f"admin_jid = '{bad}'\nadmin_password = 'p'\n"))
+        assert "[xmpp] admin_jid:" in message, bad
+    empty = error_of(write(base + "admin_jid = 'admin@a.lit'\nadmin_password = ''\n"))
+    assert "[xmpp] admin_password: must not be empty" in empty
+
+
 def test_mail_is_off_by_default_and_read_when_configured(write: Write) -> None:
     assert load_config(None, {}).mail is None
     mail = load_config(

@@ -16,6 +16,7 @@ successes for `[auth] cache_seconds`, and never a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import secrets
@@ -28,6 +29,8 @@ from buddycloud.domain.jid import Jid
 
 log = logging.getLogger(__name__)
 
+CLOSE_SECONDS = 2.0  # how long closing a stream may take
+
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -36,6 +39,44 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def client_stream(user: Jid, password: str, host: str) -> ClientXMPP:
+    """A client stream for `user` (a random resource) to the XMPP server at `host`:
+    STARTTLS when offered, SCRAM without TLS, PLAIN without TLS only on loopback."""
+    stream = ClientXMPP(
+        f"{user.bare}/buddycloud-{secrets.token_hex(4)}",
+        password,
+        plugin_config={
+            "feature_mechanisms": {
+                "unencrypted_plain": _is_loopback(host),
+                "unencrypted_scram": True,
+            }
+        },
+    )
+    # The client port speaks plain XMPP first (RFC 6120), then STARTTLS when offered;
+    # direct TLS (XEP-0368) is another port.
+    stream.enable_direct_tls = False
+    stream.enable_plaintext = True
+    return stream
+
+
+async def close_stream(stream: ClientXMPP, *, graceful: bool) -> None:
+    """End a client stream for good: closed with `</stream:stream>` when `graceful` and the
+    server still listens (within CLOSE_SECONDS), else cut; never reconnected."""
+    stream.cancel_connection_attempt()
+    if graceful and stream.transport is not None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await stream.disconnect(wait=0)
+    if stream.transport is not None:
+        stream.abort()
+    # slixmpp's send loop is cancelled by then; let it finish now, rather than be collected
+    # unfinished (which asyncio logs as an error).
+    sending = stream._run_out_filters
+    if sending is not None:
+        sending.cancel()
+        await asyncio.wait([sending], timeout=CLOSE_SECONDS)
 
 
 class C2sPasswordCheck:
@@ -49,20 +90,7 @@ class C2sPasswordCheck:
     async def __call__(self, user: Jid, password: str) -> bool:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[bool] = loop.create_future()
-        stream = ClientXMPP(
-            f"{user.bare}/buddycloud-{secrets.token_hex(4)}",
-            password,
-            plugin_config={
-                "feature_mechanisms": {
-                    "unencrypted_plain": _is_loopback(self.host),
-                    "unencrypted_scram": True,
-                }
-            },
-        )
-        # The client port speaks plain XMPP first (RFC 6120), then STARTTLS when offered;
-        # direct TLS (XEP-0368) is another port.
-        stream.enable_direct_tls = False
-        stream.enable_plaintext = True
+        stream = client_stream(user, password, self.host)
 
         def settle(result: bool | BaseException) -> None:
             if answer.done():
@@ -94,6 +122,4 @@ class C2sPasswordCheck:
         finally:
             # Only SASL was wanted: the stream goes before a resource is bound, and is
             # never reconnected.
-            stream.cancel_connection_attempt()
-            if stream.transport is not None:
-                stream.abort()
+            await close_stream(stream, graceful=False)

@@ -30,6 +30,8 @@ NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
 NS_REGISTER = "jabber:iq:register"
 NS_SEARCH = "jabber:iq:search"
 NS_DATA_FORMS = "jabber:x:data"
+NS_COMMANDS = "http://jabber.org/protocol/commands"  # XEP-0050
+NS_ADMIN = "http://jabber.org/protocol/admin"  # XEP-0133
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_MAM = "urn:xmpp:mam:2"
 # The inbox sync of the original servers (reference row 32), an early MAM draft.

@@ -35,6 +35,7 @@ from buddycloud.prosody import PrivateProsody, ProsodySettings, free_port, is_in
 
 Connect = Callable[..., Awaitable[Client]]
 XMPP_SERVERS = ["prosody", "ejabberd"]
+ADMIN = f"admin@{DOMAIN}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -66,6 +67,9 @@ class XmppServer:
     interface: str
     component_secret: str
     restart: Callable[[], None]
+    # The administrator the channel server makes the XMPP twins of its accounts with.
+    admin_jid: str = ADMIN
+    admin_password: str = password_of("admin")
 
 
 def _prosody(base_dir: Path) -> Iterator[XmppServer]:
@@ -78,11 +82,12 @@ def _prosody(base_dir: Path) -> Iterator[XmppServer]:
         c2s_port=free_port(),
         component_port=free_port(),
         anonymous_host=ANON_DOMAIN,
+        admins=(ADMIN,),
     )
     instance = PrivateProsody(settings)
     instance.start()
     try:
-        for user in USERS:
+        for user in (*USERS, "admin"):
             instance.register(user, password_of(user))
         yield XmppServer(
             "prosody",
@@ -100,10 +105,12 @@ def _ejabberd() -> Iterator[XmppServer]:
     reason = ejabberd_unavailable()
     if reason is not None:
         pytest.skip(f"the ejabberd variant of the end-to-end tests needs ejabberd 23.01: {reason}")
-    instance = PrivateEjabberd(DOMAIN, SERVICE, secrets.token_hex(16), anonymous_host=ANON_DOMAIN)
+    instance = PrivateEjabberd(
+        DOMAIN, SERVICE, secrets.token_hex(16), anonymous_host=ANON_DOMAIN, admins=(ADMIN,)
+    )
     try:
         instance.start()
-        for user in USERS:
+        for user in (*USERS, "admin"):
             instance.register(user, password_of(user))
         yield XmppServer(
             "ejabberd",
@@ -148,6 +155,9 @@ def write_server_config(directory: Path, xmpp: XmppServer, storage_url: str) -> 
                 f'host = "{xmpp.interface}"',
                 f"port = {xmpp.component_port}",
                 f"c2s_port = {xmpp.c2s_port}",
+                # Built-in accounts get XMPP twins (docs/auth.md).
+                f'admin_jid = "{xmpp.admin_jid}"',
+                f'admin_password = "{xmpp.admin_password}"',
                 "[http]",
                 'listen = "127.0.0.1:0"',
                 # A request about another domain's channel (any JID a test or the fuzz test

@@ -51,8 +51,10 @@ class PrivateEjabberd:
         component_secret: str,
         *,
         anonymous_host: str | None = None,
+        admins: tuple[str, ...] = (),
     ) -> None:
         self.domain = domain
+        self.admins = admins
         self.anonymous_host = anonymous_host
         self.component_jid = component_jid
         self.component_secret = component_secret
@@ -98,8 +100,13 @@ class PrivateEjabberd:
     anonymous_protocol: sasl_anon
 """
         )
+        # XEP-0133 (mod_configure over mod_adhoc) for the admins: the channel server makes
+        # the XMPP twins of its built-in accounts with it.
+        admins = "".join(f'      - "{admin}"\n' for admin in self.admins)
+        acl = f"acl:\n  admin:\n    user:\n{admins}" if self.admins else ""
         (base / "ejabberd.yml").write_text(
             f"""hosts: [{", ".join(hosts)}]
+{acl}
 {guests}loglevel: info
 certfiles: []
 auth_method: internal
@@ -124,7 +131,11 @@ access_rules:
     allow: all
   c2s:
     allow: all
+  configure:
+    allow: admin
 modules:
+  mod_adhoc: {{}}
+  mod_configure: {{}}
   mod_disco: {{}}
   mod_register:
     ip_access: all
