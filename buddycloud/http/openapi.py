@@ -414,7 +414,11 @@ ERRORS = {
     413: "the body or the post is too large",
     415: "the body is neither JSON nor Atom XML",
     429: "too many failed sign-ins lately for this account or address (`Retry-After`)",
-    503: "the credentials could not be checked now (the app or the XMPP server is down)",
+    503: (
+        "the credentials could not be checked now (the app or the XMPP server is down), or "
+        "the XMPP server could not make, change or delete the account's XMPP twin "
+        "(`xmpp-server-unavailable`: nothing was changed)"
+    ),
 }
 
 
@@ -526,7 +530,7 @@ PATHS: dict[str, Json] = {
         "post": _operation(
             "Register an account (and its personal channel)",
             {200: _json("the new account", _ref("Account"))},
-            (400, 409, 413, 415),
+            (400, 409, 413, 415, 503),
             body=_json_body(_ref("AccountInput")),
             auth="none",
             tag="accounts",
@@ -534,7 +538,7 @@ PATHS: dict[str, Json] = {
         "delete": _operation(
             "Delete the signed-in user's account, channels, posts and follows",
             {200: _empty("deleted")},
-            (401, 403, 404),
+            (401, 403, 404, 503),
             auth="required",
             tag="accounts",
         ),
@@ -543,7 +547,7 @@ PATHS: dict[str, Json] = {
         "post": _operation(
             "Change the signed-in user's password",
             {200: _empty("changed; the old password no longer works")},
-            (400, 401, 403, 404, 413, 415),
+            (400, 401, 403, 404, 413, 415, 503),
             body=_json_body(_ref("PasswordChange")),
             auth="required",
             tag="accounts",
@@ -563,7 +567,7 @@ PATHS: dict[str, Json] = {
         "post": _operation(
             "Set a new password with a reset token; every sign-in of the account ends",
             {200: _json("the account whose password changed", _ref("Account"))},
-            (400, 413, 415),
+            (400, 413, 415, 503),
             body=_json_body(_ref("ResetConfirm")),
             auth="none",
             tag="accounts",

@@ -19,8 +19,10 @@ from e2e.harness import (
     ServerProcess,
     entry,
     items_request,
+    password_of,
     publish,
 )
+from e2e.test_http import api
 
 from buddycloud.app import C2S_PORT_VARIABLE, private_prosody
 from buddycloud.config import load_config
@@ -108,6 +110,16 @@ async def test_serve_with_prosody_is_a_complete_server(tmp_path: Path) -> None:
             assert refused.condition == "forbidden", refused
         finally:
             await guest.disconnect()
+        # An account made over REST is an XMPP account too: the same name and password.
+        async with httpx.AsyncClient(base_url=await api(server), timeout=30) as http:
+            made = await http.post(
+                "/api/account",
+                json={"username": "nurse", "password": password_of("nurse"), "email": "n@e.org"},
+            )
+        assert made.status_code == 200, made.text
+        nurse = Client("nurse", c2s_port)
+        await nurse.connect(presence=False)
+        await nurse.disconnect()
         pid = int((tmp_path / "data" / "prosody" / "prosody.pid").read_text())
     finally:
         status = server.stop()
@@ -142,6 +154,13 @@ def test_with_prosody_generates_one_secret_and_keeps_it(tmp_path: Path) -> None:
     rendered = prosody.write_config().read_text()
     assert 'Component "channels.capulet.lit"' in rendered
     assert wired.xmpp.secret in rendered
+    # The administrator of the XMPP twins: on a host of its own, its password kept too.
+    assert str(wired.xmpp.admin_jid) == "buddycloud@admin.capulet.lit"
+    assert wired.xmpp.admin_password == again.xmpp.admin_password
+    assert wired.xmpp.admin_password is not None and len(wired.xmpp.admin_password) >= 24
+    assert (tmp_path / "db" / "prosody" / "admin.secret").stat().st_mode & 0o077 == 0
+    assert 'admins = { "buddycloud@admin.capulet.lit" }' in rendered
+    assert 'VirtualHost "admin.capulet.lit"\n  allow_registration = false' in rendered
 
 
 def test_a_missing_prosody_is_reported_clearly(
