@@ -19,6 +19,8 @@ from buddycloud.config import load_config
 DOC = Path(__file__).parent.parent / "docs" / "deploy.md"
 BLOCK = re.compile(r"<!-- (?P<how>[^>]*?) -->\n```(?P<lang>[a-z]*)\n(?P<body>.*?)\n```", re.S)
 CHECKS = ("run", "nginx", "caddy", "lua", "yaml", "toml", "dns")
+# What the environment file of step 3 holds.
+ENVIRONMENT = {"BUDDYCLOUD_XMPP_SECRET": "s3cret", "BUDDYCLOUD_XMPP_ADMIN_PASSWORD": "adm1n"}
 
 
 def blocks(how: str) -> list[str]:
@@ -62,16 +64,18 @@ def test_the_configuration_loads_with_the_secret_from_the_environment(tmp_path: 
     (body,) = blocks("toml")
     path = tmp_path / "buddycloud.toml"
     path.write_text(body)
-    config = load_config(path, {"BUDDYCLOUD_XMPP_SECRET": "s3cret"})
+    config = load_config(path, ENVIRONMENT)
     assert config.xmpp is not None and str(config.xmpp.component_jid) == "channels.capulet.lit"
     assert config.storage.url.startswith("postgresql://buddycloud@/buddycloud")
+    assert str(config.xmpp.admin_jid) == "buddycloud@capulet.lit"
+    assert config.xmpp.admin_password == "adm1n"
 
 
 def test_the_dns_records_are_what_the_doctor_prints(tmp_path: Path) -> None:
     (body,) = blocks("dns")
     path = tmp_path / "buddycloud.toml"
     path.write_text(blocks("toml")[0])
-    config = load_config(path, {"BUDDYCLOUD_XMPP_SECRET": "s3cret"})
+    config = load_config(path, ENVIRONMENT)
     expected = [r.zone_line() for r in doctor.records(config, doctor.default_api_url(config))]
     assert body.splitlines() == expected
 
@@ -129,6 +133,9 @@ def test_the_ejabberd_lines_are_yaml_with_the_component_listener() -> None:
     service = [entry for entry in parsed["listen"] if entry["module"] == "ejabberd_service"]
     assert service[0]["port"] == 5347 and "channels.capulet.lit" in service[0]["hosts"]
     assert "mod_multicast" in parsed["modules"]
+    assert {"mod_adhoc", "mod_configure"} <= set(parsed["modules"])
+    assert parsed["access_rules"]["configure"] == {"allow": "admin"}
+    assert parsed["acl"]["admin"]["user"] == ["buddycloud@capulet.lit"]
 
 
 @pytest.mark.parametrize("page", ["running.md", "deploy.md", "clients.md"])
