@@ -102,14 +102,18 @@ class UserOps(AccountOps):
         email = email.strip()
         if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email):
             raise InvalidConfiguration("email", "not an email address")
-        password_hash = await asyncio.to_thread(_HASHER.hash, password)
-        account = Account(jid, password_hash, email, self.clock.now())
         if self.directory is None:
+            password_hash = await asyncio.to_thread(_HASHER.hash, password)
+            account = Account(jid, password_hash, email, self.clock.now())
             await self.storage.insert_account(account)
         else:
             if await self.storage.find_account(jid) is not None:
                 raise AccountExists(str(jid))
-            await self.directory.add(jid, password)
+            # The hash (CPU, in a thread) is made while the XMPP server works.
+            password_hash, _ = await asyncio.gather(
+                asyncio.to_thread(_HASHER.hash, password), self.directory.add(jid, password)
+            )
+            account = Account(jid, password_hash, email, self.clock.now())
             try:
                 await self.storage.insert_account(account)
             except Exception:
@@ -161,11 +165,16 @@ class UserOps(AccountOps):
                 neither was this one.
         """
         _check_password(password)
-        password_hash = await asyncio.to_thread(_HASHER.hash, password)
-        if self.directory is not None:
+        hashing = asyncio.to_thread(_HASHER.hash, password)
+        if self.directory is None:
+            password_hash = await hashing
+        else:
             if await self.storage.find_account(user.bare) is None:
+                hashing.close()
                 raise AccountNotFound(str(user.bare))
-            await self._twin_password(user.bare, password)
+            password_hash, _ = await asyncio.gather(
+                hashing, self._twin_password(user.bare, password)
+            )
         await self.storage.update_account_password(user.bare, password_hash)
         await self.end_sign_ins(user)
         log.info("password of account %s changed", user.bare)
