@@ -1,7 +1,8 @@
 """`buddycloud doctor`: checks a deployment and says what to fix, one line per check.
 
 The checks, in order: the configuration; the storage (reachable, schema at this server's
-version); the XMPP server (reachable, the component secret accepted); the domain's DNS
+version); the XMPP server (reachable, the component secret accepted); the administrator of
+the built-in accounts' XMPP twins (signs in, may run the XEP-0133 commands); the domain's DNS
 records (`_xmpp-client._tcp` and `_xmpp-server._tcp` SRV, `_bcloud-server._tcp` and
 `_buddycloud-api._tcp` TXT, as the original Buddycloud installation checks had them), with
 the exact record to add when one is missing or wrong; the channel service found by disco
@@ -35,9 +36,11 @@ import dns.resolver
 import httpx
 
 from buddycloud.config import Config
+from buddycloud.domain.errors import AccountDirectoryUnavailable
 from buddycloud.federation.dns import parse_server_record
 from buddycloud.storage.base import StorageUnavailable, redact_url
 from buddycloud.storage.factory import open_storage
+from buddycloud.xmpp.admin import XmppAccounts
 from buddycloud.xmpp.component import probe_component
 
 Status = Literal["ok", "FAIL", "skip"]
@@ -352,6 +355,38 @@ async def check_xmpp(config: Config) -> tuple[Check, list[str] | None]:
     )
 
 
+async def check_xmpp_admin(config: Config) -> Check:
+    """The administrator of the built-in accounts' XMPP twins signs in at the client port
+    and may run the XEP-0133 commands the twins need."""
+    xmpp = config.xmpp
+    if xmpp is None or xmpp.admin_jid is None or xmpp.admin_password is None:
+        return Check(
+            "xmpp admin", "skip", "no [xmpp] admin_jid: built-in accounts get no XMPP account"
+        )
+    domain = config.server.domain.domain
+    accounts = XmppAccounts(
+        xmpp.admin_jid, xmpp.admin_password, domain, xmpp.c2s_host, xmpp.c2s_port, TIMEOUT
+    )
+    try:
+        missing = await accounts.missing_commands()
+    except AccountDirectoryUnavailable as exc:
+        return Check("xmpp admin", "FAIL", f"{exc.message} (check [xmpp] admin_password)")
+    if missing:
+        return Check(
+            "xmpp admin",
+            "FAIL",
+            f"{xmpp.admin_jid} signs in, but may not run {', '.join(missing)} at {domain}: "
+            "list it in Prosody's admins (with admin_adhoc loaded), or allow it ejabberd's "
+            "configure rule (with mod_adhoc and mod_configure)",
+        )
+    return Check(
+        "xmpp admin",
+        "ok",
+        f"{xmpp.admin_jid} signs in at {xmpp.c2s_host}:{xmpp.c2s_port} and may make, change "
+        "and delete the XMPP accounts of the built-in ones",
+    )
+
+
 def check_disco(config: Config, items: list[str] | None, health: dict[str, object] | None) -> Check:
     if config.xmpp is None:
         return Check("disco", "skip", "no [xmpp] section")
@@ -449,6 +484,7 @@ async def run_checks(config: Config, options: Options, source: str) -> list[Chec
     checks.append(await check_storage(config))
     xmpp_check, disco_items = await check_xmpp(config)
     checks.append(xmpp_check)
+    checks.append(await check_xmpp_admin(config))
     resolver = _resolver(config)
     server = (
         str(config.xmpp.component_jid) if config.xmpp else f"channels.{config.server.domain.domain}"

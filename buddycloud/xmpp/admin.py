@@ -46,10 +46,11 @@ from buddycloud.domain.errors import AccountDirectoryUnavailable, AccountExists,
 from buddycloud.domain.jid import Jid
 from buddycloud.xmpp.c2s import client_stream, close_stream
 from buddycloud.xmpp.forms import DataForm, FormField, render_form
-from buddycloud.xmpp.namespaces import NS_ADMIN, NS_COMMANDS, qname
+from buddycloud.xmpp.namespaces import NS_ADMIN, NS_COMMANDS, NS_DISCO_ITEMS, qname
 
 log = logging.getLogger(__name__)
 
+COMMANDS = ("add-user", "change-user-password", "delete-user")
 # Refusals that may mean "no such account" for change-user-password and delete-user.
 _MAYBE_ABSENT = frozenset({"bad-request"})
 
@@ -115,6 +116,31 @@ class XmppAccounts:
         if "could not be deleted" in info:
             raise AccountNotFound(str(user))
         log.info("deleted the XMPP account %s%s", user, _said(info))
+
+    async def missing_commands(self) -> list[str]:
+        """The commands of the table above that the XMPP server does not offer the
+        administrator (XEP-0050 disco of the domain's commands, which lists only those the
+        requester may run); empty when all are there. For `buddycloud doctor`.
+
+        Raises:
+            AccountDirectoryUnavailable: the administrator could not sign in, or the
+                server did not answer.
+        """
+        query = Element(qname(NS_DISCO_ITEMS, "query"), {"node": NS_COMMANDS})
+        try:
+            async with asyncio.timeout(self.timeout), self._session() as stream:
+                iq = stream.make_iq_get(ito=self.domain)
+                iq.xml.append(query)
+                try:
+                    reply = await iq.send()  # type: ignore[no-untyped-call]
+                except IqError as exc:
+                    raise self._unavailable(
+                        f"refused to list its commands ({exc.iq['error']['condition']})"
+                    ) from None
+        except TimeoutError:
+            raise self._unavailable(f"did not answer within {self.timeout:g} s") from None
+        offered = {item.get("node") for item in reply.xml.iter(qname(NS_DISCO_ITEMS, "item"))}
+        return [name for name in COMMANDS if f"{NS_ADMIN}#{name}" not in offered]
 
     # --- the command ----------------------------------------------------------------------
 

@@ -52,11 +52,13 @@ def setup(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         base_dir=tmp_path_factory.mktemp("doctor-prosody"),
         c2s_port=free_port(),
         component_port=free_port(),
+        admins=(f"admin@{DOMAIN}",),
     )
     instance = PrivateProsody(settings)
     instance.start()
     try:
         instance.register("probe", password_of("probe"))  # ServerProcess waits with it
+        instance.register("admin", password_of("admin"))
         yield Setup(settings, free_port(), postgres_url)
     finally:
         instance.stop()
@@ -68,6 +70,8 @@ def write_config(
     values = {
         "url": setup.postgres_url,
         "secret": setup.prosody.component_secret,
+        "admin_jid": f"admin@{DOMAIN}",
+        "admin_password": password_of("admin"),
         **changes,
     }
     path = directory / "buddycloud.toml"
@@ -80,6 +84,9 @@ def write_config(
         f'component_jid = "{SERVICE}"\n'
         f'secret = "{values["secret"]}"\n'
         f"port = {setup.prosody.component_port}\n"
+        f"c2s_port = {setup.prosody.c2s_port}\n"
+        f'admin_jid = "{values["admin_jid"]}"\n'
+        f'admin_password = "{values["admin_password"]}"\n'
         "[http]\n"
         f'listen = "127.0.0.1:{setup.http_port}"\n'
         "[federation]\n"
@@ -149,6 +156,7 @@ async def test_a_good_deployment_passes_every_check(setup: Setup, tmp_path: Path
     assert status == 0, "\n".join(lines)
     assert [line for line in lines if not line.startswith(("[ok] ", "[skip] "))] == []
     assert "the channel server is connected as" in line_of(lines, "xmpp")
+    assert line_of(lines, "xmpp admin").startswith(f"[ok] xmpp admin: admin@{DOMAIN} signs in")
     assert line_of(lines, f"dns _xmpp-client._tcp.{DOMAIN} SRV").endswith(
         f"xmpp.{DOMAIN}:{setup.prosody.c2s_port}"
     )
@@ -167,7 +175,14 @@ async def test_a_broken_deployment_says_what_to_fix(
     api_url = "https://buddycloud.capulet.lit/api"
     absent = postgres_url_of(postgres_admin_url, f"buddycloud_absent_{uuid.uuid4().hex[:8]}")
     with running_dnsmasq({}, tmp_path, options=ZONE) as nameserver:
-        config = write_config(tmp_path, setup, nameserver, url=absent, secret="wrong-secret")
+        config = write_config(
+            tmp_path,
+            setup,
+            nameserver,
+            url=absent,
+            secret="wrong-secret",
+            admin_password="wrong-admin-password",
+        )
         status, lines = await run_doctor(config)
     assert status == 1
     storage = line_of(lines, "storage")
@@ -175,6 +190,9 @@ async def test_a_broken_deployment_says_what_to_fix(
     xmpp = line_of(lines, "xmpp")
     assert xmpp.startswith("[FAIL]") and "not-authorized" in xmpp and "[xmpp] secret" in xmpp
     assert "wrong-secret" not in "\n".join(lines)
+    admin = line_of(lines, "xmpp admin")
+    assert admin.startswith("[FAIL]") and "refused the administrator's sign-in" in admin
+    assert "wrong-admin-password" not in "\n".join(lines)
     # Each missing record is printed as the zone line to add, the doctor's own text.
     expected = doctor.records(load_config(config, {}), api_url)
     for record in expected:
@@ -280,3 +298,16 @@ async def test_the_api_certificate_must_last_14_days(
     if expected == "FAIL":
         assert "in 5 days (under 14); renew it" in line
     assert line_of(lines, "http public") == f"[ok] http public: {api_url} answered 204"
+
+
+async def test_an_administrator_without_the_rights_is_named(setup: Setup, tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        setup,
+        ("127.0.0.1", 9),
+        admin_jid=f"probe@{DOMAIN}",
+        admin_password=password_of("probe"),
+    )
+    check = await doctor.check_xmpp_admin(load_config(config, {}))
+    assert check.status == "FAIL"
+    assert "may not run add-user, change-user-password, delete-user" in check.detail
