@@ -20,7 +20,7 @@ T = TypeVar("T")
 STORAGE_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 TABLES = (
     "channels, nodes, memberships, items, accounts, server_keys, sign_in_generations, "
-    "password_resets"
+    "password_resets, outbox, outbox_status"
 )
 
 

@@ -151,6 +151,39 @@ class ArchiveEntry:
     membership: Membership | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One event queued for a remote domain: `body` is its serialised `<event>` elements,
+    `sequence` its place in the domain's queue (higher is newer)."""
+
+    sequence: int
+    body: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    """How delivery to one remote domain stands (`buddycloud federation status`).
+
+    Attributes:
+        domain: the remote domain.
+        server: the channel server discovery last named for it, None while none was found.
+        depth: the events queued for it.
+        last_success: when a batch last reached it.
+        last_error: what went wrong last (this server's own words, never the remote text).
+        last_error_at: when.
+        attempts: failed attempts since the last batch that was delivered or refused.
+    """
+
+    domain: str
+    server: str | None
+    depth: int
+    last_success: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    attempts: int
+
+
 class Storage(Protocol):
     async def close(self) -> None: ...
 
@@ -467,3 +500,35 @@ class Storage(Protocol):
         One statement finds a page whatever the number of channels: each node and
         channel contributes at most a page, read from an index in order.
         """
+
+    # --- federation's outbox ------------------------------------------------------------------
+
+    async def enqueue_outbox(self, domains: Sequence[str], body: str, created: datetime) -> None:
+        """Queue `body` once for each of `domains`, in one write, after everything queued
+        before."""
+
+    async def read_outbox(self, domain: str, *, max_bytes: int, max_rows: int) -> list[OutboxEntry]:
+        """The oldest entries queued for `domain`, oldest first: as many as fit in
+        `max_bytes` of UTF-8 bodies (at least one, whatever its size), at most `max_rows`."""
+
+    async def delete_outbox(
+        self,
+        domain: str,
+        sequences: Sequence[int],
+        *,
+        at: datetime,
+        server: str,
+        error: str | None = None,
+    ) -> None:
+        """Remove a batch of `domain`'s entries that `server` took (`error` None: the
+        domain's last success becomes `at`) or refused for good (`error` is recorded as the
+        domain's last error, at `at`). Either way its failed attempts start again at 0."""
+
+    async def record_outbox_failure(
+        self, domain: str, *, at: datetime, server: str | None, error: str
+    ) -> None:
+        """One more failed attempt to deliver to `domain`: `error` at `at`. `server` is the
+        channel server tried (None: none was found; the one known before is kept)."""
+
+    async def list_outbox_status(self) -> list[OutboxStatus]:
+        """Every domain with a status or a queued entry, by domain name."""

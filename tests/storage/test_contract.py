@@ -44,6 +44,7 @@ from buddycloud.storage.base import (
     ArchiveEntry,
     ArchiveKind,
     ArchiveQuery,
+    OutboxStatus,
     SearchQuery,
     Storage,
 )
@@ -1648,3 +1649,90 @@ async def test_the_archive_of_items_only_pages_every_node_together(storage: Stor
     )
     assert [entry.item.id for entry in by_nurse.items if entry.item] == ["n0", "n00", "n01"]
     assert by_nurse.count == 31 and by_nurse.complete is False
+
+
+# --- federation's outbox -------------------------------------------------------------------
+
+
+async def test_the_outbox_keeps_each_domains_events_in_order(storage: Storage) -> None:
+    await storage.enqueue_outbox(["montague.lit", "verona.lit"], "<event>1</event>", at(1))
+    await storage.enqueue_outbox(["montague.lit"], "<event>2</event>", at(2))
+    await storage.enqueue_outbox([], "<event>nobody</event>", at(3))
+    await storage.enqueue_outbox(["verona.lit", "montague.lit"], "<event>3 é</event>", at(4))
+
+    montague = await storage.read_outbox("montague.lit", max_bytes=1 << 16, max_rows=100)
+    assert [entry.body for entry in montague] == [
+        "<event>1</event>",
+        "<event>2</event>",
+        "<event>3 é</event>",
+    ]
+    assert [entry.created for entry in montague] == [at(1), at(2), at(4)]
+    assert montague[0].sequence < montague[1].sequence < montague[2].sequence
+    verona = await storage.read_outbox("verona.lit", max_bytes=1 << 16, max_rows=100)
+    assert [entry.body for entry in verona] == ["<event>1</event>", "<event>3 é</event>"]
+    assert await storage.read_outbox("padua.lit", max_bytes=1 << 16, max_rows=100) == []
+
+
+async def test_an_outbox_batch_fits_its_byte_budget_and_holds_at_least_one(
+    storage: Storage,
+) -> None:
+    for n in range(5):
+        await storage.enqueue_outbox(["montague.lit"], f"<e>{n}</e>" + "é" * 10, at(n))
+    size = len(("<e>0</e>" + "é" * 10).encode())  # 28 bytes, 18 characters
+    two = await storage.read_outbox("montague.lit", max_bytes=2 * size + 1, max_rows=100)
+    assert [entry.body[:8] for entry in two] == ["<e>0</e>", "<e>1</e>"]
+    one = await storage.read_outbox("montague.lit", max_bytes=1, max_rows=100)
+    assert [entry.body[:8] for entry in one] == ["<e>0</e>"]
+    three = await storage.read_outbox("montague.lit", max_bytes=1 << 16, max_rows=3)
+    assert len(three) == 3
+
+
+async def test_a_delivered_batch_goes_and_the_status_tells_each_domain(storage: Storage) -> None:
+    await storage.enqueue_outbox(["montague.lit", "verona.lit"], "<e>1</e>", at(1))
+    await storage.enqueue_outbox(["montague.lit"], "<e>2</e>", at(2))
+    await storage.enqueue_outbox(["montague.lit"], "<e>3</e>", at(3))
+    assert await storage.list_outbox_status() == [
+        OutboxStatus("montague.lit", None, 3, None, None, None, 0),
+        OutboxStatus("verona.lit", None, 1, None, None, None, 0),
+    ]
+
+    await storage.record_outbox_failure(
+        "montague.lit", at=at(10), server=None, error="no channel server found"
+    )
+    await storage.record_outbox_failure(
+        "montague.lit", at=at(11), server="channels.montague.lit", error="no answer in 10 s"
+    )
+    await storage.record_outbox_failure(
+        "montague.lit", at=at(12), server=None, error="no channel server found"
+    )
+    [montague, _] = await storage.list_outbox_status()
+    assert montague == OutboxStatus(
+        "montague.lit", "channels.montague.lit", 3, None, "no channel server found", at(12), 3
+    )
+
+    batch = await storage.read_outbox("montague.lit", max_bytes=1 << 16, max_rows=2)
+    await storage.delete_outbox(
+        "montague.lit", [e.sequence for e in batch], at=at(20), server="channels.montague.lit"
+    )
+    left = await storage.read_outbox("montague.lit", max_bytes=1 << 16, max_rows=100)
+    assert [entry.body for entry in left] == ["<e>3</e>"]
+    # verona's copy of the first event stays.
+    assert len(await storage.read_outbox("verona.lit", max_bytes=1 << 16, max_rows=100)) == 1
+    [montague, verona] = await storage.list_outbox_status()
+    assert montague == OutboxStatus(
+        "montague.lit", "channels.montague.lit", 1, at(20), "no channel server found", at(12), 0
+    )
+    assert verona.depth == 1
+
+    # A batch refused for good goes too, and its reason is the last error.
+    await storage.delete_outbox(
+        "montague.lit",
+        [left[0].sequence],
+        at=at(30),
+        server="channels.montague.lit",
+        error="refused: forbidden",
+    )
+    [montague, _] = await storage.list_outbox_status()
+    assert montague == OutboxStatus(
+        "montague.lit", "channels.montague.lit", 0, at(20), "refused: forbidden", at(30), 0
+    )

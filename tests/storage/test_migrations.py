@@ -43,6 +43,8 @@ EXPECTED_TABLES = {
     "server_keys",
     "sign_in_generations",
     "password_resets",
+    "outbox",
+    "outbox_status",
 }
 
 
@@ -59,7 +61,7 @@ def _indexes(conn: sa.Connection) -> set[str]:
     inspector = sa.inspect(conn)
     return {
         index["name"] or ""
-        for table in ("memberships", "items", "channels")
+        for table in ("memberships", "items", "channels", "outbox")
         for index in inspector.get_indexes(table)
     }
 

@@ -215,3 +215,35 @@ password_resets = sa.Table(
     sa.Column("jid", key_text(), nullable=False),
     sa.Column("expires", UtcDateTime(), nullable=False),
 )
+
+# Federation's outbox: the events queued for each remote domain's channel server, oldest
+# first by `sequence` (docs/federation.md), and each domain's delivery status.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column(
+        "sequence",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("domain", key_text(), nullable=False),
+    # One or more serialised `<event>` elements, as the inbox IQ carries them.
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("created", UtcDateTime(), nullable=False),
+    # A domain's queue, oldest first (delivery, its depth).
+    sa.Index("ix_outbox_domain", "domain", "sequence"),
+)
+
+outbox_status = sa.Table(
+    "outbox_status",
+    metadata,
+    sa.Column("domain", key_text(), primary_key=True),
+    # The channel server discovery last named for the domain; NULL while none was found.
+    sa.Column("server", sa.Text(), nullable=True),
+    sa.Column("last_success", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("last_error_at", UtcDateTime(), nullable=True),
+    # Failed attempts since the last delivered (or refused) batch.
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+)

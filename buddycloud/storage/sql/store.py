@@ -69,6 +69,8 @@ from buddycloud.storage.base import (
     ArchiveKind,
     ArchiveQuery,
     NodeContext,
+    OutboxEntry,
+    OutboxStatus,
     SearchQuery,
     StorageClosed,
 )
@@ -90,6 +92,8 @@ from buddycloud.storage.sql.schema import (
     channels,
     items,
     memberships,
+    outbox,
+    outbox_status,
     password_resets,
     server_keys,
     sign_in_generations,
@@ -1785,6 +1789,127 @@ class SqlStorage:
             return Jid.parse(row["jid"])
 
         return await self._db.write(work)
+
+    # --- federation's outbox ------------------------------------------------------------------
+
+    async def enqueue_outbox(self, domains: Sequence[str], body: str, created: datetime) -> None:
+        if not domains:
+            return
+        rows = [{"domain": domain, "body": body, "created": created} for domain in domains]
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.insert(outbox), rows)
+
+        await self._db.write(work)
+
+    async def read_outbox(self, domain: str, *, max_bytes: int, max_rows: int) -> list[OutboxEntry]:
+        query = (
+            sa.select(outbox.c.sequence, outbox.c.body, outbox.c.created)
+            .where(outbox.c.domain == domain)
+            .order_by(outbox.c.sequence)
+            .limit(max_rows)
+        )
+
+        def work(conn: sa.Connection) -> list[OutboxEntry]:
+            found: list[OutboxEntry] = []
+            used = 0
+            for row in conn.execute(query):
+                body = row.body
+                size = len(body) if body.isascii() else len(body.encode())
+                if found and used + size > max_bytes:
+                    break
+                found.append(OutboxEntry(int(row.sequence), body, row.created))
+                used += size
+            return found
+
+        return await self._db.read(work)
+
+    async def delete_outbox(
+        self,
+        domain: str,
+        sequences: Sequence[int],
+        *,
+        at: datetime,
+        server: str,
+        error: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"server": server, "attempts": 0}
+        if error is None:
+            values["last_success"] = at
+        else:
+            values.update(last_error=error, last_error_at=at)
+        delete = sa.delete(outbox).where(
+            outbox.c.domain == domain, outbox.c.sequence.in_(list(sequences))
+        )
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(delete)
+            self._upsert_status(conn, domain, values)
+
+        await self._db.write(work)
+
+    async def record_outbox_failure(
+        self, domain: str, *, at: datetime, server: str | None, error: str
+    ) -> None:
+        def work(conn: sa.Connection) -> None:
+            values: dict[str, Any] = {"last_error": error, "last_error_at": at}
+            if server is not None:
+                values["server"] = server
+            updated = conn.execute(
+                sa.update(outbox_status)
+                .where(outbox_status.c.domain == domain)
+                .values(attempts=outbox_status.c.attempts + 1, **values)
+            ).rowcount
+            if not updated:
+                self._upsert_status(conn, domain, {**values, "attempts": 1})
+
+        await self._db.write(work)
+
+    def _upsert_status(self, conn: sa.Connection, domain: str, values: dict[str, Any]) -> None:
+        insert = sqlite_insert if self._db.dialect == "sqlite" else postgresql_insert
+        statement = insert(outbox_status).values(domain=domain, **values)
+        conn.execute(statement.on_conflict_do_update(index_elements=["domain"], set_=values))
+
+    async def list_outbox_status(self) -> list[OutboxStatus]:
+        depths = (
+            sa.select(outbox.c.domain, sa.func.count().label("depth"))
+            .group_by(outbox.c.domain)
+            .subquery()
+        )
+        domains = sa.union(sa.select(outbox_status.c.domain), sa.select(depths.c.domain)).subquery()
+        query = (
+            sa.select(
+                domains.c.domain,
+                outbox_status.c.server,
+                sa.func.coalesce(depths.c.depth, 0).label("depth"),
+                outbox_status.c.last_success,
+                outbox_status.c.last_error,
+                outbox_status.c.last_error_at,
+                sa.func.coalesce(outbox_status.c.attempts, 0).label("attempts"),
+            )
+            .select_from(
+                domains.outerjoin(
+                    outbox_status, outbox_status.c.domain == domains.c.domain
+                ).outerjoin(depths, depths.c.domain == domains.c.domain)
+            )
+            .order_by(domains.c.domain)
+        )
+
+        def work(conn: sa.Connection) -> list[OutboxStatus]:
+            return [
+                OutboxStatus(
+                    row.domain,
+                    row.server,
+                    int(row.depth),
+                    row.last_success,
+                    row.last_error,
+                    row.last_error_at,
+                    int(row.attempts),
+                )
+                for row in conn.execute(query)
+            ]
+
+        return await self._db.read(work)
 
     # --- archive ----------------------------------------------------------------------------
 
