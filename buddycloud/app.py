@@ -27,6 +27,7 @@ from buddycloud.domain.jid import Jid
 from buddycloud.federation.client import RemoteServers
 from buddycloud.federation.discovery import ServerDiscovery
 from buddycloud.federation.dns import DnsTxtLookup
+from buddycloud.federation.outbox import Outbox
 from buddycloud.http.app import create_app
 from buddycloud.http.auth import Authenticator, AuthSettings
 from buddycloud.http.live import LiveHub
@@ -75,6 +76,7 @@ class App:
         component: the XMPP edge, or None when no [xmpp] section is configured.
         http: the HTTP edge (REST API and websocket), on `[http] listen`.
         metrics: the server's Prometheus collectors, served at `/metrics`.
+        outbox: federation's outbound delivery, or None without XMPP.
     """
 
     config: Config
@@ -84,6 +86,7 @@ class App:
     http: HttpServer
     metrics: Metrics
     closers: list[Callable[[], Awaitable[None]]] = dataclasses.field(default_factory=list)
+    outbox: Outbox | None = None
 
     async def start(self) -> None:
         """Start the edges: the HTTP edge listens before this returns; the XMPP component
@@ -100,11 +103,15 @@ class App:
             if ended:
                 log.info("ended %d temporary subscriptions left from the last run", ended)
             await self.component.start()
+        if self.outbox is not None:
+            await self.outbox.start()
 
     async def close(self) -> None:
         """Stop the edges, then close the storage. Safe to call twice."""
         try:
             await self.http.stop()
+            if self.outbox is not None:
+                await self.outbox.stop()
             if self.component is not None:
                 await self.component.stop()
             for close in self.closers:
@@ -138,6 +145,28 @@ def engine_config(config: Config) -> EngineConfig:
         topic_default_role=server.topic_default_role,
         anonymous_domains=frozenset(server.anonymous_domains),
     )
+
+
+def federate(config: Config, engine: Engine, component: ChannelComponent, clock: Clock) -> Outbox:
+    """Federation from `[federation]`: the engine reaches other domains' channels through
+    `component`, and events on its own channels go to the domains that follow them, whose
+    users' home servers notify them (so this server's Notifier does not)."""
+    remote = remote_servers(config, component, clock)
+    engine.use_remote(remote)
+    federation = config.federation
+    outbox = Outbox(
+        engine,
+        remote.discovery,
+        component.notifier,
+        component.request,
+        retry_max=federation.retry_max,
+        timeout=federation.request_timeout,
+    )
+    engine.add_listener(outbox)
+    component.heard_from = outbox.heard_from
+    component.on_connected = outbox.retry_now
+    component.notifier.home_delivers = engine.delivered_by_home_server
+    return outbox
 
 
 def remote_servers(config: Config, component: ChannelComponent, clock: Clock) -> RemoteServers:
@@ -186,6 +215,7 @@ async def build(config: Config) -> App:
         engine = Engine(storage, clock, engine_config(config))
         engine.add_listener(metrics.count_event)
         component = None
+        outbox = None
         xmpp_connected = None
         if config.xmpp is not None:
             component = ChannelComponent(
@@ -204,7 +234,7 @@ async def build(config: Config) -> App:
             # callable: neither knows the XMPP edge.
             xmpp_connected = component.connected.is_set
             metrics.watch_xmpp(xmpp_connected)
-            engine.use_remote(remote_servers(config, component, clock))
+            outbox = federate(config, engine, component, clock)
         _use_account_directory(engine, config, warn=True)
         if config.mail is not None:
             mail = config.mail
@@ -237,6 +267,7 @@ async def build(config: Config) -> App:
         http=http,
         metrics=metrics,
         closers=closers,
+        outbox=outbox,
     )
 
 

@@ -251,6 +251,8 @@ class FederationConfig:
         dns_timeout: seconds a DNS lookup may take, retries included.
         request_timeout: seconds a request made for a local user of another domain's
             channel may take, discovery included, before the user is told it timed out.
+        retry_max: the longest wait, in seconds, between two tries to deliver queued
+            events to a domain (the outbox's backoff doubles up to it).
     """
 
     nameservers: tuple[tuple[str, int], ...] = ()
@@ -258,6 +260,7 @@ class FederationConfig:
     failure_ttl: int = 30
     dns_timeout: int = 5
     request_timeout: int = 10
+    retry_max: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -796,6 +799,7 @@ def _build_federation(section: _Section) -> FederationConfig:
         failure_ttl=section.integer("failure_ttl", 30, minimum=1, maximum=24 * 3600),
         dns_timeout=section.integer("dns_timeout", 5, minimum=1, maximum=60),
         request_timeout=section.integer("request_timeout", 10, minimum=1, maximum=60),
+        retry_max=section.integer("retry_max", 30, minimum=1, maximum=3600),
     )
     section.check_no_unknown_keys(FEDERATION_KEYS)
     return config
@@ -889,6 +893,7 @@ FEDERATION_KEYS = (
     "failure_ttl",
     "dns_timeout",
     "request_timeout",
+    "retry_max",
 )
 LOG_KEYS = ("level", "format")
 SECTIONS: dict[str, tuple[str, ...]] = {

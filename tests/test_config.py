@@ -447,7 +447,8 @@ def test_federation_defaults_to_the_system_resolver_and_documented_ttls() -> Non
         federation.failure_ttl,
         federation.dns_timeout,
         federation.request_timeout,
-    ) == (600, 30, 5, 10)
+        federation.retry_max,
+    ) == (600, 30, 5, 10, 30)
 
 
 def test_federation_nameservers_take_ipv4_ipv6_and_bare_addresses(write: Write) -> None:
@@ -455,6 +456,7 @@ def test_federation_nameservers_take_ipv4_ipv6_and_bare_addresses(write: Write) 
         "[federation]\n"
         "nameservers = ['127.0.0.1:5353', '[::1]:53', '10.0.0.1', '[fe80::1]']\n"
         "discovery_ttl = 60\nfailure_ttl = 5\ndns_timeout = 2\nrequest_timeout = 20\n"
+        "retry_max = 120\n"
     )
     federation = load_config(path, {}).federation
     assert federation.nameservers == (
@@ -465,6 +467,7 @@ def test_federation_nameservers_take_ipv4_ipv6_and_bare_addresses(write: Write) 
     )
     assert (federation.discovery_ttl, federation.failure_ttl, federation.dns_timeout) == (60, 5, 2)
     assert federation.request_timeout == 20
+    assert federation.retry_max == 120
 
 
 def test_federation_nameservers_from_the_environment_are_comma_separated() -> None:
@@ -485,6 +488,8 @@ def test_federation_nameservers_from_the_environment_are_comma_separated() -> No
         ("failure_ttl = 'short'", "[federation] failure_ttl: must be an integer"),
         ("dns_timeout = 61", "[federation] dns_timeout: must be between 1 and 60"),
         ("request_timeout = 0", "[federation] request_timeout: must be between 1 and 60"),
+        ("retry_max = 0", "[federation] retry_max: must be between 1 and 3600"),
+        ("retry_max = 3601", "[federation] retry_max: must be between 1 and 3600"),
         ("resolver = 'x'", "[federation] resolver: unknown key"),
     ],
 )

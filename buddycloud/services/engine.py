@@ -2,15 +2,15 @@
 
 Its parts live beside it: `channels` (registration, creation, configuration, deletion),
 `following` (subscriptions, approvals, roles), `items` (publishing, reads, search),
-`accounts` (unregistering), `users` (the built-in user database) and `archive` (archives
-and the inbox sync).
+`accounts` (unregistering), `users` (the built-in user database), `archive` (archives
+and the inbox sync) and `outbox` (what goes to other domains' channel servers).
 Every permission is decided by `buddycloud.domain.permissions`.
 """
 
 from __future__ import annotations
 
-from buddycloud.services.archive import ArchiveOps
+from buddycloud.services.outbox import OutboxOps
 
 
-class Engine(ArchiveOps):
+class Engine(OutboxOps):
     """Every operation of the channel model. Construct with (storage, clock, config)."""

@@ -44,7 +44,7 @@ from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.router import Router
 from buddycloud.xmpp.stanzas import DEFAULT_MAX_PAYLOAD_BYTES
-from buddycloud.xmpp.xml import BoundedPullParser, serialize, utf8_size
+from buddycloud.xmpp.xml import BoundedPullParser, quote_attribute, serialize, utf8_size
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +302,11 @@ class ChannelComponent:
         # Why the last attempt to connect ended without a session (None while unknown).
         self._failure: str | None = None
         self._first_outcome: asyncio.Future[str | None] | None = None
+        # Told the sender of every stanza that reaches the component (federation's
+        # outbox retries a domain at once when its channel server is heard from).
+        self.heard_from: Callable[[str], None] | None = None
+        # Called each time a session starts (the outbox retries what waits).
+        self.on_connected: Callable[[], None] | None = None
 
     # --- StanzaSink -----------------------------------------------------------------------
 
@@ -481,6 +486,8 @@ class ChannelComponent:
             self._send_waiting(stream)
             if self.use_multicast:
                 self._spawn(self._find_multicast())
+            if self.on_connected is not None:
+                self.on_connected()
 
         def on_end(_: Any) -> None:
             self.connected.clear()
@@ -537,6 +544,10 @@ class ChannelComponent:
         return stream
 
     def _on_stanza(self, stanza: Element, refusal: str | None = None) -> None:
+        if self.heard_from is not None:
+            sender = stanza.get("from")
+            if sender:
+                self.heard_from(sender)
         type_ = stanza.get("type")
         if type_ in ("result", "error") and stanza.tag == _IQ and self._answered(stanza, refusal):
             return
@@ -553,10 +564,11 @@ class ChannelComponent:
     # --- requests the component sends -------------------------------------------------------
 
     async def request(
-        self, type_: str, to: str, payload: Element, *, timeout: float = QUERY_TIMEOUT
+        self, type_: str, to: str, payload: Element | str, *, timeout: float = QUERY_TIMEOUT
     ) -> Element:
         """Send an IQ of `type_` (get or set) with `payload` to `to`; its answer, the whole
-        `<iq type="result">` or `<iq type="error">` stanza.
+        `<iq type="result">` or `<iq type="error">` stanza. A `payload` already serialised
+        is sent as it is.
 
         Raises:
             QueryTimeout: no answer within `timeout` seconds.
@@ -567,10 +579,17 @@ class ChannelComponent:
         stanza_id = f"q{next(self._query_ids)}"
         future: asyncio.Future[Element] = asyncio.get_running_loop().create_future()
         self._queries[stanza_id] = (to, future)
-        iq = Element("iq", {"type": type_, "from": str(self.jid), "to": to, "id": stanza_id})
-        iq.append(payload)
+        if isinstance(payload, str):
+            text = (
+                f"<iq type={quote_attribute(type_)} from={quote_attribute(str(self.jid))} "
+                f"to={quote_attribute(to)} id={quote_attribute(stanza_id)}>{payload}</iq>"
+            )
+        else:
+            iq = Element("iq", {"type": type_, "from": str(self.jid), "to": to, "id": stanza_id})
+            iq.append(payload)
+            text = serialize(iq)
         try:
-            self.send(iq)
+            self.send_text(text)
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise QueryTimeout(f"{to} did not answer in {timeout:g} s") from None

@@ -42,3 +42,5 @@ NS_ADDRESS = "http://jabber.org/protocol/address"
 
 NS_BUDDYCLOUD = "http://buddycloud.org/v1"
 NS_BUDDYCLOUD_ERRORS = "http://buddycloud.org/v1/errors"
+# Events one channel server sends another (docs/federation.md).
+NS_INBOX = "http://buddycloud.org/v1#inbox"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.events import (
@@ -93,6 +93,9 @@ class Notifier:
         self._ids = itertools.count(1)
         # The XEP-0033 service to send through; None sends one copy per recipient.
         self.multicast: MulticastService | None = None
+        # Members whose home server notifies them (federation's outbox sends it the
+        # event): not notified from here. None: everyone is notified from here.
+        self.home_delivers: Callable[[Jid], bool] | None = None
         self._unconfirmed: dict[str, tuple[str, str, list[str]]] = {}
 
     async def __call__(self, event: Event) -> None:
@@ -100,7 +103,9 @@ class Notifier:
         # stores a message to a bare JID until they come online. Everything else goes to
         # online resources only, and is not even rendered when none is online.
         prompt = isinstance(event, AuthorizationRequested)
-        targets = self._targets(event.audience, offline_to_bare=prompt)
+        # An authorization prompt is asked directly, whatever the moderator's domain.
+        elsewhere = None if prompt else self.home_delivers
+        targets = self._targets(event.audience, offline_to_bare=prompt, elsewhere=elsewhere)
         if not targets:
             return
         message_type = None if prompt else "headline"
@@ -121,7 +126,7 @@ class Notifier:
         if fits(body, room):
             return body
         if isinstance(event, ItemPublished):
-            stub = self._item_stub(event)
+            stub = self.item_stub(event)
             if fits(stub, room):
                 return stub
         log.warning(
@@ -133,7 +138,7 @@ class Notifier:
         )
         return None
 
-    def _item_stub(self, event: ItemPublished) -> str:
+    def item_stub(self, event: ItemPublished) -> str:
         """The notification of a published item without its payload: its id only."""
         return (
             f'<event xmlns="{NS_PUBSUB_EVENT}"><items node={quote_attribute(str(event.node.id))}>'
@@ -216,13 +221,22 @@ class Notifier:
     def _delete(self, node_id: NodeId) -> str:
         return serialize(_event(Element(qname(NS_PUBSUB_EVENT, "delete"), {"node": str(node_id)})))
 
-    def _targets(self, audience: Iterable[Jid], *, offline_to_bare: bool) -> list[str]:
-        """The quoted `to` addresses of every online resource of the audience."""
+    def _targets(
+        self,
+        audience: Iterable[Jid],
+        *,
+        offline_to_bare: bool,
+        elsewhere: Callable[[Jid], bool] | None = None,
+    ) -> list[str]:
+        """The quoted `to` addresses of every online resource of the audience, but those
+        of members `elsewhere` says their home server notifies."""
         targets: list[str] = []
         addresses = self.online.addresses
         for member in audience:
             online = addresses(member)
             if online:
+                if elsewhere is not None and elsewhere(member):
+                    continue
                 targets.extend(online)
             elif offline_to_bare:
                 targets.append(quote_attribute(str(member.bare)))
