@@ -1,4 +1,5 @@
-"""The `buddycloud` command: `serve`, `migrate`, `user`, `--version`.
+"""The `buddycloud` command: `serve`, `migrate`, `user`, `federation`, `doctor`,
+`systemd-unit`, `--version`.
 
 Exit status: 0 on success, 1 when the command failed while running (one line on stderr),
 2 for a bad command line, a bad configuration, or a deployment that cannot start: storage
@@ -10,6 +11,9 @@ too old or too new) or an XMPP server that refuses the component or cannot be re
 engine, on the storage `[storage] url` names. Passwords are asked twice on the terminal,
 or read as one line from standard input with `--password-stdin`; never from the command
 line, where other users of the machine could read them.
+
+`buddycloud federation status` prints how delivery to each remote domain stands: the
+outbox's queue and its last success and error (docs/federation.md).
 """
 
 from __future__ import annotations
@@ -106,8 +110,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(migrate, config_help)
     _add_user_commands(commands, config_help)
+    _add_federation_commands(commands, config_help)
     _add_deployment_commands(commands, config_help)
     return parser
+
+
+def _add_federation_commands(
+    commands: argparse._SubParsersAction[_Parser], config_help: str
+) -> None:
+    federation = commands.add_parser(
+        "federation",
+        help="see how delivery to other domains stands",
+        description="What this server knows of the other domains it sends events to.",
+    )
+    actions = federation.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    status = actions.add_parser(
+        "status",
+        allow_abbrev=False,
+        help="list the remote domains, their queues and their last success and error",
+        description="Print one line per remote domain this server has sent events to or "
+        "has events queued for, by name: the domain, its channel server ('-' while none "
+        "was found), the events queued for it, the time of the last delivery ('never'), "
+        "and the last error with its time and the failed tries since the last delivery "
+        "('-' when none), separated by tabs.",
+    )
+    _add_common(status, config_help)
 
 
 def _add_deployment_commands(
@@ -252,9 +280,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "doctor":
             return _doctor(args, environ, sys.stdout)
         config = load_config(args.config, environ)
-        if args.command == "user":
+        if args.command in ("user", "federation"):
             # Quiet: the command prints its own outcome; warnings and errors still show.
             _configure_logging(config, args.log_level, logging.WARNING)
+            if args.command == "federation":
+                return _federation(config)
             return _user(config, args)
         _configure_logging(config, args.log_level)
         if args.command == "migrate":
@@ -352,6 +382,27 @@ async def _list_accounts(engine: Engine, out: TextIO) -> None:
         if not page.items or page.last is None:
             return
         after = page.last
+
+
+def _federation(config: Config) -> int:
+    open_engine = cast(_OpenEngine, _entry_point("buddycloud.app", "open_engine"))
+    asyncio.run(_federation_status(open_engine, config, sys.stdout))
+    return EXIT_OK
+
+
+async def _federation_status(open_engine: _OpenEngine, config: Config, out: TextIO) -> None:
+    async with open_engine(config) as engine:
+        statuses = await engine.outbox_status()
+    for status in statuses:
+        success = format_datetime(status.last_success) if status.last_success else "never"
+        error = "-"
+        if status.last_error is not None and status.last_error_at is not None:
+            error = f"{format_datetime(status.last_error_at)} {status.last_error}"
+            if status.attempts:
+                tries = "try" if status.attempts == 1 else "tries"
+                error += f" ({status.attempts} failed {tries} since the last delivery)"
+        fields = (status.domain, status.server or "-", str(status.depth), success, error)
+        print("\t".join(fields), file=out)
 
 
 def _new_password(*, from_stdin: bool) -> str:

@@ -472,3 +472,57 @@ async def test_the_password_is_asked_twice_on_the_terminal(tmp_path: Path) -> No
     assert PASSWORD not in output  # not echoed
     assert "created the account juliet@capulet.lit" in output
     assert await signs_in(url, "juliet", PASSWORD)
+
+
+# --- buddycloud federation status ------------------------------------------------------------
+
+
+async def fill_the_outbox(url: str) -> None:
+    from datetime import UTC, datetime
+
+    storage = await open_storage(url, migrate=True)
+    try:
+        t = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+        await storage.enqueue_outbox(["montague.lit", "verona.lit"], "<event/>", t)
+        await storage.enqueue_outbox(["montague.lit"], "<event/>", t)
+        await storage.record_outbox_failure(
+            "montague.lit", at=t, server="channels.montague.lit", error="no answer within 10 s"
+        )
+        await storage.record_outbox_failure(
+            "montague.lit", at=t, server=None, error="no answer within 10 s"
+        )
+        [verona] = await storage.read_outbox("verona.lit", max_bytes=100, max_rows=1)
+        await storage.delete_outbox(
+            "verona.lit", [verona.sequence], at=t, server="channels.montague.lit"
+        )
+        await storage.enqueue_outbox(["padua.lit"], "<event/>", t)
+    finally:
+        await storage.close()
+
+
+async def test_federation_status_lists_each_remote_domain(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/buddycloud.db"
+    await fill_the_outbox(url)
+    result = run_cli("federation", "status", cwd=tmp_path, env=user_env(url))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert [line.split("\t") for line in result.stdout.splitlines()] == [
+        [
+            "montague.lit",
+            "channels.montague.lit",
+            "2",
+            "never",
+            "2026-12-07T09:00:00.000Z no answer within 10 s "
+            "(2 failed tries since the last delivery)",
+        ],
+        ["padua.lit", "-", "1", "never", "-"],
+        ["verona.lit", "channels.montague.lit", "0", "2026-12-07T09:00:00.000Z", "-"],
+    ]
+
+
+def test_federation_status_of_a_new_server_prints_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/b.db"
+    listed = run_cli("federation", "status", cwd=tmp_path, env=user_env(url))
+    assert (listed.returncode, listed.stdout, listed.stderr) == (0, "", "")
+    missing = run_cli("federation", cwd=tmp_path, env=user_env(url))
+    assert_one_line_error(missing, "required: ACTION")
