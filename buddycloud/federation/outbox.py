@@ -169,7 +169,7 @@ class Outbox:
             if status.server is not None:
                 self._learn(state, status.server)
             if status.depth:
-                log.info("%d events queued for %s: resuming delivery", status.depth, status.domain)
+                log.info("resuming delivery to %s (queued: %d)", status.domain, status.depth)
                 self._kick(state)
 
     async def stop(self) -> None:
@@ -293,7 +293,7 @@ class Outbox:
         if kind == "wait" or condition in RETRIED_CONDITIONS:
             return await self._failed(state, server, described)
         log.warning(
-            "%s refused %d events for %s for good (%s); dropped",
+            "%s refused a batch of %d events for %s for good (%s); dropped",
             server,
             len(batch),
             domain,
@@ -303,7 +303,10 @@ class Outbox:
         return True
 
     async def _failed(self, state: _Domain, server: Jid | None, error: str) -> bool:
-        log.info("could not deliver to %s (%s): %s", state.name, server or "?", error)
+        if server is None:
+            log.info("could not deliver to %s: %s", state.name, error)
+        else:
+            log.info("could not deliver to %s (%s): %s", state.name, server, error)
         await self.engine.outbox_failed(
             state.name, str(server) if server is not None else None, error
         )

@@ -29,9 +29,13 @@ PADUA = "padua.lit"
 # A spare component on capulet.lit's Prosody, outside capulet.lit's disco#items, that tests
 # connect from their own process to send what they like over s2s.
 PROBE = "probe.lit"
+# A third domain without an XMPP service whose DNS record names the probe component as its
+# channel server: tests stand in for that server from their own process.
+MANTUA = "mantua.lit"
 TXT_RECORDS = {
     f"_bcloud-server._tcp.{VERONA}": f"v=1.0 server=channels.{MONTAGUE}",
     f"_bcloud-server._tcp.{PADUA}": f"v=1.0 server={MONTAGUE}",
+    f"_bcloud-server._tcp.{MANTUA}": f"v=1.0 server={PROBE}",
 }
 # Users registered on each domain ("probe" is the readiness check's).
 DOMAIN_USERS = {

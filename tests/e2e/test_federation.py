@@ -6,12 +6,25 @@ Each domain runs a private Prosody and its own channel server (tests/e2e/federat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from xml.etree.ElementTree import Element
+from xml.sax.saxutils import quoteattr
 
 import pytest
 from e2e.conftest import FederatedConnect
-from e2e.federation import CAPULET, MONTAGUE, PADUA, PROBE, VERONA, TwoDomains, service_of
+from e2e.federation import (
+    CAPULET,
+    MANTUA,
+    MONTAGUE,
+    PADUA,
+    PROBE,
+    VERONA,
+    Domain,
+    TwoDomains,
+    service_of,
+)
 from e2e.harness import (
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
@@ -39,8 +52,8 @@ from buddycloud.services.engine import Engine
 from buddycloud.storage.factory import open_storage
 from buddycloud.util.clock import SystemClock
 from buddycloud.xmpp.component import ChannelComponent
-from buddycloud.xmpp.namespaces import NS_COMPONENT
-from buddycloud.xmpp.xml import parse_xml
+from buddycloud.xmpp.namespaces import NS_COMPONENT, NS_INBOX, NS_PUBSUB_EVENT
+from buddycloud.xmpp.xml import parse_xml, serialize
 
 
 async def test_a_user_of_one_domain_sees_the_other_domains_channel_server(
@@ -208,3 +221,127 @@ async def test_a_server_that_is_not_the_actors_channel_server_is_refused(
     # The same request through Benvolio's own server is accepted.
     await benvolio.ok("set", publish(node, entry("genuine"), item_id=f"genuine-{unique}"))
     await juliet.ok("get", items_request(node, item_id=f"genuine-{unique}"))
+
+
+# --- the outbox: events for other domains, durable and in order -----------------------------
+
+
+class InboxReceiver:
+    """A component in this process standing in for a domain's channel server: it answers
+    every inbox IQ with `result` and keeps the item ids each held, in arrival order; other
+    stanzas go to its own router (so it answers disco#info as a channel server)."""
+
+    def __init__(self, component: ChannelComponent) -> None:
+        self.component = component
+        self.received: list[tuple[str, list[str]]] = []
+        self.arrived = asyncio.Event()
+        route = component._on_stanza
+
+        def on_stanza(stanza: Element, refusal: str | None = None) -> None:
+            inbox = stanza.find(f"{{{NS_INBOX}}}inbox")
+            if stanza.get("type") != "set" or inbox is None:
+                route(stanza, refusal)
+                return
+            ids = [
+                local_id(item.get("id", ""))
+                for item in inbox.iter(f"{{{NS_PUBSUB_EVENT}}}item")
+                if item.get("id")
+            ]
+            self.received.append((stanza.get("from", ""), ids))
+            self.arrived.set()
+            component.send_text(
+                f"<iq type='result' from={quoteattr(str(component.jid))} "
+                f"to={quoteattr(stanza.get('from', ''))} id={quoteattr(stanza.get('id', ''))}/>"
+            )
+
+        component._on_stanza = on_stanza  # type: ignore[method-assign]
+
+    def items(self, among: list[str]) -> list[str]:
+        """The ids of `among` received, in the order they arrived."""
+        return [i for _, ids in self.received for i in ids if i in among]
+
+    async def wait_for(self, ids: list[str], timeout: float = TIMEOUT) -> None:
+        async with asyncio.timeout(timeout):
+            while self.items(ids) != ids and len(self.items(ids)) < len(ids):
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@contextlib.asynccontextmanager
+async def inbox_receiver(
+    jid: str, secret: str, domain: Domain, database: Path
+) -> AsyncIterator[InboxReceiver]:
+    """`jid`, connected to `domain`'s Prosody with `secret`, standing in as a receiver."""
+    storage = await open_storage(f"sqlite:///{database}", migrate=True)
+    engine = Engine(storage, SystemClock(), EngineConfig(domain=jid, service_jid=Jid.parse(jid)))
+    settings = domain.prosody.settings
+    component = ChannelComponent(
+        engine, jid, secret, settings.interface, settings.component_port, multicast=False
+    )
+    receiver = InboxReceiver(component)
+    await component.start()
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await component.connected.wait()
+        yield receiver
+    finally:
+        await component.stop()
+        await storage.close()
+
+
+async def test_a_domain_back_from_an_outage_gets_every_post_in_order_and_no_other_waits(
+    two_domains: TwoDomains, federated: FederatedConnect, tmp_path: Path, unique: str
+) -> None:
+    """montague.lit's channel server is down while Juliet posts, and capulet.lit's own
+    server restarts meanwhile: when montague.lit's server is back (here a stand-in that
+    acknowledges inbox IQs), it gets every post, in order, at once. mantua.lit's server
+    (the probe, found through DNS) gets each post while montague.lit's is down."""
+    capulet, montague = two_domains.capulet, two_domains.montague
+    juliet = await federated(f"juliet@{CAPULET}")
+    romeo = await federated(f"romeo@{MONTAGUE}")
+    node = posts(juliet.bare)
+    await romeo.ok("set", subscribe(node, romeo.bare))
+
+    async with inbox_receiver(
+        PROBE, two_domains.probe_secret, capulet, tmp_path / "m.db"
+    ) as mantua:
+        # A user of mantua.lit follows Juliet through mantua.lit's channel server.
+        friar = Jid.parse(f"friar-{unique}@{MANTUA}")
+        follow = parse_xml(f"<subscribe xmlns='{NS_PUBSUB}' node='{node}' jid='{friar}'/>")
+        answer = await mantua.component.request(
+            "set", service_of(CAPULET), pubsub_request(friar, follow), timeout=TIMEOUT
+        )
+        assert answer.get("type") == "result", serialize(answer)
+
+        montague.stop_server()
+        try:
+            ids = []
+            for n in range(5):
+                reply = await juliet.ok("set", publish(node, entry(f"post {n} {unique}")))
+                ids.append(local_id(published_id(reply)))
+            # Not delayed by montague.lit: mantua.lit has every post while it is down.
+            await mantua.wait_for(ids)
+            assert mantua.items(ids) == ids
+            assert {sender for sender, _ in mantua.received} == {service_of(CAPULET)}
+
+            # capulet.lit's server restarts with the posts still queued for montague.lit.
+            assert capulet.stop_server() == 0
+            capulet.start_server()
+
+            async with inbox_receiver(
+                service_of(MONTAGUE),
+                montague.prosody.settings.component_secret,
+                montague,
+                tmp_path / "montague.db",
+            ) as standin:
+                # Any stanza from montague.lit's channel server: capulet.lit retries at once.
+                disco = Element(f"{{{NS_DISCO_INFO}}}query")
+                async with asyncio.timeout(3 * TIMEOUT):
+                    while len(standin.items(ids)) < len(ids):
+                        await standin.component.query(service_of(CAPULET), disco)
+                        with contextlib.suppress(TimeoutError):
+                            await standin.wait_for(ids, timeout=2)
+                assert standin.items(ids) == ids
+        finally:
+            if montague.server is None:
+                montague.start_server()
