@@ -463,3 +463,39 @@ async def test_past_the_reconnect_queue_size_the_oldest_stanzas_are_dropped(
         assert "reconnect_queue_bytes" in caplog.text
     finally:
         await component.stop()
+
+
+async def test_every_sender_is_told_to_the_heard_from_hook_and_a_session_to_on_connected(
+    engine: Engine, server: ComponentServer
+) -> None:
+    component = ChannelComponent(
+        engine, SERVICE, SECRET, "127.0.0.1", server.port, reconnect_min=0.05, multicast=False
+    )
+    heard: list[str] = []
+    sessions: list[bool] = []
+    component.heard_from = heard.append
+    component.on_connected = lambda: sessions.append(True)
+    await component.start()
+    try:
+        await asyncio.wait_for(component.connected.wait(), 5)
+        assert sessions == [True]
+        # A request sent already serialised goes as it is; its answer settles it.
+        asking = asyncio.ensure_future(
+            component.request("set", "channels.montague.lit", "<inbox xmlns='x'/>", timeout=5)
+        )
+        await server.wait_for(lambda: "<inbox xmlns='x'/>" in server.received)
+        (iq,) = _stanzas(server.received, "iq", "inbox")
+        assert (iq.get("type"), iq.get("from"), iq.get("to")) == (
+            "set",
+            SERVICE,
+            "channels.montague.lit",
+        )
+        server.send(
+            f"<iq type='result' id='{iq.get('id')}' from='channels.montague.lit' to='{SERVICE}'/>"
+        )
+        assert (await asyncio.wait_for(asking, 5)).get("type") == "result"
+        server.send(f"<presence from='romeo@montague.lit/orchard' to='{SERVICE}'/>")
+        await _until(lambda: len(heard) == 2)
+        assert heard == ["channels.montague.lit", "romeo@montague.lit/orchard"]
+    finally:
+        await component.stop()
