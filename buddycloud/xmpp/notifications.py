@@ -97,6 +97,8 @@ class Notifier:
         # event): not notified from here. None: everyone is notified from here.
         self.home_delivers: Callable[[Jid], bool] | None = None
         self._unconfirmed: dict[str, tuple[str, str, list[str]]] = {}
+        self._last_event: Event | None = None
+        self._last_bodies: list[str] = []
 
     async def __call__(self, event: Event) -> None:
         # An authorization prompt must reach an offline owner or moderator: the XMPP server
@@ -164,7 +166,16 @@ class Notifier:
         return utf8_size(head) + _ID_DIGITS + widest + len("</message>")
 
     def render(self, event: Event) -> list[str]:
-        """The serialised children of each message this event produces."""
+        """The serialised children of each message this event produces (not to be
+        changed: the last event's are kept, so that its notifications and federation's
+        outbox render it once between them)."""
+        if event is self._last_event:
+            return self._last_bodies
+        bodies = self._render(event)
+        self._last_event, self._last_bodies = event, bodies
+        return bodies
+
+    def _render(self, event: Event) -> list[str]:
         service = self._service
         match event:
             case ItemPublished(node=node, item=item):

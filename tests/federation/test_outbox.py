@@ -490,3 +490,28 @@ async def test_the_notifier_leaves_other_domains_users_to_their_home_server(
     channel = await engine.storage.get_channel(JULIET)
     await notifier(AuthorizationRequested(channel, NODE, PARIS, (ROMEO,)))
     assert [parse_xml(t).get("to") for t in sink.texts] == ["romeo@montague.lit/r"]
+
+
+async def test_the_notifier_and_the_outbox_render_an_event_once_between_them(
+    build: Build, network: Network, storage: Storage
+) -> None:
+    outbox = await build()
+    engine = outbox.engine
+    notifier = outbox.notifier
+    notifier.home_delivers = engine.delivered_by_home_server
+    engine.add_listener(notifier)
+    notifier.online.add(Jid.parse("nurse@capulet.lit/n"))
+    await juliets_channel(engine, ROMEO, NURSE)
+    renders = 0
+    render = notifier._render
+
+    def counting(event: object) -> list[str]:
+        nonlocal renders
+        renders += 1
+        return render(event)  # type: ignore[arg-type]
+
+    notifier._render = counting  # type: ignore[method-assign]
+    item_id = await post(engine, "one rendering")
+    assert renders == 1
+    await until(lambda: not outbox.pending()["montague.lit"], "delivery")
+    assert any(item_id in ids for ids in network.to(MONTAGUE))
