@@ -27,6 +27,7 @@ from buddycloud.domain.jid import Jid
 from buddycloud.federation.client import RemoteServers
 from buddycloud.federation.discovery import ServerDiscovery
 from buddycloud.federation.dns import DnsTxtLookup
+from buddycloud.federation.inbox import INBOX_ROUTE, handle_inbox
 from buddycloud.federation.outbox import Outbox
 from buddycloud.http.app import create_app
 from buddycloud.http.auth import Authenticator, AuthSettings
@@ -144,6 +145,7 @@ def engine_config(config: Config) -> EngineConfig:
         topic_access_model=server.topic_access_model,
         topic_default_role=server.topic_default_role,
         anonymous_domains=frozenset(server.anonymous_domains),
+        backfill=config.federation.backfill,
     )
 
 
@@ -235,6 +237,9 @@ async def build(config: Config) -> App:
             xmpp_connected = component.connected.is_set
             metrics.watch_xmpp(xmpp_connected)
             outbox = federate(config, engine, component, clock)
+            # Other domains' channel servers send the events of the channels this
+            # server's users follow to its inbox.
+            component.router.add_route(INBOX_ROUTE, handle_inbox)
         _use_account_directory(engine, config, warn=True)
         if config.mail is not None:
             mail = config.mail

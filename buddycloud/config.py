@@ -253,6 +253,8 @@ class FederationConfig:
             channel may take, discovery included, before the user is told it timed out.
         retry_max: the longest wait, in seconds, between two tries to deliver queued
             events to a domain (the outbox's backoff doubles up to it).
+        backfill: how many of a remote channel's most recent items a first follow from
+            this domain copies into the cache.
     """
 
     nameservers: tuple[tuple[str, int], ...] = ()
@@ -261,6 +263,7 @@ class FederationConfig:
     dns_timeout: int = 5
     request_timeout: int = 10
     retry_max: int = 30
+    backfill: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -800,6 +803,7 @@ def _build_federation(section: _Section) -> FederationConfig:
         dns_timeout=section.integer("dns_timeout", 5, minimum=1, maximum=60),
         request_timeout=section.integer("request_timeout", 10, minimum=1, maximum=60),
         retry_max=section.integer("retry_max", 30, minimum=1, maximum=3600),
+        backfill=section.integer("backfill", 50, minimum=0, maximum=1000),
     )
     section.check_no_unknown_keys(FEDERATION_KEYS)
     return config
@@ -894,6 +898,7 @@ FEDERATION_KEYS = (
     "dns_timeout",
     "request_timeout",
     "retry_max",
+    "backfill",
 )
 LOG_KEYS = ("level", "format")
 SECTIONS: dict[str, tuple[str, ...]] = {

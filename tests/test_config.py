@@ -448,7 +448,8 @@ def test_federation_defaults_to_the_system_resolver_and_documented_ttls() -> Non
         federation.dns_timeout,
         federation.request_timeout,
         federation.retry_max,
-    ) == (600, 30, 5, 10, 30)
+        federation.backfill,
+    ) == (600, 30, 5, 10, 30, 50)
 
 
 def test_federation_nameservers_take_ipv4_ipv6_and_bare_addresses(write: Write) -> None:
@@ -457,6 +458,7 @@ def test_federation_nameservers_take_ipv4_ipv6_and_bare_addresses(write: Write) 
         "nameservers = ['127.0.0.1:5353', '[::1]:53', '10.0.0.1', '[fe80::1]']\n"
         "discovery_ttl = 60\nfailure_ttl = 5\ndns_timeout = 2\nrequest_timeout = 20\n"
         "retry_max = 120\n"
+        "backfill = 0\n"
     )
     federation = load_config(path, {}).federation
     assert federation.nameservers == (
@@ -468,6 +470,7 @@ def test_federation_nameservers_take_ipv4_ipv6_and_bare_addresses(write: Write) 
     assert (federation.discovery_ttl, federation.failure_ttl, federation.dns_timeout) == (60, 5, 2)
     assert federation.request_timeout == 20
     assert federation.retry_max == 120
+    assert federation.backfill == 0
 
 
 def test_federation_nameservers_from_the_environment_are_comma_separated() -> None:
@@ -490,6 +493,7 @@ def test_federation_nameservers_from_the_environment_are_comma_separated() -> No
         ("request_timeout = 0", "[federation] request_timeout: must be between 1 and 60"),
         ("retry_max = 0", "[federation] retry_max: must be between 1 and 3600"),
         ("retry_max = 3601", "[federation] retry_max: must be between 1 and 3600"),
+        ("backfill = 1001", "[federation] backfill: must be between 0 and 1000"),
         ("resolver = 'x'", "[federation] resolver: unknown key"),
     ],
 )

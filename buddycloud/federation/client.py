@@ -17,10 +17,19 @@ from xml.etree.ElementTree import Element, SubElement
 from buddycloud.domain.entries import EntryDraft
 from buddycloud.domain.errors import RemoteError, RemoteServerNotFound, RemoteTimeout
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import Item, Membership, NodeId, Page, PageRequest, RawPayload
+from buddycloud.domain.model import (
+    ChannelConfig,
+    Item,
+    Membership,
+    NodeId,
+    Page,
+    PageRequest,
+    RawPayload,
+)
 from buddycloud.federation.discovery import ServerDiscovery
 from buddycloud.federation.wire import (
     pubsub_request,
+    read_configuration,
     read_error,
     read_items,
     read_membership,
@@ -30,7 +39,7 @@ from buddycloud.federation.wire import (
 )
 from buddycloud.services.ports import Clock
 from buddycloud.xmpp.multicast import QueryFailed
-from buddycloud.xmpp.namespaces import NS_PUBSUB, qname
+from buddycloud.xmpp.namespaces import NS_PUBSUB, NS_PUBSUB_OWNER, qname
 from buddycloud.xmpp.rsm import render_page_request
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,7 @@ class RemoteServers:
         node: NodeId,
         *operations: Element,
         item_id: str | None = None,
+        owner: bool = False,
     ) -> Element | None:
         """Send the request; the payload of its result.
 
@@ -86,9 +96,8 @@ class RemoteServers:
                 server = await self.discovery.channel_server(domain)
                 if server is None:
                     raise RemoteServerNotFound(domain)
-                answer = await self._request(
-                    type_, str(server), pubsub_request(actor, *operations), timeout=self.timeout
-                )
+                request = pubsub_request(actor, *operations, owner=owner)
+                answer = await self._request(type_, str(server), request, timeout=self.timeout)
         except TimeoutError:
             log.info("the channel server of %s did not answer in %g s", domain, self.timeout)
             raise RemoteTimeout(domain, self.timeout) from None
@@ -140,6 +149,11 @@ class RemoteServers:
             qname(NS_PUBSUB, "unsubscribe"), {"node": str(node), "jid": str(actor)}
         )
         await self._ask("set", actor, node, unsubscribe)
+
+    async def get_configuration(self, actor: Jid, node: NodeId) -> ChannelConfig:
+        configure = Element(qname(NS_PUBSUB_OWNER, "configure"), {"node": str(node)})
+        answer = await self._ask("get", actor, node, configure, owner=True)
+        return read_configuration(answer, node, now=self._clock.now())
 
     async def is_channel_server(self, domain: str, sender: Jid) -> bool:
         return await self.discovery.is_channel_server(domain, sender)

@@ -7,7 +7,9 @@ here, once; a remote error is mapped to a domain error and its text dropped (STY
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 from xml.etree.ElementTree import Element, SubElement
 
 from buddycloud.domain.entries import EntryDraft
@@ -29,6 +31,9 @@ from buddycloud.domain.errors import (
 )
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
+    AccessModel,
+    ChannelConfig,
+    ChannelType,
     Item,
     Membership,
     NodeId,
@@ -38,11 +43,28 @@ from buddycloud.domain.model import (
     SubscriptionState,
 )
 from buddycloud.domain.times import parse_datetime
+from buddycloud.services.channels import MAX_DESCRIPTION, MAX_TITLE
+from buddycloud.xmpp.forms import (
+    ACCESS_MODEL,
+    CHANNEL_TYPE,
+    CREATION_DATE,
+    CREATOR,
+    DEFAULT_AFFILIATION,
+    DESCRIPTION,
+    EPHEMERAL,
+    TITLE,
+    UPDATED_DATE,
+    DataForm,
+    find_form,
+    parse_bool,
+)
 from buddycloud.xmpp.namespaces import (
     NS_ACTIVITY,
     NS_ATOM,
     NS_BUDDYCLOUD,
     NS_PUBSUB,
+    NS_PUBSUB_NODE_CONFIG,
+    NS_PUBSUB_OWNER,
     NS_REVIEW,
     NS_RSM,
     NS_STANZAS,
@@ -56,10 +78,12 @@ from buddycloud.xmpp.xml import UnsafeXml, parse_xml, serialize
 MAX_REMOTE_ITEMS = 100
 MAX_ITEM_ID = 1024
 
+T = TypeVar("T")
 
-def pubsub_request(actor: Jid, *operations: Element) -> Element:
-    """`<pubsub>operations…<actor>actor</actor></pubsub>`."""
-    pubsub = Element(qname(NS_PUBSUB, "pubsub"))
+
+def pubsub_request(actor: Jid, *operations: Element, owner: bool = False) -> Element:
+    """`<pubsub>operations…<actor>actor</actor></pubsub>` (pubsub#owner with `owner`)."""
+    pubsub = Element(qname(NS_PUBSUB_OWNER if owner else NS_PUBSUB, "pubsub"))
     pubsub.extend(operations)
     SubElement(pubsub, qname(NS_BUDDYCLOUD, "actor")).text = str(actor)
     return pubsub
@@ -261,3 +285,63 @@ def read_error(answer: Element, node: NodeId, item_id: str | None) -> ChannelErr
     return RemoteError(
         f"the channel's server answered with an error ({condition[:40] or 'unknown'})"
     )
+
+
+def read_channel_config(form: DataForm, channel: Jid, *, now: datetime) -> ChannelConfig:
+    """A remote channel's configuration from its node_config form (ProtoXEP table 1), as
+    its server rendered it (`forms.node_config_fields`); a field that is missing or out of
+    its vocabulary takes the value a new channel would have.
+
+    Raises:
+        RemoteError: the form is no node configuration form.
+    """
+    if form.form_type not in (None, NS_PUBSUB_NODE_CONFIG):
+        raise _garbage("a form that is no node configuration")
+
+    def parsed(var: str, parse: Callable[[str], T], default: T) -> T:
+        raw = (form.get(var) or "").strip()
+        if not raw:
+            return default
+        try:
+            return parse(raw)
+        except (ChannelError, ValueError):
+            return default
+
+    def jid(raw: str) -> Jid:
+        return Jid.parse(raw).bare
+
+    created = parsed(CREATION_DATE, parse_datetime, now)
+    return ChannelConfig(
+        title=(form.get(TITLE) or "")[:MAX_TITLE],
+        description=(form.get(DESCRIPTION) or "")[:MAX_DESCRIPTION],
+        access_model=parsed(ACCESS_MODEL, AccessModel.parse, AccessModel.OPEN),
+        default_role=parsed(DEFAULT_AFFILIATION, _follower_role, Role.MEMBER),
+        creator=parsed(CREATOR, jid, channel),
+        channel_type=parsed(CHANNEL_TYPE, ChannelType, ChannelType.PERSONAL),
+        created=created,
+        updated=parsed(UPDATED_DATE, parse_datetime, created),
+        ephemeral=parsed(EPHEMERAL, lambda raw: parse_bool(raw, EPHEMERAL), False),
+        advertised=False,
+    )
+
+
+def _follower_role(raw: str) -> Role:
+    role = Role.parse(raw)
+    if role in (Role.OWNER, Role.OUTCAST):
+        raise ValueError("not a default role")
+    return role
+
+
+def read_configuration(payload: Element | None, node: NodeId, *, now: datetime) -> ChannelConfig:
+    """`<pubsub#owner><configure node><x/></configure></pubsub>`: the channel's
+    configuration."""
+    configure = payload.find(qname(NS_PUBSUB_OWNER, "configure")) if payload is not None else None
+    form = None
+    if configure is not None:
+        try:
+            form = find_form(configure, NS_PUBSUB_NODE_CONFIG)
+        except ChannelError:
+            form = None
+    if form is None:
+        raise _garbage("a configuration without its form")
+    return read_channel_config(form, node.channel, now=now)

@@ -32,6 +32,8 @@ class EngineConfig:
     topic_access_model: AccessModel = AccessModel.OPEN
     topic_default_role: Role = Role.MEMBER
     anonymous_domains: frozenset[str] = frozenset()
+    # How many recent items a first follow of another domain's channel copies here.
+    backfill: int = 50
 
     def is_anonymous(self, jid: Jid) -> bool:
         """Whether `jid` is an anonymous guest: a user of one of `anonymous_domains`, or of

@@ -32,7 +32,7 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.permissions import Operation, check_invitation, check_role_change
 from buddycloud.services.base import READ_BATCH, role_of, state_of
-from buddycloud.services.channels import ChannelOps
+from buddycloud.services.remote import RemoteCacheOps
 from buddycloud.storage.base import NodeContext
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ FILTER_FIELDS = frozenset(
 )
 
 
-class FollowOps(ChannelOps):
+class FollowOps(RemoteCacheOps):
     async def subscribe(
         self, requester: Jid, node: NodeId, subscriber: Jid, *, temporary: bool = False
     ) -> Membership:
@@ -74,7 +74,9 @@ class FollowOps(ChannelOps):
                 raise Unsupported(
                     "federation", "temporary subscriptions to other domains' channels"
                 )
-            return await remote.subscribe(requester, node)
+            answered = await remote.subscribe(requester, node)
+            await self._cache_follow(remote, requester, node, answered)
+            return answered
         context = await self._context(requester, node)
         channel, current = context.channel, context.membership
         role = role_of(current)
@@ -143,6 +145,7 @@ class FollowOps(ChannelOps):
         remote = self._remote_for(requester, node)
         if remote is not None:
             await remote.unsubscribe(requester, node)
+            await self._cache_unfollow(requester, node)
             return None
         context = await self._context(requester, node)
         channel, current = context.channel, context.membership

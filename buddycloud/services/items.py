@@ -249,7 +249,7 @@ class ItemOps(FollowOps):
     # --- reads ----------------------------------------------------------------------------
 
     async def _readable(self, requester: Jid, node: NodeId) -> NodeContext:
-        context = await self._context(requester.bare, node)
+        context = await self._read_context(requester.bare, node)
         self._require(Operation.READ_ITEMS, requester.bare, context)
         return context
 
@@ -279,8 +279,11 @@ class ItemOps(FollowOps):
         author: Jid | None = None,
     ) -> Page[Item]:
         """A node's items, newest activity first, paged (XEP-0059); `since`, `until` and
-        `author` narrow the set the page is cut from."""
-        remote = self._remote_for(requester.bare, node)
+        `author` narrow the set the page is cut from.
+
+        Another domain's channel is read from the cache by its subscribed local followers,
+        and asked of its own server for anyone else."""
+        remote = await self._reader_remote(requester.bare, node)
         if remote is not None:
             if parent_only or since or until or author:
                 raise Unsupported("federation", "filtered item lists of other domains' channels")
@@ -297,7 +300,7 @@ class ItemOps(FollowOps):
 
     async def get_item(self, requester: Jid, node: NodeId, item_id: str) -> Item:
         """Raises NodeNotFound, ItemNotFound, ClosedNode, Banned."""
-        remote = self._remote_for(requester.bare, node)
+        remote = await self._reader_remote(requester.bare, node)
         if remote is not None:
             return await remote.get_item(requester.bare, node, item_id)
         await self._readable(requester, node)

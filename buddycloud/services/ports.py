@@ -8,7 +8,15 @@ from typing import Protocol
 from buddycloud.domain.entries import EntryDraft
 from buddycloud.domain.events import Event
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import Item, Membership, NodeId, Page, PageRequest, RawPayload
+from buddycloud.domain.model import (
+    ChannelConfig,
+    Item,
+    Membership,
+    NodeId,
+    Page,
+    PageRequest,
+    RawPayload,
+)
 
 
 class Clock(Protocol):
@@ -101,6 +109,11 @@ class RemoteChannels(Protocol):
         """Follow the channel: the new membership (subscribed, or pending approval)."""
 
     async def unsubscribe(self, actor: Jid, node: NodeId) -> None: ...
+
+    async def get_configuration(self, actor: Jid, node: NodeId) -> ChannelConfig:
+        """The channel's configuration (ProtoXEP table 1), to cache it here.
+
+        Raises: NodeNotFound, RemoteError and its subclasses."""
 
     async def is_channel_server(self, domain: str, sender: Jid) -> bool:
         """Whether `sender` is the channel server of `domain` (ProtoXEP 10.1)."""

@@ -129,6 +129,22 @@ class ReplyTooLarge(ChannelError):
         self.condition = condition
 
 
+class InboxRefused(ChannelError):
+    """A whole inbox IQ refused for good (docs/federation.md, "The inbox"): its sender is
+    the channel server of none of the domains its events are about. The sender drops the
+    batch (type cancel)."""
+
+
+class MalformedInbox(ChannelError):
+    """An `<inbox>` element that is not one: no `<event>`, or something else in it. The
+    sender drops the batch (type cancel)."""
+
+
+class InboxUnavailable(ChannelError):
+    """The inbox cannot apply the events now (the storage failed): the sender keeps the
+    batch and tries again later (type wait)."""
+
+
 # --- the table --------------------------------------------------------------------------
 
 # The application conditions XEP-0060 §14 defines in pubsub#errors; any other dynamic
@@ -230,6 +246,9 @@ STANZA_ERRORS: dict[type[BaseException], StanzaErrorSpec] = {
     RemoteServerNotFound: _spec("remote-server-not-found", "cancel"),
     RemoteTimeout: _spec("remote-server-timeout", "wait"),
     UntrustedServer: _spec("forbidden", "auth"),
+    InboxRefused: _spec("forbidden", "cancel"),
+    MalformedInbox: _spec("bad-request", "cancel"),
+    InboxUnavailable: _spec("internal-server-error", "wait"),
 }
 
 INTERNAL_ERROR = StanzaErrorSpec("internal-server-error", "cancel")

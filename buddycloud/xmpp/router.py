@@ -175,18 +175,19 @@ def route_key(iq_type: str, payload: Element) -> RouteKey:
     return (iq_type, namespace, name)
 
 
-def find_handler(key: RouteKey) -> IqHandler:
-    """The handler for `key`, or the RFC 6120 error for a request nobody handles.
+def find_handler(key: RouteKey, routes: Mapping[RouteKey, IqHandler] = IQ_ROUTES) -> IqHandler:
+    """The handler for `key` in `routes`, or the RFC 6120 error for a request nobody
+    handles.
 
     Raises:
         WrongIqType, Unsupported, ServiceUnavailable
     """
-    handler = IQ_ROUTES.get(key)
+    handler = routes.get(key)
     if handler is not None:
         return handler
     iq_type, namespace, name = key
     other = "set" if iq_type == "get" else "get"
-    if (other, namespace, name) in IQ_ROUTES:
+    if (other, namespace, name) in routes:
         raise WrongIqType(f"<{name}/> takes an IQ of type {other}")
     if namespace in KNOWN_NAMESPACES:
         raise Unsupported(_FEATURES.get(name, name), f"<{name}/> is not implemented")
@@ -217,6 +218,7 @@ class Router:
             engine, service_jid, sink, max_payload_bytes, online, max_stanza_bytes, renderer
         )
         self._service = str(service_jid)
+        self._routes: dict[RouteKey, IqHandler] = dict(IQ_ROUTES)
         # Channel creations started by available presence, by bare JID, until they end.
         # The XMPP server delivers a user's stanzas in order, but each is handled in its own
         # task: a request sent right after presence waits here for the channel it may need.
@@ -225,6 +227,11 @@ class Router:
     @property
     def engine(self) -> Engine:
         return self.edge.engine
+
+    def add_route(self, key: RouteKey, handler: IqHandler) -> None:
+        """Route IQs of `key` to `handler` too: what another edge serves through the
+        component (the federation inbox), wired by the composition root."""
+        self._routes[key] = handler
 
     @property
     def online(self) -> OnlineUsers:
@@ -280,7 +287,7 @@ class Router:
             if len(children) != 1:
                 # RFC 6120 §8.2.3: a get or set carries exactly one payload.
                 raise MalformedStanza("an IQ get or set must hold exactly one element")
-            handler = find_handler(route_key(iq_type, children[0]))
+            handler = find_handler(route_key(iq_type, children[0]), self._routes)
             actor = parse_actor(children[0])
             if actor is not None:
                 # Another domain's channel server, asking for one of its users; only the
