@@ -24,11 +24,11 @@ from buddycloud.domain.errors import (
     SubscriptionPending,
 )
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import NodeId, PageRequest, Role, SubscriptionState
+from buddycloud.domain.model import AccessModel, NodeId, PageRequest, Role, SubscriptionState
 from buddycloud.federation.client import RemoteServers
 from buddycloud.federation.discovery import ServerDiscovery
 from buddycloud.xmpp.multicast import QueryFailed
-from buddycloud.xmpp.namespaces import NS_BUDDYCLOUD, NS_PUBSUB, qname
+from buddycloud.xmpp.namespaces import NS_BUDDYCLOUD, NS_PUBSUB, NS_PUBSUB_OWNER, qname
 from buddycloud.xmpp.xml import parse_xml, serialize
 
 ROMEO = Jid.parse("romeo@montague.lit")
@@ -193,3 +193,59 @@ async def test_a_remote_item_without_an_id_is_garbage() -> None:
     reply = result(f"<pubsub xmlns='{NS_PUBSUB}'><items node='{NODE}'><item/></items></pubsub>")
     with pytest.raises(RemoteError):
         await remote(FakeServer(reply)).get_items(ROMEO, NODE, PageRequest(max=5))
+
+
+def _configure(fields: str) -> str:
+    return (
+        f"<pubsub xmlns='{NS_PUBSUB_OWNER}'><configure node='{NODE}'>"
+        "<x xmlns='jabber:x:data' type='form'>"
+        "<field var='FORM_TYPE' type='hidden'>"
+        "<value>http://jabber.org/protocol/pubsub#node_config</value></field>"
+        f"{fields}</x></configure></pubsub>"
+    )
+
+
+def _field(var: str, value: str) -> str:
+    return f"<field var='{var}'><value>{value}</value></field>"
+
+
+async def test_the_configuration_is_asked_as_the_owner_form_with_the_actor() -> None:
+    form = _configure(
+        _field("pubsub#title", "The balcony")
+        + _field("pubsub#description", "Where she speaks")
+        + _field("pubsub#access_model", "authorize")
+        + _field("pubsub#creator", "juliet@capulet.lit")
+        + _field("buddycloud#default_affiliation", "publisher")
+        + _field("buddycloud#channel_type", "personal")
+        + _field("pubsub#creation_date", "2026-01-01T10:00:00Z")
+        + _field("buddycloud#advertise_node", "true")
+    )
+    server = FakeServer(result(form))
+    config = await remote(server).get_configuration(ROMEO, NODE)
+    [(type_, _, payload)] = server.sent
+    assert type_ == "get"
+    assert payload.tag == qname(NS_PUBSUB_OWNER, "pubsub")
+    assert payload.findtext(qname(NS_BUDDYCLOUD, "actor")) == str(ROMEO)
+    assert (config.title, config.description) == ("The balcony", "Where she speaks")
+    assert config.access_model is AccessModel.AUTHORIZE
+    assert config.default_role is Role.PUBLISHER
+    assert config.creator == Jid.parse("juliet@capulet.lit")
+    assert not config.advertised  # a cached channel is never listed here
+
+
+async def test_a_configuration_out_of_vocabulary_takes_a_new_channels_values() -> None:
+    form = _configure(
+        _field("pubsub#access_model", "presence")
+        + _field("buddycloud#default_affiliation", "owner")
+        + _field("pubsub#creator", "not a jid@@")
+    )
+    config = await remote(FakeServer(result(form))).get_configuration(ROMEO, NODE)
+    assert config.access_model is AccessModel.OPEN
+    assert config.default_role is Role.MEMBER
+    assert config.creator == NODE.channel
+
+
+async def test_a_configuration_without_its_form_is_garbage() -> None:
+    empty = f"<pubsub xmlns='{NS_PUBSUB_OWNER}'><configure node='{NODE}'/></pubsub>"
+    with pytest.raises(RemoteError):
+        await remote(FakeServer(result(empty))).get_configuration(ROMEO, NODE)
