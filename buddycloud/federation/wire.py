@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TypeVar
 from xml.etree.ElementTree import Element, SubElement
 
-from buddycloud.domain.entries import EntryDraft
+from buddycloud.domain.entries import EntryDraft, parse_rating
 from buddycloud.domain.errors import (
     BadRequest,
     ChannelError,
@@ -29,11 +29,13 @@ from buddycloud.domain.errors import (
     RemoteError,
     SubscriptionPending,
 )
+from buddycloud.domain.ids import local_item_id
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
     AccessModel,
     ChannelConfig,
     ChannelType,
+    Entry,
     Item,
     Membership,
     NodeId,
@@ -44,6 +46,7 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.times import parse_datetime
 from buddycloud.services.channels import MAX_DESCRIPTION, MAX_TITLE
+from buddycloud.wire.atom import parse_entry
 from buddycloud.xmpp.forms import (
     ACCESS_MODEL,
     CHANNEL_TYPE,
@@ -168,8 +171,11 @@ def read_items(node: NodeId, payload: Element | None, *, now: datetime) -> Page[
 
 
 def read_item(node: NodeId, element: Element, *, now: datetime) -> Item:
-    """One remote item: its payload kept as the remote server rendered it (it is the
-    channel's authority), its author, dates and parent read from the Atom entry."""
+    """One remote item, its author, dates and parent read from the Atom entry. An Atom
+    entry becomes the entry it holds, so that this server shows, searches and serves it
+    as it does its own (its `<id>` and links then name this server, the item's id stays
+    the channel's); any other payload, or an entry this server cannot read as one, is kept
+    as the remote server rendered it (it is the channel's authority)."""
     item_id = element.get("id", "")
     if not item_id or len(item_id) > MAX_ITEM_ID:
         raise _garbage("an item without a usable id")
@@ -185,8 +191,45 @@ def read_item(node: NodeId, element: Element, *, now: datetime) -> Item:
     updated = _date(entry, "updated") or published
     reply = entry.find(qname(NS_THREAD, "in-reply-to"))
     in_reply_to = reply.get("ref") if reply is not None else None
-    payload = RawPayload(serialize(entry), namespace)
+    text = serialize(entry)
+    if namespace == NS_ATOM:
+        read = _entry(entry, item_id, author, published, updated, byte_size=len(text.encode()))
+        if read is not None:
+            return Item(node, item_id, author, published, updated, read, read.in_reply_to)
+    payload = RawPayload(text, namespace)
     return Item(node, item_id, author, published, updated, payload, in_reply_to)
+
+
+def _entry(
+    element: Element,
+    item_id: str,
+    author: Jid,
+    published: datetime,
+    updated: datetime,
+    *,
+    byte_size: int,
+) -> Entry | None:
+    """The entry an Atom `<entry>` of another domain's server holds; None when it is not
+    one this server could have written (a reference that is no item id, a bad rating)."""
+    try:
+        draft = parse_entry(element, byte_size=byte_size)
+        return Entry(
+            id=item_id,
+            title=draft.title or "",
+            content=draft.content or "",
+            content_type=draft.content_type,
+            author=author,
+            published=published,
+            updated=updated,
+            verb=draft.verb or "post",
+            object_type=draft.object_type or "note",
+            in_reply_to=local_item_id(draft.in_reply_to) if draft.in_reply_to else None,
+            target=local_item_id(draft.target) if draft.target else None,
+            rating=parse_rating(draft.rating) if draft.rating is not None else None,
+            extensions=draft.extensions,
+        )
+    except ChannelError:
+        return None
 
 
 def _author(entry: Element) -> Jid | None:

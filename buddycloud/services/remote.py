@@ -46,6 +46,7 @@ from buddycloud.domain.model import (
     SINGLE_ITEM_NODES,
     Channel,
     ChannelConfig,
+    Entry,
     Item,
     Membership,
     Node,
@@ -277,17 +278,15 @@ class RemoteCacheOps(ChannelOps):
         except ChannelError as exc:
             log.warning("%s: not caching item %r: %s", node, item.id[:100], exc.message)
             return None
-        payload = item.payload
-        if isinstance(payload, RawPayload):
-            size = len(payload.xml.encode())
-            if size > self.config.max_payload_bytes:
-                log.warning(
-                    "%s: not caching item %s: %d bytes, more than max_payload_bytes",
-                    node,
-                    item_id,
-                    size,
-                )
-                return None
+        size = _payload_size(item)
+        if size > self.config.max_payload_bytes:
+            log.warning(
+                "%s: not caching item %s: %d bytes, more than max_payload_bytes",
+                node,
+                item_id,
+                size,
+            )
+            return None
         return replace(item, id=item_id, in_reply_to=parent)
 
     async def _cache_unfollow(self, user: Jid, node: NodeId) -> None:
@@ -527,6 +526,17 @@ class RemoteCacheOps(ChannelOps):
                 return
         for deleted in nodes:
             await self._emit(NodeDeleted(deleted, audience))
+
+
+def _payload_size(item: Item) -> int:
+    """The bytes of an item's payload: its XML, or the text of its entry."""
+    payload = item.payload
+    if isinstance(payload, RawPayload):
+        return len(payload.xml.encode())
+    if isinstance(payload, Entry):
+        parts = (payload.title, payload.content, *payload.extensions)
+        return sum(len(part.encode()) for part in parts)
+    return 0
 
 
 def _cached_node(node: NodeId, now: datetime) -> Node:

@@ -279,6 +279,8 @@ async def test_events_reach_local_followers_from_this_servers_own_jid(
         page=PageRequest(max=10),
     )
     assert [i.id for i in recent.items] == [post.id]
+    found = await engine.search(ROMEO, words=["wherefore"], author=None, page=PageRequest())
+    assert [i.id for i in found.items] == [post.id]
     synced = await engine.inbox(ROMEO, PageRequest(max=50))
     assert post.id in [getattr(e.event, "item", None) and e.event.item.id for e in synced.items]
 
