@@ -30,7 +30,8 @@ PADUA = "padua.lit"
 # connect from their own process to send what they like over s2s.
 PROBE = "probe.lit"
 # A third domain without an XMPP service whose DNS record names the probe component as its
-# channel server: tests stand in for that server from their own process.
+# channel server: tests stand in for that server from their own process (its outbox's
+# receiver, or mantua.lit's channels sending montague.lit's inbox what they like).
 MANTUA = "mantua.lit"
 TXT_RECORDS = {
     f"_bcloud-server._tcp.{VERONA}": f"v=1.0 server=channels.{MONTAGUE}",
