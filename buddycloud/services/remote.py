@@ -44,6 +44,7 @@ from buddycloud.domain.model import (
     NODE_PAYLOAD_TYPES,
     NS_ATOM,
     SINGLE_ITEM_NODES,
+    AccessModel,
     Channel,
     ChannelConfig,
     Entry,
@@ -215,7 +216,7 @@ class RemoteCacheOps(ChannelOps):
         channel = await self.storage.find_channel(node.channel)
         now = self.clock.now()
         if channel is None:
-            config = replace(await remote.get_configuration(user, node), advertised=False)
+            config = _as_seen_here(await remote.get_configuration(user, node))
             names = ("posts",) if node.name == "posts" else ("posts", node.name)
             nodes = [_cached_node(NodeId(node.channel, name), now) for name in names]
             owner = Membership(
@@ -495,14 +496,15 @@ class RemoteCacheOps(ChannelOps):
 
     async def _apply_configuration(self, channel: Channel, config: ChannelConfig) -> None:
         old = channel.config
-        new = replace(
-            old,
-            title=config.title,
-            description=config.description,
-            access_model=config.access_model,
-            default_role=config.default_role,
-            updated=self.clock.now(),
-            advertised=False,
+        new = _as_seen_here(
+            replace(
+                old,
+                title=config.title,
+                description=config.description,
+                access_model=config.access_model,
+                default_role=config.default_role,
+                updated=self.clock.now(),
+            )
         )
         await self.storage.update_channel_config(channel.jid, new)
         updated = Channel(channel.jid, new)
@@ -526,6 +528,17 @@ class RemoteCacheOps(ChannelOps):
                 return
         for deleted in nodes:
             await self._emit(NodeDeleted(deleted, audience))
+
+
+def _as_seen_here(config: ChannelConfig) -> ChannelConfig:
+    """A remote channel's configuration as the cache keeps it: never advertised here (the
+    cache is not this server's directory), and a `local` channel, open to its own domain
+    only, is `authorize` for this server's users (reference 2.4), so that only those its
+    server approved read it here."""
+    access_model = config.access_model
+    if access_model is AccessModel.LOCAL:
+        access_model = AccessModel.AUTHORIZE
+    return replace(config, advertised=False, access_model=access_model)
 
 
 def _payload_size(item: Item) -> int:

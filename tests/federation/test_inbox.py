@@ -234,7 +234,7 @@ async def test_the_last_local_follower_leaving_purges_the_cache(
 
 
 async def test_local_channels_stay_closed_to_other_domains(
-    capulet: Engine, montague: Montague
+    capulet: Engine, montague: Montague, mailman: Mailman
 ) -> None:
     """Reference 2.4: `local` is `authorize` for everyone else: Romeo's follow waits for
     Juliet, and meanwhile he reads nothing, from the cache or from capulet.lit."""
@@ -248,6 +248,17 @@ async def test_local_channels_stay_closed_to_other_domains(
     with pytest.raises(SubscriptionPending):
         await engine.get_items(ROMEO, JULIETS_POSTS, PageRequest(max=10))
     assert await _cached_ids(engine) == []
+
+    # Approved, Romeo reads it here; the other users of montague.lit, to whom the
+    # channel is closed too, never find it in the cache.
+    await capulet.authorize(JULIET, JULIETS_POSTS, ROMEO, allow=True)
+    await mailman.deliver()
+    page = await engine.get_items(ROMEO, JULIETS_POSTS, PageRequest(max=10))
+    assert len(page.items) == 1
+    assert (await engine.storage.get_channel(JULIET)).config.access_model is (AccessModel.AUTHORIZE)
+    for reader in (ROMEO, BENVOLIO):
+        found = await engine.search(reader, words=["family"], author=None, page=PageRequest())
+        assert len(found.items) == (1 if reader == ROMEO else 0)
 
 
 # --- the inbox ------------------------------------------------------------------------------
