@@ -6,7 +6,9 @@ reverse (reference op 9, `jabber:iq:register` with `<remove/>`).
 
 from __future__ import annotations
 
-from buddycloud.domain.errors import NodeNotFound
+import logging
+
+from buddycloud.domain.errors import ChannelError, NodeNotFound
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
     Item,
@@ -16,6 +18,8 @@ from buddycloud.domain.model import (
 from buddycloud.domain.permissions import Operation
 from buddycloud.services.base import READ_BATCH
 from buddycloud.services.items import ItemOps
+
+log = logging.getLogger(__name__)
 
 
 class AccountOps(ItemOps):
@@ -28,7 +32,8 @@ class AccountOps(ItemOps):
         2. channels they own are deleted (delete notifications to their followers);
            an ephemeral channel is left instead, and goes when nobody is left in it;
         3. their other follows, pending requests and invitations end (subscription
-           notifications as for unsubscribing).
+           notifications as for unsubscribing); another domain's channel is told, and
+           its cache here left as for unfollowing.
         Bans stay: a ban is the channel's decision, not the user's data, and would
         otherwise be lifted by unregistering and registering again. Harmless when repeated.
 
@@ -37,7 +42,13 @@ class AccountOps(ItemOps):
         """
         user = requester.bare
         self._require_local_user(user)
-        memberships = await self._all_memberships(user)
+        memberships = []
+        for membership, channel in await self._all_memberships(user):
+            posts = NodeId(channel.jid, "posts")
+            if self.is_mine(posts):
+                memberships.append((membership, channel))
+            else:
+                await self._leave_remote(user, posts)
         owned = {
             channel.jid
             for membership, channel in memberships
@@ -53,12 +64,24 @@ class AccountOps(ItemOps):
             elif membership.role is not Role.OUTCAST:
                 await self._leave(channel, membership)
 
+    async def _leave_remote(self, user: Jid, posts: NodeId) -> None:
+        """Stop following another domain's channel, cached here: its server is told
+        (whatever it answers, the user is leaving), and the cache left."""
+        if self.remote is not None:
+            try:
+                await self.remote.unsubscribe(user, posts)
+            except ChannelError as exc:
+                log.info("%s: %s left without its server's answer (%s)", posts, user, exc.message)
+        await self._cache_unfollow(user, posts)
+
     async def _retract_authored(self, user: Jid, skip: set[Jid]) -> None:
         after: tuple[NodeId, str] | None = None
         while True:
             batch = await self.storage.list_items_by_author(user, after=after, limit=READ_BATCH)
             for item in batch:
-                if item.node.channel not in skip:
+                # Posts in other domains' channels are their servers' (the cache here
+                # only mirrors them, and went with the follow).
+                if item.node.channel not in skip and self.is_mine(item.node):
                     await self._retract_for_leaver(item)
             if len(batch) < READ_BATCH:
                 return

@@ -167,6 +167,9 @@ class ChannelOps(EngineBase):
         """
         requester = requester.bare
         self._require_local_user(requester)
+        if not self.is_mine(node):
+            # Another domain's channel may be cached here: never one to add nodes to.
+            raise Forbidden(f"channels of {node.channel.domain} are not hosted here")
         channel = await self.storage.find_channel(node.channel)
         if channel is None:
             channel_type = self._type_for_new_channel(requester, node.channel, update)

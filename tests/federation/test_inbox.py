@@ -211,6 +211,10 @@ async def test_a_first_follow_caches_the_channel_and_backfills_its_recent_posts(
     assert len(page.items) == 3
     assert link.calls == calls + 1
 
+    # The cache is no channel of this server's: nobody adds nodes to it here.
+    with pytest.raises(Forbidden):
+        await engine.create_node(ROMEO, NodeId(JULIET, "music"))
+
     # A second follower from montague.lit does not back-fill again.
     await capulet.publish(JULIET, JULIETS_POSTS, draft("post 3"))
     await engine.subscribe(BENVOLIO, JULIETS_POSTS, BENVOLIO)
@@ -487,3 +491,20 @@ async def test_events_that_cannot_be_stored_now_are_asked_again(
         str(CAPULET_SERVICE), [_post_event(str(JULIETS_POSTS), "later", "later")]
     )
     assert condition_of(answer)[:2] == ("internal-server-error", "wait")
+
+
+async def test_a_user_leaving_this_server_leaves_the_remote_channels_they_follow(
+    capulet: Engine, montague: Montague, mailman: Mailman
+) -> None:
+    engine = montague.engine
+    await engine.register(ROMEO)
+    await engine.subscribe(ROMEO, JULIETS_POSTS, ROMEO)
+    his = await engine.publish(ROMEO, JULIETS_POSTS, draft("my own words"))
+    await mailman.deliver()
+    assert his.id in await _cached_ids(engine)
+
+    await engine.unregister(ROMEO)
+    assert await capulet.storage.find_membership(JULIET, ROMEO) is None
+    assert await engine.storage.find_channel(JULIET) is None
+    # His post is capulet.lit's to keep or drop, not this server's.
+    assert not (await capulet.storage.get_item(JULIETS_POSTS, his.id)).deleted
