@@ -39,11 +39,10 @@ from buddycloud.services.remote import (
 from buddycloud.xmpp.errors import InboxRefused, InboxUnavailable, MalformedInbox
 from buddycloud.xmpp.forms import find_form
 from buddycloud.xmpp.handlers.context import IqRequest
-from buddycloud.xmpp.namespaces import NS_PUBSUB_EVENT, NS_PUBSUB_NODE_CONFIG, qname
+from buddycloud.xmpp.namespaces import NS_INBOX, NS_PUBSUB_EVENT, NS_PUBSUB_NODE_CONFIG, qname
 
 log = logging.getLogger(__name__)
 
-NS_INBOX = "http://buddycloud.org/v1#inbox"
 INBOX_ROUTE = ("set", NS_INBOX, "inbox")
 # More events than any batch of 64 KiB holds: an inbox IQ with more is refused whole.
 MAX_EVENTS = 2000

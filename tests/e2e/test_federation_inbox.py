@@ -41,13 +41,12 @@ from buddycloud.domain.model import AccessModel, NodeId
 from buddycloud.federation.client import RemoteServers
 from buddycloud.federation.discovery import ServerDiscovery
 from buddycloud.federation.dns import DnsTxtLookup
-from buddycloud.federation.inbox import NS_INBOX
 from buddycloud.services.config import ConfigUpdate, EngineConfig
 from buddycloud.services.engine import Engine
 from buddycloud.storage.factory import open_storage
 from buddycloud.util.clock import SystemClock
 from buddycloud.xmpp.component import ChannelComponent
-from buddycloud.xmpp.namespaces import NS_COMPONENT, qname
+from buddycloud.xmpp.namespaces import NS_COMPONENT, NS_INBOX, qname
 from buddycloud.xmpp.xml import parse_xml, serialize
 
 NS_EVENT = "http://jabber.org/protocol/pubsub#event"

@@ -43,10 +43,11 @@ from buddycloud.domain.model import (
     Role,
     SubscriptionState,
 )
-from buddycloud.federation.inbox import INBOX_ROUTE, NS_INBOX, handle_inbox
+from buddycloud.federation.inbox import INBOX_ROUTE, handle_inbox
 from buddycloud.services.config import ConfigUpdate, EngineConfig
 from buddycloud.services.engine import Engine
 from buddycloud.storage.factory import open_storage
+from buddycloud.xmpp.namespaces import NS_INBOX
 from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.router import Router

@@ -20,10 +20,11 @@ from remote_support import CAPULET_SERVICE, JULIET, JULIETS_POSTS, Directory, En
 from xmpp.support import FakeStream
 
 from buddycloud.domain.events import Event
-from buddycloud.federation.inbox import NS_INBOX, parse_inbox
+from buddycloud.federation.inbox import parse_inbox
 from buddycloud.services.config import EngineConfig
 from buddycloud.services.engine import Engine
 from buddycloud.storage.factory import open_storage
+from buddycloud.xmpp.namespaces import NS_INBOX
 from buddycloud.xmpp.notifications import Notifier
 from buddycloud.xmpp.presence import OnlineUsers
 from buddycloud.xmpp.xml import parse_xml
