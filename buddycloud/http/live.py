@@ -2,9 +2,13 @@
 
 `LiveHub` is an engine listener (`Engine.add_listener`). Each event is rendered to its JSON
 message once, whatever the number of recipients, given the next *cursor* (an integer that
-only grows), kept in a bounded ring of recent events, and handed to the sinks (websockets,
-long-polls) of the users in the event's audience, which the engine computed. Fan-out is
-dictionary lookups: no storage access and no rendering per recipient.
+only grows), encoded once as the websocket frame every connection is sent, kept in a bounded
+ring of recent events, and handed to the sinks (websockets, long-polls) of the users in the
+event's audience, which the engine computed. Fan-out is dictionary lookups: no storage
+access, no rendering and no encoding per recipient. The set of an audience is built once
+for as long as the engine hands over the same audience (storage keeps a channel's audience
+on SQLite until its memberships change), so that a post to a channel of 10,000 followers
+does not hash 10,000 addresses.
 
 Cursors start from the clock in microseconds when the hub is made, so they keep growing
 across restarts of the server, and a cursor from before a restart is recognised as older
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import struct
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -32,6 +37,8 @@ DEFAULT_REPLAY_EVENTS = 10_000
 # The ring also stops growing when the audiences of the events it keeps add up to this
 # many recipients, so that events for very large channels cannot hold unbounded memory.
 MAX_REPLAY_RECIPIENTS = 500_000
+# Audiences whose sets are kept, newest last (one per channel that posts often).
+AUDIENCE_SETS = 64
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -42,7 +49,8 @@ class LiveEvent:
         cursor: its place in the sequence of events.
         kind: the message's `type` (docs/websocket.md).
         audience: who may see it.
-        text: the websocket message, JSON, with `cursor`.
+        frame: the websocket message, JSON with `cursor`, as the text frame sent to every
+            connection (`text_frame`).
         entry: for a new or updated Atom entry, its JSON with `source` (the long-poll's
             items); None for every other event.
         updated: the entry's `updated` time, when there is an entry.
@@ -52,10 +60,36 @@ class LiveEvent:
     cursor: int
     kind: str
     audience: frozenset[Jid]
-    text: str
+    frame: bytes
     entry: dict[str, Any] | None = None
     updated: datetime | None = None
     item: Item | None = None
+
+    @property
+    def text(self) -> str:
+        """The websocket message, JSON."""
+        return frame_text(self.frame)
+
+
+def text_frame(text: str) -> bytes:
+    """`text` as one unmasked, final websocket text frame (RFC 6455 5.2), as a server
+    sends it."""
+    data = text.encode()
+    size = len(data)
+    if size < 126:
+        head = bytes((0x81, size))
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + data
+
+
+def frame_text(frame: bytes) -> str:
+    """The text of a frame made by `text_frame`."""
+    size = frame[1]
+    start = 2 if size < 126 else 4 if size == 126 else 10
+    return frame[start:].decode()
 
 
 class Sink(Protocol):
@@ -89,6 +123,9 @@ class LiveHub:
         self._replay_events = replay_events
         self._max_recipients = max_replay_recipients
         self._sinks: dict[Jid, list[Sink]] = {}
+        # id(audience) -> (the audience, its set): the tuple is held so that its id
+        # cannot name another object while it is here.
+        self._sets: dict[int, tuple[tuple[Jid, ...], frozenset[Jid]]] = {}
         self.connected = 0
         self.events = 0
         self.deliveries = 0
@@ -120,12 +157,28 @@ class LiveHub:
             updated = event.item.updated
             item = event.item
         kind = message.pop("type")
-        text = dumps({"type": kind, "cursor": cursor, **message})
-        live = LiveEvent(cursor, kind, frozenset(event.audience), text, entry, updated, item)
+        frame = text_frame(dumps({"type": kind, "cursor": cursor, **message}))
+        live = LiveEvent(cursor, kind, self._set_of(event.audience), frame, entry, updated, item)
         self.events += 1
         self._keep(live)
         self._fan_out(live)
         return live
+
+    def _set_of(self, audience: tuple[Jid, ...]) -> frozenset[Jid]:
+        """The set of `audience`, built once for the same tuple."""
+        kept = self._sets.get(id(audience))
+        if kept is not None and kept[0] is audience:
+            return kept[1]
+        members = frozenset(audience)
+        # Only a tuple cannot change behind the kept set; small ones cost less to build
+        # than to keep.
+        if type(audience) is tuple and len(audience) >= 64:
+            sets = self._sets
+            sets.pop(id(audience), None)
+            if len(sets) >= AUDIENCE_SETS:
+                del sets[next(iter(sets))]
+            sets[id(audience)] = (audience, members)
+        return members
 
     def _keep(self, live: LiveEvent) -> None:
         if self._replay_events == 0:

@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+from buddycloud.http.websocket import FRAMES_EXTENSION
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,11 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
 
     Its handshake is never logged (it holds credentials).
 
+    It offers the application the scope extension `FRAMES_EXTENSION`: itself, as a
+    `buddycloud.http.websocket.FrameWriter`, so that a frame encoded once is written to
+    each connection's transport as it is, without a coroutine, an ASGI message or an
+    encoding per connection.
+
     uvicorn sends nothing, not even a close frame, while the connection's write buffer is
     full, and closes the transport politely, waiting for the buffer to drain: a client that
     never reads would hold its connection and buffer for ever. Here a close is written at
@@ -40,6 +48,42 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         # websockets logs each handshake's path (a browser's `?token=`) and headers
         # (`Authorization`) at DEBUG on uvicorn's error logger: never, whatever its level.
         self.conn.debug = False
+        self._on_resume: Callable[[], None] | None = None
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if self.response.status_code == 101:
+            # The application's task is made but has not run: its scope can still change.
+            self.scope["extensions"][FRAMES_EXTENSION] = {"writer": self}
+
+    # --- FrameWriter --------------------------------------------------------------------------
+
+    def frames_open(self) -> bool:
+        return (
+            self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+            and not self.disconnected
+            and not self.transport.is_closing()
+        )
+
+    def frames_paused(self) -> bool:
+        return not self.writable.is_set()
+
+    def write_frame(self, frame: bytes) -> None:
+        self.transport.write(frame)
+
+    def on_resume(self, callback: Callable[[], None] | None) -> None:
+        self._on_resume = callback
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._on_resume is not None:
+            self._on_resume()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_resume = None
+        super().connection_lost(exc)
 
     async def send(self, message: Any) -> None:
         if (

@@ -7,6 +7,14 @@ queue of what it has still to send: a client that does not read closes with `CLO
 instead of slowing anyone else down. A client that reconnects sends the last cursor it saw
 and gets what it missed from the hub's ring of recent events, or `resync` when that is no
 longer kept.
+
+Everything a socket sends is a websocket frame encoded before it reaches the socket; a live
+event's frame is encoded once by the hub for all its recipients. Served by
+`buddycloud.http.server` (the scope extension `FRAMES_EXTENSION`), a frame is written to the
+connection's transport at once, in the call that delivers it, unless the transport is
+paused (its buffer full); then it waits in the socket's queue and goes when the transport
+asks for more. No coroutine, task or ASGI message per delivery. Served by another ASGI
+server, a task per socket sends the queue through the ASGI `send`.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlencode
 
 from starlette.types import ASGIApp, Message, Scope
@@ -25,7 +33,7 @@ from starlette.websockets import WebSocket
 
 from buddycloud.domain.jid import Jid
 from buddycloud.http.auth import Requester
-from buddycloud.http.live import LiveEvent, LiveHub, dumps
+from buddycloud.http.live import LiveEvent, LiveHub, dumps, frame_text, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,27 @@ ERROR_REFILL_PER_SECOND = 1.0
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 REQUEST_HEADERS = frozenset({"accept", "content-type"})
 RESPONSE_HEADERS = ("location", "content-type", "x-first", "x-last", "x-count", "retry-after")
+# The scope extension under which the server offers `{"writer": FrameWriter}`.
+FRAMES_EXTENSION = "buddycloud.websocket.frames"
+
+
+class FrameWriter(Protocol):
+    """Writes encoded frames to one accepted websocket connection
+    (`buddycloud.http.server.LiveWebSocketProtocol`)."""
+
+    def frames_open(self) -> bool:
+        """Whether frames may still be written: no close sent or received, the connection
+        is up."""
+
+    def frames_paused(self) -> bool:
+        """Whether the transport holds as much as it should: write again after the
+        `on_resume` callback."""
+
+    def write_frame(self, frame: bytes) -> None:
+        """Write one complete frame now, behind whatever is buffered."""
+
+    def on_resume(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` whenever a paused transport has room again (None: no more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +346,7 @@ class LiveSocket:
     __slots__ = (
         "_budget",
         "_budget_time",
+        "_frames",
         "_queue",
         "_requests",
         "_writer",
@@ -348,7 +378,11 @@ class LiveSocket:
         # Every event of this user with a cursor above this reaches the socket (live or
         # replayed); a resume lowers it.
         self.covered_from = 0
-        self._queue: deque[str | list[str]] = deque()
+        # Frames (or batches of a resume's frames) that wait for a paused transport.
+        self._queue: deque[bytes | list[bytes]] = deque()
+        offered = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        self._frames: FrameWriter | None = offered["writer"] if offered else None
+        # Without a frame writer: the task that sends the queue through the ASGI `send`.
         self._writer: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] | None = None
         self._budget = float(ERROR_BURST)
@@ -357,25 +391,69 @@ class LiveSocket:
     # --- sending ----------------------------------------------------------------------------
 
     def deliver(self, event: LiveEvent) -> None:
-        self._enqueue(event.text)
+        self._enqueue(event.frame)
 
     def send(self, text: str) -> None:
-        self._enqueue(text)
+        self._enqueue(text_frame(text))
 
-    def _enqueue(self, item: str | list[str]) -> None:
+    def _enqueue(self, item: bytes | list[bytes]) -> None:
         if self.closing:
             return
-        if len(self._queue) >= self.settings.send_queue:
+        queue = self._queue
+        frames = self._frames
+        if frames is not None and not queue:
+            if not frames.frames_open():
+                self._gone()
+                return
+            if not frames.frames_paused():
+                rest = self._write(frames, item)
+                if rest is not None:
+                    queue.append(rest)
+                return
+        if len(queue) >= self.settings.send_queue:
             log.info(
                 "closing the websocket of %s: %d messages wait to be sent",
                 self.jid,
-                len(self._queue),
+                len(queue),
             )
             self.close(CLOSE_TOO_SLOW, "too slow: messages were not read")
             return
-        self._queue.append(item)
-        if self._writer is None:
+        queue.append(item)
+        if frames is None and self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
+
+    @staticmethod
+    def _write(frames: FrameWriter, item: bytes | list[bytes]) -> list[bytes] | None:
+        """Write `item` to an open, unpaused transport; the frames of a batch left when the
+        transport paused on the way."""
+        if isinstance(item, bytes):
+            frames.write_frame(item)
+            return None
+        for index, frame in enumerate(item):
+            if index and frames.frames_paused():
+                return item[index:]
+            frames.write_frame(frame)
+        return None
+
+    def _flush(self) -> None:
+        """The transport has room again: write what waits until it is full again."""
+        queue = self._queue
+        frames = self._frames
+        assert frames is not None
+        while queue and not self.closing:
+            if not frames.frames_open():
+                self._gone()
+                return
+            if frames.frames_paused():
+                return
+            rest = self._write(frames, queue.popleft())
+            if rest is not None:
+                queue.appendleft(rest)
+
+    def _gone(self) -> None:
+        """The connection closed under us; the receive loop ends the socket."""
+        self.closing = True
+        self._queue.clear()
 
     async def _drain(self) -> None:
         try:
@@ -383,15 +461,11 @@ class LiveSocket:
             send = self.ws.send_text
             while queue:
                 item = queue.popleft()
-                if isinstance(item, str):
-                    await send(item)
-                else:
-                    for text in item:
-                        await send(text)
+                for frame in [item] if isinstance(item, bytes) else item:
+                    await send(frame_text(frame))
         except Exception:
             # The connection went; the receive loop ends it.
-            self.closing = True
-            self._queue.clear()
+            self._gone()
         finally:
             self._writer = None
 
@@ -417,6 +491,8 @@ class LiveSocket:
     async def run(self, resume_from: str | None) -> None:
         """Serve the connection until it closes; `resume_from` is the `cursor` parameter of
         the URL, if any."""
+        if self._frames is not None:
+            self._frames.on_resume(self._flush)
         self.hub.connect(self.jid, self)
         self.covered_from = self.hub.cursor
         self.send(
@@ -450,6 +526,8 @@ class LiveSocket:
                 self.handle(message)
         finally:
             self.closing = True
+            if self._frames is not None:
+                self._frames.on_resume(None)
             self.hub.disconnect(self.jid, self)
             for task in list(self._requests or ()):
                 task.cancel()
@@ -526,7 +604,7 @@ class LiveSocket:
             return
         self.covered_from = cursor
         if missed:
-            self._enqueue([event.text for event in missed])
+            self._enqueue([event.frame for event in missed])
         self.send(dumps({"type": "resumed", "cursor": cursor, "replayed": len(missed)}))
 
     def _resync(self, reason: str) -> None:

@@ -212,15 +212,19 @@ class EngineBase:
         return await self.storage.get_node_context(node, requester.bare)
 
     async def _audience(self, channel: Channel, operation: Operation) -> tuple[Jid, ...]:
-        """Subscribed followers allowed `operation` (a read of table 5): who is notified."""
+        """Subscribed followers allowed `operation` (a read of table 5): who is notified.
+
+        Storage's own tuple when it is the whole answer: kept in memory, it is the same
+        object from post to post, and listeners that derive something from it (the live
+        hub's set) can keep that too."""
         model = channel.config.access_model
         roles = READ_TABLE[operation][model]
         jids = await self.storage.list_audience(channel.jid, roles)
         if model is AccessModel.LOCAL and Role.NONE not in roles:
             # Table 3: a `local` channel is open to users of its home domain.
             extra = await self.storage.list_audience(channel.jid, frozenset({Role.NONE}))
-            jids += [jid for jid in extra if self._is_local_to(jid, channel)]
-        return tuple(jids)
+            jids += tuple(jid for jid in extra if self._is_local_to(jid, channel))
+        return jids
 
     async def _staff(self, channel: Jid) -> tuple[Jid, ...]:
         return tuple(

@@ -300,8 +300,9 @@ class Storage(Protocol):
     ) -> Page[Membership]:
         """Members of a channel filtered by role and state, ordered by JID (cursor = JID)."""
 
-    async def list_audience(self, channel: Jid, roles: frozenset[Role]) -> list[Jid]:
-        """Bare JIDs with a `subscribed` membership and one of `roles`: who gets notified."""
+    async def list_audience(self, channel: Jid, roles: frozenset[Role]) -> tuple[Jid, ...]:
+        """Bare JIDs with a `subscribed` membership and one of `roles`: who gets notified,
+        ordered by JID. The same answer may be the same tuple again (kept in memory)."""
 
     async def list_user_memberships(
         self,

@@ -421,7 +421,7 @@ async def test_the_audience_is_subscribed_members_with_the_given_roles(storage: 
     await storage.put_membership(membership(JULIET, NURSE, Role.MEMBER))
     await storage.put_membership(membership(JULIET, TYBALT, Role.MEMBER, SubscriptionState.PENDING))
     audience = await storage.list_audience(JULIET, frozenset({Role.OWNER, Role.PUBLISHER}))
-    assert audience == [JULIET, ROMEO]
+    assert audience == (JULIET, ROMEO)
     followers = await storage.list_audience(JULIET, frozenset(Role) - {Role.OUTCAST})
     assert sorted(map(str, followers)) == sorted(map(str, [JULIET, ROMEO, NURSE]))
 
@@ -433,16 +433,16 @@ async def test_context_and_audience_follow_every_change_after_being_read(
     await make_channel(storage, JULIET)
     roles = frozenset({Role.OWNER, Role.PUBLISHER})
     assert (await storage.get_node_context(POSTS, ROMEO)).membership is None
-    assert await storage.list_audience(JULIET, roles) == [JULIET]
+    assert await storage.list_audience(JULIET, roles) == (JULIET,)
     await storage.put_membership(membership(JULIET, ROMEO, Role.PUBLISHER))
     assert (await storage.get_node_context(POSTS, ROMEO)).membership == membership(
         JULIET, ROMEO, Role.PUBLISHER
     )
-    assert await storage.list_audience(JULIET, roles) == [JULIET, ROMEO]
+    assert await storage.list_audience(JULIET, roles) == (JULIET, ROMEO)
     await storage.put_membership(membership(JULIET, ROMEO, Role.OUTCAST, SubscriptionState.NONE))
     banned = (await storage.get_node_context(POSTS, ROMEO)).membership
     assert banned is not None and banned.role is Role.OUTCAST
-    assert await storage.list_audience(JULIET, roles) == [JULIET]
+    assert await storage.list_audience(JULIET, roles) == (JULIET,)
     await storage.delete_membership(JULIET, ROMEO)
     assert (await storage.get_node_context(POSTS, ROMEO)).membership is None
     closed = config(JULIET, AccessModel.AUTHORIZE)
@@ -453,7 +453,7 @@ async def test_context_and_audience_follow_every_change_after_being_read(
     await storage.delete_channel(JULIET)
     with pytest.raises(NodeNotFound):
         await storage.get_node_context(POSTS, ROMEO)
-    assert await storage.list_audience(JULIET, roles) == []
+    assert await storage.list_audience(JULIET, roles) == ()
 
 
 async def test_a_users_memberships_come_with_their_channels(storage: Storage) -> None:

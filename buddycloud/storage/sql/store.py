@@ -943,11 +943,11 @@ class SqlStorage:
 
         return await self._db.read(work)
 
-    async def list_audience(self, channel: Jid, roles: frozenset[Role]) -> list[Jid]:
+    async def list_audience(self, channel: Jid, roles: frozenset[Role]) -> tuple[Jid, ...]:
         cache_key = ("audience", roles)
         cached: tuple[Jid, ...] | None = self._cache.get(str(channel), cache_key)
         if cached is not None:
-            return list(cached)
+            return cached
         params = {"channel": str(channel), "roles": sorted(role.value for role in roles)}
 
         def work(conn: sa.Connection) -> tuple[Jid, ...]:
@@ -955,7 +955,7 @@ class SqlStorage:
 
         audience = await self._db.lookup(work)
         self._cache.put(str(channel), cache_key, audience)
-        return list(audience)
+        return audience
 
     async def list_user_memberships(
         self,
