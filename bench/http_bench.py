@@ -16,7 +16,8 @@
    held by client processes of bench/lib/ws_clients.py: the server's memory per idle
    socket (RSS growth / sockets), then, for each of `--rounds` posts, the time from the
    call that publishes it until the last socket has it (`time.monotonic()`, one clock for
-   every process on the machine).
+   every process on the machine), and the server's CPU time (all threads) from that call
+   until the last socket has it: it moves less with the machine's load than the time.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class FanOut:
     connect_seconds: float
     latencies: list[float] = field(default_factory=list)
     received: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -251,16 +253,19 @@ async def bench_fan_out(
                 assert (await client.read())["ready"] == number
             posted = await server.ask(f"post {number}")
             rounds = [await client.read(60) for client in clients]
+            cpu = (await server.ask("status"))["cpu"] - posted["cpu"]
             received = sum(report["received"] for report in rounds)
             if not received:
                 raise RuntimeError(f"no socket received post {number}")
             last = max(report["last"] for report in rounds if report["received"])
             result.latencies.append(last - posted["t0"])
             result.received.append(received)
+            result.cpu.append(cpu)
             log(
                 f"  post: {received}/{sockets} sockets, the last after "
-                f"{(last - posted['t0']) * 1000:.0f} ms (publish acknowledged after "
-                f"{(posted['t1'] - posted['t0']) * 1000:.1f} ms)"
+                f"{(last - posted['t0']) * 1000:.0f} ms (publish returned after "
+                f"{(posted['t1'] - posted['t0']) * 1000:.1f} ms; server CPU "
+                f"{cpu * 1000:.1f} ms)"
             )
         return result
     finally:
@@ -321,6 +326,12 @@ def report(results: Results, args: argparse.Namespace, elapsed: float) -> str:
             f"{len(fan.latencies)} | {median * 1000:,.0f} / {worst * 1000:,.0f} ms"
             f"{'' if complete else ' (some sockets missed posts)'} | "
             f"{'≤ 1 s' if fan.sockets >= 10_000 else ''} |"
+        )
+        cpu = statistics.median(fan.cpu)
+        lines.append(
+            f"| fan-out to {fan.sockets:,} sockets: server CPU from post to last socket, median of "
+            f"{len(fan.cpu)} | {cpu * 1000:,.1f} ms ({cpu / fan.sockets * 1e6:.1f} µs per "
+            "socket) | |"
         )
         lines.append(
             f"| server memory per idle socket ({fan.sockets:,} open) | "

@@ -13,9 +13,10 @@ argon2 hashes (minutes) before the first measurement. Every other header goes to
 server's own authenticator. Nothing else differs from `serve`.
 
 Commands, one per line, each answered by one JSON line on stdout:
-  post K    publish the post "fan-out K" as the owner: {"t0", "t1"} (time.monotonic()
-            before the call and when it returned, acknowledged and durable)
-  status    {"rss": bytes, "connected": sockets in the live hub}
+  post K    publish the post "fan-out K" as the owner: {"t0", "t1", "cpu"} (time.monotonic()
+            before the call and when it returned, acknowledged and durable; the CPU time
+            of all the server's threads so far, before the call)
+  status    {"rss": bytes, "connected": sockets in the live hub, "cpu": CPU time so far}
   quit      stop
 """
 
@@ -123,11 +124,17 @@ async def main() -> None:
             while line := (await reader.readline()).decode().strip():
                 command, _, value = line.partition(" ")
                 if command == "post":
-                    t0 = time.monotonic()
+                    t0, cpu = time.monotonic(), time.process_time()
                     await engine.publish(OWNER, posts, EntryDraft(content=f"fan-out {value}"))
-                    say({"t0": t0, "t1": time.monotonic()})
+                    say({"t0": t0, "t1": time.monotonic(), "cpu": cpu})
                 elif line == "status":
-                    say({"rss": rss_bytes(), "connected": hub.connected})
+                    say(
+                        {
+                            "rss": rss_bytes(),
+                            "connected": hub.connected,
+                            "cpu": time.process_time(),
+                        }
+                    )
                 elif line == "quit":
                     break
     finally:
