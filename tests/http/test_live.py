@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
 from buddycloud.domain.events import (
     AuthorizationRequested,
@@ -100,6 +102,50 @@ def test_fan_out_is_the_same_whether_the_audience_or_the_connected_are_fewer() -
     assert got["u1"] == ["few"] and got["u3"] == ["few"]
     assert got["u2"] == ["many"] and got["u0"] == ["many"]
     assert got["u5"] == []
+
+
+def test_a_large_audience_handed_over_again_is_not_set_up_again() -> None:
+    hub = LiveHub()
+    followers = tuple(Jid.parse(f"u{n}@capulet.lit") for n in range(500))
+    newcomer = Jid.parse("newcomer@capulet.lit")
+    arrived = Collect()
+    hub.connect(newcomer, arrived)
+
+    first = hub.publish(published("one", followers))
+    again = hub.publish(published("two", followers))
+    # Storage answers a changed membership with a new tuple, equal but for the newcomer.
+    joined = hub.publish(published("three", (*followers, newcomer)))
+
+    assert first is not None and again is not None and joined is not None
+    assert again.audience is first.audience and len(first.audience) == 500
+    assert newcomer in joined.audience and newcomer not in first.audience
+    assert [e.entry["content"] for e in arrived.events if e.entry] == ["three"]
+    replay = hub.missed(newcomer, first.cursor - 1)
+    assert replay is not None and [e.cursor for e in replay] == [joined.cursor]
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 200_000])
+def test_a_frame_is_one_final_text_frame_of_the_messages_bytes(size: int) -> None:
+    text = "é" * (size // 2) + "x" * (size % 2)  # two bytes a character but the last
+
+    frame = live_module.text_frame(text)
+
+    parsed = _parse_frame(frame)
+    assert parsed.fin and parsed.opcode is Opcode.TEXT and bytes(parsed.data) == text.encode()
+    assert live_module.frame_text(frame) == text
+
+
+def _parse_frame(frame: bytes) -> Frame:
+    reader = StreamReader()
+    reader.feed_data(frame)
+    parser = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        assert reader.at_eof() or not reader.buffer
+        parsed: Frame = done.value
+        return parsed
+    raise AssertionError("the frame is incomplete")
 
 
 def test_a_disconnected_sink_gets_nothing_more() -> None:

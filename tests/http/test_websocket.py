@@ -13,6 +13,7 @@ import time
 import pytest
 from http_support import DOMAIN, Live, MakeServer, Server, SilentSocket, basic, live
 from prometheus_client.parser import text_string_to_metric_families
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -21,6 +22,7 @@ from buddycloud.domain.errors import NotAuthenticated
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import AccessModel, NodeId, Role, SubscriptionState
 from buddycloud.http.auth import Authenticator, Requester
+from buddycloud.http.server import LiveWebSocketProtocol
 from buddycloud.http.websocket import (
     CLOSE_NOT_AUTHENTICATED,
     CLOSE_TOO_MANY_ERRORS,
@@ -518,6 +520,49 @@ async def test_a_reconnecting_client_gets_what_it_missed_once_and_in_order(
     assert after["cursor"] > cursors[-1]  # type: ignore[operator]
 
 
+async def test_a_long_replay_arrives_whole_and_in_order(
+    server: Server,
+) -> None:
+    for name in ("juliet", "romeo"):
+        await server.add_user(name)
+    await server.app.engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+    async with live(server, "romeo") as romeo:
+        await post(server, JULIET, "seen")
+        cursor = (await romeo.next_of("post"))["cursor"]
+    # ~600 KB while Romeo is away, sent as one replay when he is back.
+    letter = "a long letter " * 1500
+    for number in range(30):
+        await post(server, JULIET, f"{number} {letter}")
+
+    async with live(server, "romeo", query=f"cursor={cursor}") as romeo:
+        replayed = [await romeo.next() for _ in range(30)]
+        resumed = await romeo.next()
+        await post(server, JULIET, "live again")
+        after = await romeo.next_of("post")
+
+    assert [event["entry"]["content"] for event in replayed] == [
+        f"{number} {letter}" for number in range(30)
+    ]
+    assert resumed == {"type": "resumed", "cursor": cursor, "replayed": 30}
+    assert after["entry"]["content"] == "live again"
+
+
+async def test_messages_of_every_frame_length_arrive_whole(make_server: MakeServer) -> None:
+    async with make_server(BUDDYCLOUD_SERVER_MAX_PAYLOAD_BYTES="262144") as server:
+        await server.add_user("juliet")
+        # Two bytes a character: the longest is past 65,535 bytes, not characters.
+        contents = ["short", "é" * 20_000, "é" * 40_000]
+        async with live(server, "juliet") as juliet:
+            await juliet.send({"type": "ping", "id": 1})
+            pong = await juliet.next()
+            for content in contents:
+                await post(server, JULIET, content)
+            arrived = [(await juliet.next_of("post"))["entry"]["content"] for _ in contents]
+
+    assert pong == {"type": "pong", "id": 1}
+    assert arrived == contents
+
+
 async def test_a_resume_message_after_connecting_repeats_nothing_already_sent(
     server: Server,
 ) -> None:
@@ -573,6 +618,32 @@ async def test_a_bad_cursor_in_the_url_is_an_error_and_the_socket_serves_on(
         error = await juliet.next()
         await juliet.nothing_pending()
     assert error["error"] == "bad-cursor"
+
+
+async def test_under_an_asgi_server_without_the_frame_writer_the_socket_serves_alike(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn's own protocol offers no frame writer, as another ASGI server would not.
+    monkeypatch.setattr(
+        LiveWebSocketProtocol, "handle_connect", WebSocketsSansIOProtocol.handle_connect
+    )
+    async with make_server() as server:
+        for name in ("juliet", "romeo"):
+            await server.add_user(name)
+        await server.app.engine.subscribe(ROMEO, posts(JULIET), ROMEO)
+        async with live(server, "romeo") as romeo:
+            await post(server, JULIET, "live")
+            event = await romeo.next_of("post")
+            page = await romeo.request("GET", f"/api/{JULIET}/content/posts")
+        await post(server, JULIET, "missed " * 3000)
+        async with live(server, "romeo", query=f"cursor={event['cursor']}") as romeo:
+            replayed = await romeo.next_of("post")
+            resumed = await romeo.next()
+
+    assert event["entry"]["content"] == "live"
+    assert page["status"] == 200 and page["body"][0]["content"] == "live"
+    assert replayed["entry"]["content"] == "missed " * 3000
+    assert resumed == {"type": "resumed", "cursor": event["cursor"], "replayed": 1}
 
 
 async def test_open_sockets_are_counted_in_the_metrics(server: Server) -> None:
