@@ -416,17 +416,21 @@ async def add_followers(bed: Bed, count: int) -> None:
             client.send(f"<presence to='{service}'/>")
             await wait_component(client, service, 60)
 
+    # The channel's server may still be sending the new followers' subscriptions to
+    # montague.lit's (the inbox): each would be announced to every follower online by
+    # then. One follower goes online first and waits for a post, which comes after them.
     t0 = time.perf_counter()
-    await gather_bounded([lambda c=c: online(c) for c in bed.followers], OPEN_CONCURRENCY)
+    await online(bed.followers[0])
+    await barrier(bed, bed.followers[:1])
+    await gather_bounded([lambda c=c: online(c) for c in bed.followers[1:]], OPEN_CONCURRENCY)
     log(f"{count} followers online for {' and '.join(services)} ({time.perf_counter() - t0:.1f}s)")
 
 
-async def barrier(bed: Bed) -> dict[str, int]:
-    """Publish one post and wait until every follower has it; record the notification.
-
-    Returns how many followers got it from which sender (the mode), and checks that none
-    got a copy twice by the time all had one.
-    """
+async def barrier(bed: Bed, followers: list[Client] | None = None) -> dict[str, int]:
+    """Publish one post and wait until every follower (or each of `followers`) has it;
+    record the notification. Returns how many got it from which sender (the mode)."""
+    if followers is None:
+        followers = bed.followers
     target = bed.channel
     assert target is not None
     mark = token()
@@ -438,7 +442,7 @@ async def barrier(bed: Bed) -> dict[str, int]:
         raise XmppError(f"publish to {target.service} failed: {reply[:400]!r}")
     needle = mark.encode()
     outs = await asyncio.gather(
-        *(f.expect(re.escape(needle) + rb".*?</message>", 120) for f in bed.followers)
+        *(f.expect(re.escape(needle) + rb".*?</message>", 120) for f in followers)
     )
     senders: dict[str, int] = {}
     for out in outs:
@@ -449,7 +453,7 @@ async def barrier(bed: Bed) -> dict[str, int]:
     target.sample = sample
     target.sample_reply = reply
     target.sample_mark = needle
-    target.sample_to = bed.followers[0].jid
+    target.sample_to = followers[0].jid
     target.marks_per_notification = sample.count(needle)
     return senders
 
@@ -488,7 +492,12 @@ class S2s:
 
     def text(self, per: int) -> str:
         def one(d: dict[str, int]) -> str:
-            return ", ".join(f"{n / per:g} {kind}" for kind, n in sorted(d.items()) if n) or "0"
+            return (
+                ", ".join(
+                    f"{n} {kind} ({n / per:.3g} per post)" for kind, n in sorted(d.items()) if n
+                )
+                or "none"
+            )
 
         return f"{CAPULET}->{MONTAGUE}: {one(self.out)}; back: {one(self.back)}"
 
@@ -680,6 +689,7 @@ class Results:
     to_users: list[float] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     latencies: list[tuple[float, float]] = field(default_factory=list)
+    single: S2s | None = None  # the s2s stanzas of the latency posts, sent one at a time
     errors: list[str] = field(default_factory=list)
     # round -> measurement -> rate: the share of the ceiling is taken within each round
     rounds: dict[int, dict[str, float]] = field(default_factory=dict)
@@ -727,7 +737,7 @@ async def run_rounds(bed: Bed, args: argparse.Namespace, results: Results) -> No
         results.record("notifications", d.notifications)
         return (
             f"{d.posts} posts: {d.acked:,.0f} acked/s, {d.delivered:,.1f} delivered/s, "
-            f"{d.notifications:,.0f} notifications/s; s2s per post {d.s2s.text(d.posts)}; "
+            f"{d.notifications:,.0f} notifications/s; s2s stanzas {d.s2s.text(d.posts)}; "
             f"{d.cpu}"
         )
 
@@ -745,6 +755,9 @@ async def run_rounds(bed: Bed, args: argparse.Namespace, results: Results) -> No
             except (XmppError, TimeoutError, RuntimeError, ConnectionError) as exc:
                 results.errors.append(f"round {r + 1} {name}: {exc!r}")
                 log(f"FAILED round {r + 1} {name}: {exc!r}")
+    # One post at a time: nothing to batch, so each post's own s2s stanzas are counted too.
+    meter = S2sMeter(bed)
+    await meter.start()
     for _ in range(LATENCY_POSTS):
         try:
             first, last = await latency(bed)
@@ -753,6 +766,8 @@ async def run_rounds(bed: Bed, args: argparse.Namespace, results: Results) -> No
             continue
         results.latencies.append((first, last))
         log(f"latency: first follower {first * 1000:.0f} ms, last {last * 1000:.0f} ms")
+    results.single = await meter.stop()
+    log(f"s2s stanzas of {LATENCY_POSTS} single posts: {results.single.text(LATENCY_POSTS)}")
 
 
 def med(values: Sequence[float]) -> float:
@@ -768,7 +783,9 @@ def report(
     notifications = med([d.notifications for d in ds])
     s2s_out = med([sum(d.s2s.out.values()) / d.posts for d in ds])
     s2s_back = med([sum(d.s2s.back.values()) / d.posts for d in ds])
-    kinds = "; ".join(f"round {i + 1}: {d.s2s.text(d.posts)}" for i, d in enumerate(ds))
+    kinds = "; ".join(
+        f"round {i + 1}, {d.posts} posts: {d.s2s.text(d.posts)}" for i, d in enumerate(ds)
+    )
     lat_last = [last * 1000 for _, last in results.latencies]
     lat_first = [first * 1000 for first, _ in results.latencies]
     shares = results.shares()
@@ -793,13 +810,19 @@ def report(
         f"| s2s stanzas per post, {CAPULET} -> {MONTAGUE} (one following domain) | "
         f"**{s2s_out:,.2f}** | 1: **{'met' if s2s_out <= 1.0 else 'not met'}** |",
         f"| s2s stanzas per post, {MONTAGUE} -> {CAPULET} | {s2s_back:,.2f} | |",
+        f"| s2s stanzas per post, {CAPULET} -> {MONTAGUE}, posts sent one at a time | "
+        + (
+            f"{sum(results.single.out.values()) / LATENCY_POSTS:,.2f} | |"
+            if results.single is not None
+            else "– | |"
+        ),
         f"| latency, post to first / last follower, median of {len(lat_last)} (ms) | "
         f"{med(lat_first):,.0f} / {med(lat_last):,.0f} (worst last {max(lat_last, default=0):,.0f})"
         " | |",
         "",
         f"Rounds: {args.rounds}, about {args.duration:g} s each measurement; medians. "
         f"Whole run {elapsed:.0f} s. Load average before: {load[0]}; after: {load[1]}.",
-        f"s2s stanzas by kind, per post: {kinds}.",
+        f"s2s stanzas by kind: {kinds}.",
         "Counter check: the s2s counter counted "
         + ", ".join(f"{c:g}" for c in results.counter_check)
         + " stanza(s) per message of the ceiling (must be 1).",
