@@ -494,7 +494,7 @@ class S2s:
         def one(d: dict[str, int]) -> str:
             return (
                 ", ".join(
-                    f"{n} {kind} ({n / per:.3g} per post)" for kind, n in sorted(d.items()) if n
+                    f"{n} {kind} ({n / per:.4g} per post)" for kind, n in sorted(d.items()) if n
                 )
                 or "none"
             )
