@@ -467,11 +467,13 @@ class RemoteCacheOps(ChannelOps):
         else:
             audience = self._union(staff, (jid,))
         local = self._local(audience)
+        if self.is_local_user(jid):
+            # Back-filled (or purged) before the user is told: a follower let in reads the
+            # channel's recent posts as soon as they hear of it.
+            await self._after_local_change(event.node, jid, current, membership)
         await self._emit(
             SubscriptionChanged(channel, event.node, membership, local, event.role is not None)
         )
-        if self.is_local_user(jid):
-            await self._after_local_change(event.node, jid, current, membership)
 
     async def _apply_role_change(
         self, channel: Channel, node: NodeId, jid: Jid, role: Role
