@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 from e2e.conftest import FederatedConnect
-from e2e.federation import CAPULET, MONTAGUE, service_of
+from e2e.federation import CAPULET, MONTAGUE, TwoDomains, service_of
 from e2e.harness import (
     NS,
     Client,
@@ -35,6 +35,7 @@ from e2e.harness import (
     subscribe,
     subscription_event,
     unsubscribe,
+    xml_text,
 )
 
 
@@ -189,3 +190,36 @@ async def test_a_local_channel_stays_closed_to_another_domain(
         assert posted.condition in {"forbidden", "not-authorized"}
     finally:
         await tybalt.ok("set", configure_set(node, {"pubsub#access_model": "open"}))
+
+
+async def test_a_home_server_down_while_posts_are_made_gets_them_all_in_order_once_back(
+    two_domains: TwoDomains, federated: FederatedConnect, unique: str
+) -> None:
+    """montague.lit's channel server is stopped while Juliet posts; capulet.lit keeps the
+    posts queued, and when montague.lit's server is back and heard from (here: it forwards
+    a request of Romeo's), they arrive in order and Romeo is told of each."""
+    montague = two_domains.montague
+    juliet = await federated(f"juliet@{CAPULET}")
+    romeo = await federated(f"romeo@{MONTAGUE}")
+    node = posts(juliet.bare)
+    await follow(romeo, node)
+    texts = [f"while you slept {n} {unique}" for n in range(4)]
+    montague.stop_server()
+    try:
+        ids = [
+            local_id(published_id(await juliet.ok("set", publish(node, entry(text)))))
+            for text in texts
+        ]
+    finally:
+        montague.start_server()
+
+    back = await federated(f"romeo@{MONTAGUE}", resource="back")
+    # Any request that montague.lit's server forwards to capulet.lit's is heard from there.
+    await back.iq("get", items_request(posts(f"tybalt@{CAPULET}"), max_items=1))
+    await back.wait_for(mentions(texts[-1]))
+    arrived = [t for m in back.received(mentions(unique)) for t in texts if t in xml_text(m)]
+    assert arrived == texts[:-1]
+    page = await back.ok("get", items_request(node, max_items=10))
+    assert page.element.get("from") == service_of(MONTAGUE)
+    assert item_ids(page, node)[:4] == ids[::-1]
+    await back.ok("set", unsubscribe(node, back.bare))
