@@ -7,6 +7,8 @@ its permission tables.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from buddycloud.domain.entries import EntryDraft
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
@@ -17,7 +19,11 @@ from buddycloud.domain.model import (
     Page,
     PageRequest,
     RawPayload,
+    Role,
+    SubscriptionState,
+    Thread,
 )
+from buddycloud.services.config import ConfigUpdate, NodeView
 from buddycloud.services.engine import Engine
 
 CAPULET_SERVICE = Jid.parse("channels.capulet.lit")
@@ -75,3 +81,45 @@ class EngineLink(Directory):
     async def get_configuration(self, actor: Jid, node: NodeId) -> ChannelConfig:
         view = await self.home.get_node_view(await self._actor(actor), node)
         return view.channel.config
+
+    async def get_replies(
+        self, actor: Jid, node: NodeId, item_id: str, page: PageRequest
+    ) -> Page[Item]:
+        return await self.home.get_replies(await self._actor(actor), node, item_id, page)
+
+    async def get_thread(
+        self, actor: Jid, node: NodeId, item_id: str, page: PageRequest
+    ) -> Page[Item]:
+        return await self.home.get_thread(await self._actor(actor), node, item_id, page)
+
+    async def get_threads(self, actor: Jid, node: NodeId, page: PageRequest) -> Page[Thread]:
+        return await self.home.get_threads(await self._actor(actor), node, page)
+
+    async def get_node_view(self, actor: Jid, node: NodeId) -> NodeView:
+        return await self.home.get_node_view(await self._actor(actor), node)
+
+    async def configure(self, actor: Jid, node: NodeId, update: ConfigUpdate) -> NodeView:
+        return await self.home.configure(await self._actor(actor), node, update)
+
+    async def delete_node(self, actor: Jid, node: NodeId) -> None:
+        await self.home.delete_node(await self._actor(actor), node)
+
+    async def node_subscriptions(
+        self, actor: Jid, node: NodeId, page: PageRequest
+    ) -> Page[Membership]:
+        return await self.home.node_subscriptions(await self._actor(actor), node, page)
+
+    async def node_affiliations(
+        self, actor: Jid, node: NodeId, page: PageRequest
+    ) -> Page[Membership]:
+        return await self.home.node_affiliations(await self._actor(actor), node, page)
+
+    async def set_subscriptions(
+        self, actor: Jid, node: NodeId, changes: Sequence[tuple[Jid, SubscriptionState]]
+    ) -> list[Membership]:
+        return await self.home.set_subscriptions(await self._actor(actor), node, changes)
+
+    async def set_roles(
+        self, actor: Jid, node: NodeId, changes: Sequence[tuple[Jid, Role]]
+    ) -> list[Membership]:
+        return await self.home.set_roles(await self._actor(actor), node, changes)

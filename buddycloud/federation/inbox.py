@@ -25,7 +25,7 @@ from xml.etree.ElementTree import Element
 from buddycloud.domain.errors import ChannelError, UntrustedServer
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import NodeId, Role, SubscriptionState
-from buddycloud.federation.wire import read_channel_config, read_item
+from buddycloud.federation.wire import read_item
 from buddycloud.services.remote import (
     InboxEvent,
     RemoteConfiguration,
@@ -37,7 +37,7 @@ from buddycloud.services.remote import (
     UnreadableEvent,
 )
 from buddycloud.xmpp.errors import InboxRefused, InboxUnavailable, MalformedInbox
-from buddycloud.xmpp.forms import find_form
+from buddycloud.xmpp.forms import find_form, parse_node_config
 from buddycloud.xmpp.handlers.context import IqRequest
 from buddycloud.xmpp.namespaces import NS_INBOX, NS_PUBSUB_EVENT, NS_PUBSUB_NODE_CONFIG, qname
 
@@ -94,8 +94,8 @@ def parse_event(event: Element, *, now: datetime) -> list[InboxEvent]:
             form = find_form(head, NS_PUBSUB_NODE_CONFIG)
             if form is None:
                 return [UnreadableEvent(f"a configuration of {node} without its form")]
-            config = read_channel_config(form, node.channel, now=now)
-            return [RemoteConfiguration(node, config)]
+            channel, _ = parse_node_config(form, node, now=now, lenient=True)
+            return [RemoteConfiguration(node, channel.config)]
         if name == "delete":
             return [RemoteDeletion(_node(head))]
         return [UnreadableEvent(f"an event of an unknown kind <{head.tag[:100]}>")]

@@ -7,7 +7,7 @@ here, once; a remote error is mapped to a domain error and its text dropped (STY
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 from xml.etree.ElementTree import Element, SubElement
@@ -18,6 +18,7 @@ from buddycloud.domain.errors import (
     ChannelError,
     ClosedNode,
     Forbidden,
+    InvalidConfiguration,
     InvalidDate,
     InvalidJid,
     InvalidPayload,
@@ -25,16 +26,18 @@ from buddycloud.domain.errors import (
     NodeExists,
     NodeNotFound,
     NotSubscribed,
+    OwnAffiliation,
     OwnerRequired,
+    OwnSubscription,
     RemoteError,
     SubscriptionPending,
+    Unsupported,
 )
 from buddycloud.domain.ids import local_item_id
 from buddycloud.domain.jid import Jid
 from buddycloud.domain.model import (
-    AccessModel,
+    MAX_PAGE,
     ChannelConfig,
-    ChannelType,
     Entry,
     Item,
     Membership,
@@ -43,29 +46,26 @@ from buddycloud.domain.model import (
     RawPayload,
     Role,
     SubscriptionState,
+    Thread,
 )
 from buddycloud.domain.times import parse_datetime
-from buddycloud.services.channels import MAX_DESCRIPTION, MAX_TITLE
+from buddycloud.services.config import ConfigUpdate, NodeView
 from buddycloud.wire.atom import parse_entry
+from buddycloud.xmpp.errors import MalformedStanza
 from buddycloud.xmpp.forms import (
-    ACCESS_MODEL,
-    CHANNEL_TYPE,
-    CREATION_DATE,
-    CREATOR,
-    DEFAULT_AFFILIATION,
-    DESCRIPTION,
-    EPHEMERAL,
-    TITLE,
-    UPDATED_DATE,
     DataForm,
     find_form,
-    parse_bool,
+    parse_node_config,
+    parse_num_subscribers,
+    render_config_update,
 )
 from buddycloud.xmpp.namespaces import (
     NS_ACTIVITY,
     NS_ATOM,
     NS_BUDDYCLOUD,
+    NS_DISCO_INFO,
     NS_PUBSUB,
+    NS_PUBSUB_META_DATA,
     NS_PUBSUB_NODE_CONFIG,
     NS_PUBSUB_OWNER,
     NS_REVIEW,
@@ -75,21 +75,72 @@ from buddycloud.xmpp.namespaces import (
     qname,
     split_tag,
 )
+from buddycloud.xmpp.rsm import MAX_CURSOR
 from buddycloud.xmpp.xml import UnsafeXml, parse_xml, serialize
+
+T = TypeVar("T")
 
 # Never more items read from one remote answer than a local page may hold.
 MAX_REMOTE_ITEMS = 100
 MAX_ITEM_ID = 1024
 
-T = TypeVar("T")
 
-
-def pubsub_request(actor: Jid, *operations: Element, owner: bool = False) -> Element:
-    """`<pubsub>operations…<actor>actor</actor></pubsub>` (pubsub#owner with `owner`)."""
-    pubsub = Element(qname(NS_PUBSUB_OWNER if owner else NS_PUBSUB, "pubsub"))
+def pubsub_request(actor: Jid, *operations: Element, namespace: str = NS_PUBSUB) -> Element:
+    """`<pubsub>operations…<actor>actor</actor></pubsub>`, in the pubsub namespace or (for
+    the owner operations) pubsub#owner."""
+    pubsub = Element(qname(namespace, "pubsub"))
     pubsub.extend(operations)
     SubElement(pubsub, qname(NS_BUDDYCLOUD, "actor")).text = str(actor)
     return pubsub
+
+
+def configure_request(node: NodeId, update: ConfigUpdate | None = None) -> Element:
+    """`<configure node/>` (XEP-0060 §8.2), with the submitted form of `update` for a set."""
+    configure = Element(qname(NS_PUBSUB_OWNER, "configure"), {"node": str(node)})
+    if update is not None:
+        configure.append(render_config_update(update))
+    return configure
+
+
+def meta_data_request(node: NodeId) -> Element:
+    """`<query xmlns=disco#info node/>`: the node's meta-data form (XEP-0060 §5.4)."""
+    return Element(qname(NS_DISCO_INFO, "query"), {"node": str(node)})
+
+
+def memberships_request(name: str, node: NodeId) -> Element:
+    """`<subscriptions node/>` or `<affiliations node/>` of the owner namespace."""
+    return Element(qname(NS_PUBSUB_OWNER, name), {"node": str(node)})
+
+
+def subscriptions_set_request(
+    node: NodeId, changes: Sequence[tuple[Jid, SubscriptionState]]
+) -> Element:
+    """`<subscriptions node><subscription jid subscription/>+` (XEP-0060 §8.8.2)."""
+    block = memberships_request("subscriptions", node)
+    for jid, state in changes:
+        SubElement(
+            block,
+            qname(NS_PUBSUB_OWNER, "subscription"),
+            {"jid": str(jid), "subscription": state.value},
+        )
+    return block
+
+
+def affiliations_set_request(node: NodeId, changes: Sequence[tuple[Jid, Role]]) -> Element:
+    """`<affiliations node><affiliation jid affiliation/>+` (XEP-0060 §8.9.2)."""
+    block = memberships_request("affiliations", node)
+    for jid, role in changes:
+        SubElement(
+            block,
+            qname(NS_PUBSUB_OWNER, "affiliation"),
+            {"jid": str(jid), "affiliation": role.value},
+        )
+    return block
+
+
+def item_request(name: str, node: NodeId, item_id: str) -> Element:
+    """`<replies/>` or `<thread/>` (Buddycloud namespace) naming one item."""
+    return Element(qname(NS_BUDDYCLOUD, name), {"node": str(node), "item_id": item_id})
 
 
 def render_draft(draft: EntryDraft) -> Element:
@@ -148,10 +199,37 @@ def _garbage(what: str) -> RemoteError:
     return RemoteError(f"the channel's server answered with {what}")
 
 
+def _pubsub(payload: Element | None, what: str, namespace: str = NS_PUBSUB) -> Element:
+    if payload is None or payload.tag != qname(namespace, "pubsub"):
+        raise _garbage(f"something other than {what}")
+    return payload
+
+
+def _page(payload: Element, found: list[T], cursor_of: Callable[[T], str]) -> Page[T]:
+    """A page of what was found, with the first, last and count of the answer's RSM
+    `<set/>` (XEP-0059), or of what was found when it has none."""
+    rsm = payload.find(qname(NS_RSM, "set"))
+    count = len(found)
+    first = cursor_of(found[0]) if found else None
+    last = cursor_of(found[-1]) if found else None
+    if rsm is not None:
+        count_text = (rsm.findtext(qname(NS_RSM, "count")) or "").strip()
+        if count_text.isascii() and count_text.isdigit() and len(count_text) < 10:
+            count = int(count_text)
+        first = _cursor(rsm.findtext(qname(NS_RSM, "first")))
+        last = _cursor(rsm.findtext(qname(NS_RSM, "last")))
+    return Page(found, count, first, last, cursor_of=cursor_of)
+
+
+def _cursor(text: str | None) -> str | None:
+    text = (text or "").strip()
+    return text if text and len(text) <= MAX_CURSOR else None
+
+
 def read_items(node: NodeId, payload: Element | None, *, now: datetime) -> Page[Item]:
-    """`<pubsub><items node><item id>payload</item>*</items>[<set/>]</pubsub>`."""
-    if payload is None or payload.tag != qname(NS_PUBSUB, "pubsub"):
-        raise _garbage("something other than items")
+    """`<pubsub><items node><item id>payload</item>*</items>[<set/>]</pubsub>` (an items,
+    replies or thread answer)."""
+    payload = _pubsub(payload, "items")
     block = payload.find(qname(NS_PUBSUB, "items"))
     if block is None:
         raise _garbage("no items")
@@ -159,15 +237,119 @@ def read_items(node: NodeId, payload: Element | None, *, now: datetime) -> Page[
         read_item(node, element, now=now)
         for element in block.findall(qname(NS_PUBSUB, "item"))[:MAX_REMOTE_ITEMS]
     ]
-    rsm = payload.find(qname(NS_RSM, "set"))
-    count, first, last = len(items), None, None
-    if rsm is not None:
-        count_text = (rsm.findtext(qname(NS_RSM, "count")) or "").strip()
-        if count_text.isascii() and count_text.isdigit() and len(count_text) < 10:
-            count = int(count_text)
-        first = rsm.findtext(qname(NS_RSM, "first")) or None
-        last = rsm.findtext(qname(NS_RSM, "last")) or None
-    return Page(items, count, first, last)
+    return _page(payload, items, _item_id)
+
+
+def _item_id(item: Item) -> str:
+    return item.id
+
+
+def read_threads(node: NodeId, payload: Element | None, *, now: datetime) -> Page[Thread]:
+    """`<pubsub><thread node id updated><item/>+</thread>*<set/></pubsub>`."""
+    payload = _pubsub(payload, "threads")
+    threads = []
+    for element in payload.findall(qname(NS_PUBSUB, "thread"))[:MAX_REMOTE_ITEMS]:
+        thread_id = element.get("id", "")
+        if not thread_id or len(thread_id) > MAX_ITEM_ID:
+            raise _garbage("a thread without a usable id")
+        items = tuple(
+            read_item(node, item, now=now)
+            for item in element.findall(qname(NS_PUBSUB, "item"))[:MAX_REMOTE_ITEMS]
+        )
+        updated = _parse_date(element.get("updated"))
+        if updated is None:
+            updated = max((item.updated for item in items), default=now)
+        threads.append(Thread(node, thread_id, updated, items))
+    return _page(payload, threads, _thread_id)
+
+
+def _thread_id(thread: Thread) -> str:
+    return thread.id
+
+
+def _configure_form(configure: Element | None) -> DataForm:
+    """The node_config form of an owner `<configure/>` answer.
+
+    Raises:
+        RemoteError: the answer holds no such form.
+    """
+    block = _pubsub(configure, "a configuration", NS_PUBSUB_OWNER).find(
+        qname(NS_PUBSUB_OWNER, "configure")
+    )
+    try:
+        form = find_form(block, NS_PUBSUB_NODE_CONFIG) if block is not None else None
+    except MalformedStanza:
+        form = None
+    if form is None:
+        raise _garbage("a configuration without its form")
+    return form
+
+
+def read_configuration(node: NodeId, configure: Element | None, *, now: datetime) -> ChannelConfig:
+    """The channel's configuration from the answer to an owner `<configure/>` get, as this
+    server caches it: a field out of its vocabulary takes a new channel's value
+    (`parse_node_config`, lenient)."""
+    channel, _ = parse_node_config(_configure_form(configure), node, now=now, lenient=True)
+    return channel.config
+
+
+def read_node_view(
+    node: NodeId, configure: Element | None, meta_data: Element | None, *, now: datetime
+) -> NodeView:
+    """A node and its channel's metadata from the answers to an owner `<configure/>` get
+    (the configuration form) and a disco#info on the node (its follower count)."""
+    form = _configure_form(configure)
+    if meta_data is None or meta_data.tag != qname(NS_DISCO_INFO, "query"):
+        raise _garbage("something other than the node's meta-data")
+    try:
+        meta = find_form(meta_data, NS_PUBSUB_META_DATA)
+        if meta is None:
+            raise _garbage("no meta-data form")
+        channel, found = parse_node_config(form, node, now=now)
+        return NodeView(channel, found, parse_num_subscribers(meta))
+    except (MalformedStanza, InvalidConfiguration):
+        raise _garbage("a configuration form it does not fill in right") from None
+
+
+def read_memberships(
+    node: NodeId, name: str, payload: Element | None, *, now: datetime
+) -> Page[Membership]:
+    """An owner `<subscriptions node/>` or `<affiliations node/>` answer: each row's
+    subscription state (the role left none), or each row's role (the state left none);
+    the list says only the one."""
+    payload = _pubsub(payload, name, NS_PUBSUB_OWNER)
+    block = payload.find(qname(NS_PUBSUB_OWNER, name))
+    if block is None:
+        raise _garbage(f"no {name}")
+    row_name = name.removesuffix("s")
+    rows = []
+    for row in block.findall(qname(NS_PUBSUB_OWNER, row_name))[:MAX_PAGE]:
+        try:
+            jid = Jid.parse(row.get("jid", "")).bare
+            if row_name == "subscription":
+                state = SubscriptionState.parse(row.get("subscription", ""))
+                inviter = row.get("invited-by")
+                rows.append(
+                    Membership(
+                        node.channel,
+                        jid,
+                        Role.NONE,
+                        state,
+                        now,
+                        invited_by=Jid.parse(inviter).bare if inviter else None,
+                        temporary=row.get("temporary") in ("1", "true"),
+                    )
+                )
+            else:
+                role = Role.parse(row.get("affiliation", ""))
+                rows.append(Membership(node.channel, jid, role, SubscriptionState.NONE, now))
+        except ChannelError:
+            raise _garbage(f"a {row_name} it does not fill in right") from None
+    return _page(payload, rows, _member_jid)
+
+
+def _member_jid(membership: Membership) -> str:
+    return str(membership.jid)
 
 
 def read_item(node: NodeId, element: Element, *, now: datetime) -> Item:
@@ -249,7 +431,11 @@ def _author(entry: Element) -> Jid | None:
 
 
 def _date(entry: Element, name: str) -> datetime | None:
-    text = (entry.findtext(qname(NS_ATOM, name)) or "").strip()
+    return _parse_date(entry.findtext(qname(NS_ATOM, name)))
+
+
+def _parse_date(raw: str | None) -> datetime | None:
+    text = (raw or "").strip()
     try:
         return parse_datetime(text) if text else None
     except InvalidDate:
@@ -316,6 +502,12 @@ def read_error(answer: Element, node: NodeId, item_id: str | None) -> ChannelErr
         return NotSubscribed("you do not follow this channel")
     if condition == "not-allowed" and app == "node-must-have-owner":
         return OwnerRequired("the owner cannot leave or be demoted")
+    if condition == "not-allowed" and app == "can-not-modify-own-affiliation":
+        return OwnAffiliation("nobody may change their own role")
+    if condition == "not-allowed" and app == "can-not-modify-own-subscription":
+        return OwnSubscription("nobody may change their own subscription this way")
+    if condition == "not-allowed":
+        return Forbidden("the channel's server does not allow you this")
     if condition in ("bad-request", "not-acceptable") and app in (
         "invalid-payload",
         "payload-too-big",
@@ -323,68 +515,12 @@ def read_error(answer: Element, node: NodeId, item_id: str | None) -> ChannelErr
         return InvalidPayload("the channel's server refused the payload", condition=app)
     if condition == "bad-request":
         return BadRequest("the channel's server refused the request as malformed")
+    if condition == "not-acceptable":
+        return InvalidConfiguration("configuration", "the channel's server refused the value")
+    if condition == "feature-not-implemented":
+        return Unsupported("federation", "the channel's server does not offer this")
     if condition == "conflict":
         return NodeExists(str(node))
     return RemoteError(
         f"the channel's server answered with an error ({condition[:40] or 'unknown'})"
     )
-
-
-def read_channel_config(form: DataForm, channel: Jid, *, now: datetime) -> ChannelConfig:
-    """A remote channel's configuration from its node_config form (ProtoXEP table 1), as
-    its server rendered it (`forms.node_config_fields`); a field that is missing or out of
-    its vocabulary takes the value a new channel would have.
-
-    Raises:
-        RemoteError: the form is no node configuration form.
-    """
-    if form.form_type not in (None, NS_PUBSUB_NODE_CONFIG):
-        raise _garbage("a form that is no node configuration")
-
-    def parsed(var: str, parse: Callable[[str], T], default: T) -> T:
-        raw = (form.get(var) or "").strip()
-        if not raw:
-            return default
-        try:
-            return parse(raw)
-        except (ChannelError, ValueError):
-            return default
-
-    def jid(raw: str) -> Jid:
-        return Jid.parse(raw).bare
-
-    created = parsed(CREATION_DATE, parse_datetime, now)
-    return ChannelConfig(
-        title=(form.get(TITLE) or "")[:MAX_TITLE],
-        description=(form.get(DESCRIPTION) or "")[:MAX_DESCRIPTION],
-        access_model=parsed(ACCESS_MODEL, AccessModel.parse, AccessModel.OPEN),
-        default_role=parsed(DEFAULT_AFFILIATION, _follower_role, Role.MEMBER),
-        creator=parsed(CREATOR, jid, channel),
-        channel_type=parsed(CHANNEL_TYPE, ChannelType, ChannelType.PERSONAL),
-        created=created,
-        updated=parsed(UPDATED_DATE, parse_datetime, created),
-        ephemeral=parsed(EPHEMERAL, lambda raw: parse_bool(raw, EPHEMERAL), False),
-        advertised=False,
-    )
-
-
-def _follower_role(raw: str) -> Role:
-    role = Role.parse(raw)
-    if role in (Role.OWNER, Role.OUTCAST):
-        raise ValueError("not a default role")
-    return role
-
-
-def read_configuration(payload: Element | None, node: NodeId, *, now: datetime) -> ChannelConfig:
-    """`<pubsub#owner><configure node><x/></configure></pubsub>`: the channel's
-    configuration."""
-    configure = payload.find(qname(NS_PUBSUB_OWNER, "configure")) if payload is not None else None
-    form = None
-    if configure is not None:
-        try:
-            form = find_form(configure, NS_PUBSUB_NODE_CONFIG)
-        except ChannelError:
-            form = None
-    if form is None:
-        raise _garbage("a configuration without its form")
-    return read_channel_config(form, node.channel, now=now)

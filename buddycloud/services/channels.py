@@ -209,6 +209,9 @@ class ChannelOps(EngineBase):
         Raises:
             NodeNotFound
         """
+        remote = self._remote_for(requester.bare, node)
+        if remote is not None:
+            return await remote.get_node_view(requester.bare, node)
         context = await self._context(requester, node)
         self._require(Operation.READ_METADATA, requester, context)
         followers = await self.storage.list_memberships(
@@ -263,6 +266,9 @@ class ChannelOps(EngineBase):
         Raises:
             NodeNotFound, Forbidden, AnonymousReadOnly, InvalidConfiguration
         """
+        remote = self._remote_for(requester.bare, node)
+        if remote is not None:
+            return await remote.configure(requester.bare, node, update)
         context = await self._context(requester, node)
         if not any(self._may(op, requester, context) for op in CONFIGURE_OPERATIONS):
             if self.is_anonymous(requester):
@@ -320,6 +326,10 @@ class ChannelOps(EngineBase):
         Raises:
             NodeNotFound, Forbidden
         """
+        remote = self._remote_for(requester.bare, node)
+        if remote is not None:
+            await remote.delete_node(requester.bare, node)
+            return
         context = await self._context(requester, node)
         self._require(Operation.DELETE_CHANNEL, requester, context)
         audience = await self._audience(context.channel, Operation.READ_METADATA)

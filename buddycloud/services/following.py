@@ -273,6 +273,10 @@ class FollowOps(RemoteCacheOps):
             BadRequest: a JID appears twice; and what `set_subscription` raises.
         """
         requester = requester.bare
+        remote = self._remote_for(requester, node)
+        if remote is not None:
+            _distinct_targets(changes)
+            return await remote.set_subscriptions(requester, node, changes)
         context, targets, currents = await self._load_targets(requester, node, changes)
         channel = context.channel
         needed = [
@@ -340,6 +344,10 @@ class FollowOps(RemoteCacheOps):
             BadRequest: a JID appears twice; and what `set_role` raises.
         """
         requester = requester.bare
+        remote = self._remote_for(requester, node)
+        if remote is not None:
+            _distinct_targets(changes)
+            return await remote.set_roles(requester, node, changes)
         context, targets, currents = await self._load_targets(requester, node, changes)
         channel = context.channel
         for target, current, (_, role) in zip(targets, currents, changes, strict=True):
@@ -451,6 +459,9 @@ class FollowOps(RemoteCacheOps):
         Raises:
             NodeNotFound, ClosedNode, Banned, Forbidden
         """
+        remote = self._remote_for(requester.bare, node)
+        if remote is not None:
+            return await remote.node_subscriptions(requester.bare, node, page)
         context = await self._context(requester, node)
         self._require(Operation.READ_FOLLOWERS, requester, context)
         if self._may(Operation.READ_PENDING, requester, context):
@@ -465,6 +476,9 @@ class FollowOps(RemoteCacheOps):
         self, requester: Jid, node: NodeId, page: PageRequest
     ) -> Page[Membership]:
         """Roles in a channel; the banned list only for the owner and moderators."""
+        remote = self._remote_for(requester.bare, node)
+        if remote is not None:
+            return await remote.node_affiliations(requester.bare, node, page)
         context = await self._context(requester, node)
         self._require(Operation.READ_FOLLOWERS, requester, context)
         roles = {Role.OWNER, Role.MODERATOR, Role.PUBLISHER, Role.MEMBER}

@@ -309,7 +309,12 @@ class ItemOps(FollowOps):
     async def get_replies(
         self, requester: Jid, node: NodeId, item_id: str, page: PageRequest
     ) -> Page[Item]:
-        """Replies to one item, newest first. Raises ItemNotFound if it does not exist."""
+        """Replies to one item, newest first. Raises ItemNotFound if it does not exist.
+
+        Another domain's channel is read from the cache or forwarded, as `get_items`."""
+        remote = await self._reader_remote(requester.bare, node)
+        if remote is not None:
+            return await remote.get_replies(requester.bare, node, item_id, page)
         await self._readable(requester, node)
         return await self.storage.list_replies(
             node, local_item_id(item_id), _with_item_cursors(page)
@@ -322,6 +327,9 @@ class ItemOps(FollowOps):
 
         `after` naming the parent continues with the first replies (a page that ended
         right after the parent)."""
+        remote = await self._reader_remote(requester.bare, node)
+        if remote is not None:
+            return await remote.get_thread(requester.bare, node, item_id, page)
         await self._readable(requester, node)
         parent = await self.storage.get_item(node, local_item_id(item_id))
         if parent.in_reply_to is not None:
@@ -341,6 +349,9 @@ class ItemOps(FollowOps):
 
     async def get_threads(self, requester: Jid, node: NodeId, page: PageRequest) -> Page[Thread]:
         """A node's threads, most recently active first."""
+        remote = await self._reader_remote(requester.bare, node)
+        if remote is not None:
+            return await remote.get_threads(requester.bare, node, page)
         await self._readable(requester, node)
         return await self.storage.list_threads(node, _with_item_cursors(page))
 

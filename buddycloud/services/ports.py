@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -16,7 +17,11 @@ from buddycloud.domain.model import (
     Page,
     PageRequest,
     RawPayload,
+    Role,
+    SubscriptionState,
+    Thread,
 )
+from buddycloud.services.config import ConfigUpdate, NodeView
 
 
 class Clock(Protocol):
@@ -114,6 +119,55 @@ class RemoteChannels(Protocol):
         """The channel's configuration (ProtoXEP table 1), to cache it here.
 
         Raises: NodeNotFound, RemoteError and its subclasses."""
+
+    async def get_replies(
+        self, actor: Jid, node: NodeId, item_id: str, page: PageRequest
+    ) -> Page[Item]:
+        """Replies to one item. Raises: ItemNotFound, and what `get_items` raises."""
+
+    async def get_thread(
+        self, actor: Jid, node: NodeId, item_id: str, page: PageRequest
+    ) -> Page[Item]:
+        """A parent item and its replies. Raises: what `get_replies` raises."""
+
+    async def get_threads(self, actor: Jid, node: NodeId, page: PageRequest) -> Page[Thread]:
+        """A node's threads. Raises: what `get_items` raises."""
+
+    async def get_node_view(self, actor: Jid, node: NodeId) -> NodeView:
+        """The node and its channel's metadata. Raises: NodeNotFound, RemoteError…"""
+
+    async def configure(self, actor: Jid, node: NodeId, update: ConfigUpdate) -> NodeView:
+        """Change the configuration; the node as it is now. Raises: Forbidden,
+        InvalidConfiguration, and what `get_node_view` raises."""
+
+    async def delete_node(self, actor: Jid, node: NodeId) -> None:
+        """Raises: Forbidden, and what `get_node_view` raises."""
+
+    async def node_subscriptions(
+        self, actor: Jid, node: NodeId, page: PageRequest
+    ) -> Page[Membership]:
+        """The followers' subscription states (their roles are not in this list: none).
+        Raises: ClosedNode, Forbidden, and what `get_node_view` raises."""
+
+    async def node_affiliations(
+        self, actor: Jid, node: NodeId, page: PageRequest
+    ) -> Page[Membership]:
+        """The roles in the channel (the subscription states are not in this list: none).
+        Raises: what `node_subscriptions` raises."""
+
+    async def set_subscriptions(
+        self, actor: Jid, node: NodeId, changes: Sequence[tuple[Jid, SubscriptionState]]
+    ) -> list[Membership]:
+        """Approve, refuse, remove or invite, all or none; the new states (roles: none,
+        the answer does not tell them). Raises: Forbidden, NotSubscribed, OwnSubscription,
+        OwnerRequired, BadRequest, and what `get_node_view` raises."""
+
+    async def set_roles(
+        self, actor: Jid, node: NodeId, changes: Sequence[tuple[Jid, Role]]
+    ) -> list[Membership]:
+        """Change roles, all or none; the new roles (states: none, the answer does not
+        tell them). Raises: Forbidden, OwnAffiliation, OwnerRequired, BadRequest, and what
+        `get_node_view` raises."""
 
     async def is_channel_server(self, domain: str, sender: Jid) -> bool:
         """Whether `sender` is the channel server of `domain` (ProtoXEP 10.1)."""

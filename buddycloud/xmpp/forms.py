@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
 from xml.etree.ElementTree import Element, SubElement
 
-from buddycloud.domain.errors import InvalidConfiguration
-from buddycloud.domain.model import AccessModel, Channel, ChannelType, Node, Role
-from buddycloud.domain.times import format_datetime
+from buddycloud.domain.errors import ChannelError, InvalidConfiguration, InvalidDate, InvalidJid
+from buddycloud.domain.jid import Jid
+from buddycloud.domain.model import (
+    NS_ATOM,
+    AccessModel,
+    Channel,
+    ChannelConfig,
+    ChannelType,
+    Node,
+    NodeId,
+    Role,
+)
+from buddycloud.domain.times import format_datetime, parse_datetime
 from buddycloud.services.config import ConfigUpdate
 from buddycloud.xmpp.errors import MalformedStanza
 from buddycloud.xmpp.namespaces import NS_DATA_FORMS, NS_PUBSUB_NODE_CONFIG, qname
@@ -195,6 +207,8 @@ MAX_TITLE = 1024
 MAX_DESCRIPTION = 4096
 MAX_PAYLOAD_TYPE = 256
 
+T = TypeVar("T")
+
 
 def node_config_fields(channel: Channel, node: Node | None) -> tuple[FormField, ...]:
     """The table-1 fields of a channel (and node-level fields when `node` is given)."""
@@ -320,3 +334,118 @@ def _parse_channel_type(raw: str) -> ChannelType:
         return ChannelType(raw)
     except ValueError:
         raise InvalidConfiguration(CHANNEL_TYPE, f"unknown channel type {raw[:40]!r}") from None
+
+
+# --- the other side: what a client (or this server acting for one) sends and reads --------
+
+
+def render_config_update(update: ConfigUpdate) -> Element:
+    """A submitted node_config form holding the fields `update` changes (the inverse of
+    `parse_config_update`): what this server sends when it configures another domain's
+    channel for its owner (federation)."""
+    fields: list[FormField] = []
+
+    def add(var: str, value: str | None) -> None:
+        if value is not None:
+            fields.append(FormField(var, (value,)))
+
+    def flag(value: bool | None) -> str | None:
+        return None if value is None else ("true" if value else "false")
+
+    add(TITLE, update.title)
+    add(DESCRIPTION, update.description)
+    add(ACCESS_MODEL, update.access_model.value if update.access_model else None)
+    add(DEFAULT_AFFILIATION, update.default_role.value if update.default_role else None)
+    add(PAYLOAD_TYPE, update.payload_type)
+    if update.max_items is not None:
+        add(MAX_ITEMS, "max" if update.max_items == 0 else str(update.max_items))
+    add(EPHEMERAL, flag(update.ephemeral))
+    add(CHANNEL_TYPE, update.channel_type.value if update.channel_type else None)
+    add(ADVERTISE, flag(update.advertised))
+    return render_form(DataForm("submit", NS_PUBSUB_NODE_CONFIG, tuple(fields)))
+
+
+def parse_node_config(
+    form: DataForm, node: NodeId, *, now: datetime, lenient: bool = False
+) -> tuple[Channel, Node]:
+    """A channel and its node as a node configuration or meta-data form shows them (the
+    inverse of `node_config_fields`): what another domain's channel server answers.
+    Dates it leaves out are `now`; the creator it leaves out is the channel itself.
+
+    `lenient` (what is cached of a followed channel): a field outside its vocabulary or
+    limits takes the value a new channel would have, a text too long is cut, and a default
+    role no follower can get (owner, outcast) is member.
+
+    Raises:
+        InvalidConfiguration: a field holds a value outside its vocabulary or limits
+            (never when `lenient`).
+    """
+
+    def read(var: str, parse: Callable[[str], T], default: T) -> T:
+        raw = form.get(var)
+        if not raw:
+            return default
+        try:
+            return parse(raw)
+        except ChannelError:
+            if not lenient:
+                raise
+            return default
+
+    def text(var: str, limit: int) -> str | None:
+        if lenient and form.has(var):
+            return "\n".join(next(f.values for f in form.fields if f.var == var))[:limit]
+        return _bounded(form, var, limit)
+
+    def default_role(raw: str) -> Role:
+        role = Role.parse(raw)
+        if lenient and role in (Role.OWNER, Role.OUTCAST):
+            return Role.MEMBER
+        return role
+
+    created = read(CREATION_DATE, lambda raw: _parse_date(raw, CREATION_DATE), None) or now
+    config = ChannelConfig(
+        title=text(TITLE, MAX_TITLE) or "",
+        description=text(DESCRIPTION, MAX_DESCRIPTION) or "",
+        access_model=read(ACCESS_MODEL, AccessModel.parse, AccessModel.OPEN),
+        default_role=read(DEFAULT_AFFILIATION, default_role, Role.MEMBER),
+        creator=read(CREATOR, lambda raw: _parse_jid(raw, CREATOR), None) or node.channel,
+        channel_type=read(CHANNEL_TYPE, _parse_channel_type, ChannelType.PERSONAL),
+        created=created,
+        updated=read(UPDATED_DATE, lambda raw: _parse_date(raw, UPDATED_DATE), None) or created,
+        ephemeral=read(EPHEMERAL, lambda raw: parse_bool(raw, EPHEMERAL), False),
+        advertised=read(ADVERTISE, lambda raw: parse_bool(raw, ADVERTISE), True),
+    )
+    payload_type = text(PAYLOAD_TYPE, MAX_PAYLOAD_TYPE) or NS_ATOM
+    limit = read(MAX_ITEMS, _parse_max_items, 0)
+    return Channel(node.channel, config), Node(node, payload_type, limit or None, created)
+
+
+def parse_num_subscribers(form: DataForm) -> int:
+    """`pubsub#num_subscribers` of a meta-data form (XEP-0060 §5.4).
+
+    Raises:
+        InvalidConfiguration: absent, or not a non-negative integer.
+    """
+    raw = form.get(NUM_SUBSCRIBERS) or ""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise InvalidConfiguration(NUM_SUBSCRIBERS, f"{raw[:20]!r} is not a non-negative integer")
+    return int(raw)
+
+
+def _parse_date(raw: str | None, var: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        return parse_datetime(raw)
+    except InvalidDate:
+        raise InvalidConfiguration(var, f"{raw[:40]!r} is not a date") from None
+
+
+def _parse_jid(raw: str | None, var: str) -> Jid | None:
+    if not raw:
+        return None
+    try:
+        return Jid.parse(raw).bare
+    except InvalidJid:
+        raise InvalidConfiguration(var, f"{raw[:40]!r} is not a JID") from None

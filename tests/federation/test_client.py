@@ -231,7 +231,7 @@ async def test_the_configuration_is_asked_as_the_owner_form_with_the_actor() -> 
     assert config.access_model is AccessModel.AUTHORIZE
     assert config.default_role is Role.PUBLISHER
     assert config.creator == Jid.parse("juliet@capulet.lit")
-    assert not config.advertised  # a cached channel is never listed here
+    assert config.advertised  # as its server says; the cache never lists it (test_inbox)
 
 
 async def test_a_configuration_out_of_vocabulary_takes_a_new_channels_values() -> None:

@@ -27,6 +27,7 @@ from remote_support import (
 )
 
 from buddycloud.domain.errors import (
+    BadRequest,
     ClosedNode,
     Forbidden,
     JidMismatch,
@@ -44,6 +45,7 @@ from buddycloud.domain.model import (
     NodeId,
     Page,
     PageRequest,
+    Role,
     SubscriptionState,
 )
 from buddycloud.services.config import ConfigUpdate, EngineConfig
@@ -163,9 +165,90 @@ async def test_one_may_follow_only_oneself_on_other_domains_too(
 async def test_operations_not_yet_federated_say_so(montague: Engine, link: EngineLink) -> None:
     """Rather than answering from a local lookup as if the channel did not exist."""
     with pytest.raises(Unsupported):
-        await montague.get_replies(ROMEO, JULIETS_POSTS, "x", PageRequest(max=10))
+        await montague.archive_items(ROMEO, JULIETS_POSTS, PageRequest(max=10))
     with pytest.raises(Unsupported):
         await montague.subscribe(ROMEO, JULIETS_POSTS, ROMEO, temporary=True)
+    assert link.calls == 0
+
+
+async def test_a_local_user_reads_another_domains_channel_metadata_and_followers(
+    capulet: Engine, montague: Engine, link: EngineLink
+) -> None:
+    await capulet.configure(JULIET, JULIETS_POSTS, ConfigUpdate(title="The balcony"))
+    view = await montague.get_node_view(ROMEO, JULIETS_POSTS)
+    assert view.channel.config.title == "The balcony"
+    assert view.channel.config.creator == JULIET
+    assert view.num_subscribers == 1
+    await montague.subscribe(ROMEO, JULIETS_POSTS, ROMEO)
+    followers = await montague.node_subscriptions(ROMEO, JULIETS_POSTS, PageRequest(max=10))
+    assert {m.jid for m in followers.items} == {JULIET, ROMEO}
+    roles = await montague.node_affiliations(ROMEO, JULIETS_POSTS, PageRequest(max=10))
+    assert {(m.jid, m.role) for m in roles.items} == {
+        (JULIET, Role.OWNER),
+        (ROMEO, Role.PUBLISHER),
+    }
+    # A follower may not configure, delete or moderate; the channel's server says so.
+    with pytest.raises(Forbidden):
+        await montague.configure(ROMEO, JULIETS_POSTS, ConfigUpdate(title="Mine now"))
+    with pytest.raises(Forbidden):
+        await montague.delete_node(ROMEO, JULIETS_POSTS)
+    with pytest.raises(Forbidden):
+        await montague.set_role(ROMEO, JULIETS_POSTS, BENVOLIO, Role.OUTCAST)
+    assert (await capulet.get_node_view(JULIET, JULIETS_POSTS)).channel.config.title == (
+        "The balcony"
+    )
+
+
+async def test_a_remote_moderator_approves_followers_changes_roles_and_configures(
+    capulet: Engine, montague: Engine, link: EngineLink
+) -> None:
+    await capulet.configure(JULIET, JULIETS_POSTS, ConfigUpdate(access_model=AccessModel.AUTHORIZE))
+    nurse = Jid.parse("nurse@capulet.lit")
+    await montague.subscribe(ROMEO, JULIETS_POSTS, ROMEO)
+    await capulet.set_subscription(JULIET, JULIETS_POSTS, ROMEO, SubscriptionState.SUBSCRIBED)
+    await capulet.set_role(JULIET, JULIETS_POSTS, ROMEO, Role.MODERATOR)
+    assert (await capulet.subscribe(nurse, JULIETS_POSTS, nurse)).subscription is (
+        SubscriptionState.PENDING
+    )
+    pending = await montague.node_subscriptions(ROMEO, JULIETS_POSTS, PageRequest(max=10))
+    assert (nurse, SubscriptionState.PENDING) in {(m.jid, m.subscription) for m in pending.items}
+
+    [approved] = await montague.set_subscriptions(
+        ROMEO, JULIETS_POSTS, [(nurse, SubscriptionState.SUBSCRIBED)]
+    )
+    assert approved.subscription is SubscriptionState.SUBSCRIBED
+    [changed] = await montague.set_roles(ROMEO, JULIETS_POSTS, [(nurse, Role.PUBLISHER)])
+    assert changed.role is Role.PUBLISHER
+    stored = await capulet.storage.find_membership(JULIET, nurse)
+    assert stored is not None
+    assert (stored.subscription, stored.role) == (SubscriptionState.SUBSCRIBED, Role.PUBLISHER)
+
+    view = await montague.configure(ROMEO, JULIETS_POSTS, ConfigUpdate(title="Verona nights"))
+    assert view.channel.config.title == "Verona nights"
+    # Moderators change titles, not the access model (table 6).
+    with pytest.raises(Forbidden):
+        await montague.configure(ROMEO, JULIETS_POSTS, ConfigUpdate(access_model=AccessModel.OPEN))
+    # A JID twice is refused here, before anything is asked.
+    calls = link.calls
+    with pytest.raises(BadRequest):
+        await montague.set_roles(
+            ROMEO, JULIETS_POSTS, [(nurse, Role.MEMBER), (nurse, Role.PUBLISHER)]
+        )
+    assert link.calls == calls
+
+
+async def test_a_local_user_reads_replies_threads_of_another_domains_channel(
+    capulet: Engine, montague: Engine, link: EngineLink
+) -> None:
+    parent = await capulet.publish(JULIET, JULIETS_POSTS, draft("wherefore"))
+    reply = await capulet.publish(JULIET, JULIETS_POSTS, draft("art thou", in_reply_to=parent.id))
+    replies = await montague.get_replies(ROMEO, JULIETS_POSTS, parent.id, PageRequest(max=10))
+    assert [item.id for item in replies.items] == [reply.id]
+    thread = await montague.get_thread(ROMEO, JULIETS_POSTS, reply.id, PageRequest(max=10))
+    assert [item.id for item in thread.items] == [parent.id, reply.id]
+    threads = await montague.get_threads(ROMEO, JULIETS_POSTS, PageRequest(max=10))
+    assert [t.id for t in threads.items] == [parent.id]
+    assert link.calls == 3
 
 
 async def test_a_remote_timeout_reaches_the_user_as_a_timeout(montague: Engine) -> None:
