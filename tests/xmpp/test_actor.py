@@ -7,12 +7,20 @@ permission tables apply to them like to anyone.
 
 from __future__ import annotations
 
-import pytest
-from xmpp.support import Client, Harness
+import asyncio
+from xml.etree.ElementTree import Element
 
+import pytest
+from engine_support import FakeClock, text
+from xmpp.support import SERVICE, Client, Harness
+
+from buddycloud.domain.errors import Forbidden, OwnAffiliation, SubscriptionPending
 from buddycloud.domain.jid import Jid
-from buddycloud.domain.model import NodeId, PageRequest
+from buddycloud.domain.model import AccessModel, NodeId, PageRequest, Role, SubscriptionState
+from buddycloud.federation.client import RemoteServers
+from buddycloud.services.config import ConfigUpdate
 from buddycloud.services.engine import Engine
+from buddycloud.xmpp.xml import serialize
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_BC = "http://buddycloud.org/v1"
@@ -117,3 +125,95 @@ def _node() -> NodeId:
 
 def _page() -> PageRequest:
     return PageRequest(max=10)
+
+
+# --- every request the home server forwards, as the component serves it ------------------
+
+
+class Montague:
+    """montague.lit's own client of other domains (`RemoteServers`), its requests handed
+    to this component as coming from channels.montague.lit: both ends of the wire."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.ids = 0
+        self.lock = asyncio.Lock()  # the harness hands back what one stanza caused
+
+    async def request(self, type_: str, to: str, payload: Element, *, timeout: float) -> Element:
+        assert to == SERVICE
+        self.ids += 1
+        stanza_id = f"m{self.ids}"
+        async with self.lock:
+            replies = await self.harness.feed(
+                f"<iq xmlns='jabber:component:accept' type='{type_}' id='{stanza_id}' "
+                f"from='channels.montague.lit' to='{to}'>{serialize(payload)}</iq>"
+            )
+        [reply] = [s for s in replies if s.tag == "iq" and s.get("id") == stanza_id]
+        return reply
+
+    async def channel_server(self, domain: str) -> Jid | None:
+        return Jid.parse(SERVICE) if domain == "capulet.lit" else None
+
+
+@pytest.fixture
+def montague_client(harness: Harness) -> RemoteServers:
+    montague = Montague(harness)
+    return RemoteServers(montague, montague.request, FakeClock())  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("federating")
+async def test_every_forwarded_operation_is_served_for_a_trusted_actor(
+    harness: Harness, juliet: Client, nurse: Client, montague_client: RemoteServers
+) -> None:
+    """Metadata, followers and roles, approvals, role changes, configuration, replies,
+    thread and threads, for Romeo whom Juliet made a moderator; deletion is the owner's."""
+    await juliet.presence()
+    engine = harness.engine
+    node, julie = _node(), Jid.parse("juliet@capulet.lit")
+    romeo, nurse_jid = Jid.parse("romeo@montague.lit"), Jid.parse("nurse@capulet.lit")
+    await engine.configure(julie, node, ConfigUpdate(access_model=AccessModel.AUTHORIZE))
+    remote = montague_client
+
+    assert (await remote.subscribe(romeo, node)).subscription is SubscriptionState.PENDING
+    with pytest.raises(SubscriptionPending):
+        await remote.get_replies(romeo, node, "nothing", _page())
+    view = await remote.get_node_view(romeo, node)  # metadata is for everyone
+    assert view.channel.config.access_model is AccessModel.AUTHORIZE
+    assert view.num_subscribers == 1
+    await engine.set_subscription(julie, node, romeo, SubscriptionState.SUBSCRIBED)
+    await engine.set_role(julie, node, romeo, Role.MODERATOR)
+    await nurse.ok(
+        "set", f"<pubsub xmlns='{NS_PUBSUB}'><subscribe node='{NODE}' jid='{nurse_jid}'/></pubsub>"
+    )
+
+    pending = await remote.node_subscriptions(romeo, node, _page())
+    assert (nurse_jid, SubscriptionState.PENDING) in [
+        (m.jid, m.subscription) for m in pending.items
+    ]
+    await remote.set_subscriptions(romeo, node, [(nurse_jid, SubscriptionState.SUBSCRIBED)])
+    await remote.set_roles(romeo, node, [(nurse_jid, Role.PUBLISHER)])
+    roles = await remote.node_affiliations(romeo, node, _page())
+    assert {(m.jid, m.role) for m in roles.items} == {
+        (julie, Role.OWNER),
+        (romeo, Role.MODERATOR),
+        (nurse_jid, Role.PUBLISHER),
+    }
+    with pytest.raises(OwnAffiliation):
+        await remote.set_roles(romeo, node, [(romeo, Role.OWNER)])
+
+    changed = await remote.configure(romeo, node, ConfigUpdate(title="Verona nights"))
+    assert changed.channel.config.title == "Verona nights"
+    assert changed.num_subscribers == 3
+
+    parent = await engine.publish(julie, node, text("wherefore"))
+    reply = await engine.publish(julie, node, text("art thou", in_reply_to=parent.id))
+    replies = await remote.get_replies(romeo, node, parent.id, _page())
+    assert [i.id for i in replies.items] == [reply.id]
+    thread = await remote.get_thread(romeo, node, reply.id, _page())
+    assert [i.id for i in thread.items] == [parent.id, reply.id]
+    threads = await remote.get_threads(romeo, node, _page())
+    assert [(t.id, len(t.items)) for t in threads.items] == [(parent.id, 2)]
+
+    with pytest.raises(Forbidden):
+        await remote.delete_node(romeo, node)
+    assert (await engine.get_node_view(julie, node)).channel.config.title == "Verona nights"
