@@ -32,10 +32,19 @@ def _executable() -> str:
 
 
 def free_udp_port(address: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((address, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free for UDP and for TCP (dnsmasq listens on both): one free for UDP alone
+    may be another server's TCP port, and dnsmasq would exit with "Address in use"."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((address, 0))
+            port: int = sock.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((address, port))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError("found no port free for both UDP and TCP")
 
 
 def _answers(address: str, port: int) -> bool:

@@ -26,12 +26,18 @@ from e2e.federation import (
     service_of,
 )
 from e2e.harness import (
+    NS_BC,
     NS_DISCO_INFO,
     NS_DISCO_ITEMS,
+    NS_OWNER,
     NS_PUBSUB,
     NS_STANZAS,
     TIMEOUT,
+    configure_get,
+    configure_set,
     entry,
+    form_values,
+    has_item,
     item_ids,
     items_request,
     local_id,
@@ -39,6 +45,8 @@ from e2e.harness import (
     publish,
     published_id,
     retract,
+    set_affiliation,
+    set_subscription,
     subscribe,
     unsubscribe,
 )
@@ -345,3 +353,92 @@ async def test_a_domain_back_from_an_outage_gets_every_post_in_order_and_no_othe
         finally:
             if montague.server is None:
                 montague.start_server()
+
+
+async def test_a_remote_moderator_reads_configures_approves_and_changes_roles(
+    federated: FederatedConnect, unique: str
+) -> None:
+    """Tybalt of capulet.lit owns an authorize channel; Romeo of montague.lit, asking only
+    his own server, reads its configuration and followers, and once Tybalt makes him a
+    moderator approves a pending follower, changes a role and reads replies."""
+    tybalt = await federated(f"tybalt@{CAPULET}")
+    nurse = await federated(f"nurse@{CAPULET}")
+    romeo = await federated(f"romeo@{MONTAGUE}")
+    node = posts(tybalt.bare)
+    await tybalt.ok(
+        "set",
+        configure_set(node, {"pubsub#access_model": "authorize", "pubsub#title": unique}),
+    )
+    followed = await romeo.ok("set", subscribe(node, romeo.bare))
+    state = followed.find("pubsub:pubsub/pubsub:subscription")
+    assert state is not None and state.get("subscription") == "pending"
+    closed = await romeo.iq("get", node_list("subscriptions", node))
+    assert closed.condition == "not-authorized"  # pending: the channel's rules, re-mapped
+    await tybalt.ok("set", set_subscription(node, romeo.bare, "subscribed"))
+
+    # Configuration and followers, from Romeo's home server.
+    form = await romeo.ok("get", configure_get(node))
+    assert form.element.get("from") == service_of(MONTAGUE)
+    fields = form_values(form.find("owner:pubsub/owner:configure/data:x"))  # type: ignore[arg-type]
+    assert fields["pubsub#access_model"] == ["authorize"]
+    assert fields["pubsub#title"] == [unique]
+    info = await romeo.ok("get", f"<query xmlns='{NS_DISCO_INFO}' node='{node}'/>")
+    meta = form_values(info.find("info:query/data:x"))  # type: ignore[arg-type]
+    assert meta["pubsub#num_subscribers"] == ["2"]
+    followers = await romeo.ok("get", node_list("subscriptions", node))
+    assert {
+        (row.get("jid"), row.get("subscription"))
+        for row in followers.findall("owner:pubsub/owner:subscriptions/owner:subscription")
+    } == {(tybalt.bare, "subscribed"), (romeo.bare, "subscribed")}
+    refused = await romeo.iq("set", set_affiliation(node, romeo.bare, "moderator"))
+    assert refused.condition == "not-allowed"  # nobody changes their own role
+
+    # Tybalt makes Romeo a moderator; the Nurse asks to follow.
+    await tybalt.ok("set", set_affiliation(node, romeo.bare, "moderator"))
+    asked = await nurse.ok("set", subscribe(node, nurse.bare))
+    state = asked.find("pubsub:pubsub/pubsub:subscription")
+    assert state is not None and state.get("subscription") == "pending"
+    pending = await romeo.ok("get", node_list("subscriptions", node))
+    assert (nurse.bare, "pending") in {
+        (row.get("jid"), row.get("subscription"))
+        for row in pending.findall("owner:pubsub/owner:subscriptions/owner:subscription")
+    }
+    await romeo.ok("set", set_subscription(node, nurse.bare, "subscribed"))
+    await romeo.ok("set", set_affiliation(node, nurse.bare, "publisher"))
+    roles = await tybalt.ok("get", node_list("affiliations", node))
+    assert {
+        (row.get("jid"), row.get("affiliation"))
+        for row in roles.findall("owner:pubsub/owner:affiliations/owner:affiliation")
+    } == {(tybalt.bare, "owner"), (romeo.bare, "moderator"), (nurse.bare, "publisher")}
+    await romeo.ok("set", configure_set(node, {"pubsub#title": f"{unique} nights"}))
+    denied = await romeo.iq("set", configure_set(node, {"pubsub#access_model": "open"}))
+    assert denied.condition == "forbidden"  # moderators do not change the access model
+
+    # The Nurse, now a publisher, replies to Tybalt; Romeo, a follower, is told by his home
+    # server, whose cache then answers his reads of the thread.
+    parent = local_id(published_id(await tybalt.ok("set", publish(node, entry("a plague")))))
+    answer = await nurse.ok("set", publish(node, entry("on both", in_reply_to=parent)))
+    reply = local_id(published_id(answer))
+    told = await romeo.wait_for(has_item(node, reply))
+    assert told.get("from") == service_of(MONTAGUE)
+    replies = await romeo.ok(
+        "get",
+        f"<pubsub xmlns='{NS_PUBSUB}'><replies xmlns='{NS_BC}' node='{node}' "
+        f"item_id='{parent}'/></pubsub>",
+    )
+    assert replies.element.get("from") == service_of(MONTAGUE)
+    assert item_ids(replies, node) == [reply]
+    assert "on both" in replies.text
+    threads = await romeo.ok(
+        "get", f"<pubsub xmlns='{NS_PUBSUB}'><threads node='{node}'/></pubsub>"
+    )
+    thread = threads.find("pubsub:pubsub/pubsub:thread")
+    assert thread is not None and thread.get("id") == parent
+    # Deleting the channel is its owner's alone.
+    gone = await romeo.iq("set", f"<pubsub xmlns='{NS_OWNER}'><delete node='{node}'/></pubsub>")
+    assert gone.condition == "forbidden"
+
+
+def node_list(name: str, node: str) -> str:
+    """An owner `<subscriptions node/>` or `<affiliations node/>` request."""
+    return f"<pubsub xmlns='{NS_OWNER}'><{name} node='{node}'/></pubsub>"
