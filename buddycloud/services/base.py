@@ -203,9 +203,9 @@ class EngineBase:
 
     async def _context(self, requester: Jid, node: NodeId) -> NodeContext:
         if self.remote is not None and not self.is_mine(node):
-            # The operations that reach other domains ask `_remote_for` first; the others
-            # do not yet, and must not answer from a local lookup as if the channel were
-            # missing.
+            # The operations that reach other domains ask `_remote_for` first; the few
+            # others (archives, replacing the current item, `require_readable`) do not
+            # yet, and must not answer from a local lookup as if the channel were missing.
             raise Unsupported(
                 "federation", "this operation is not yet available on other domains' channels"
             )
