@@ -216,8 +216,8 @@ def _page(payload: Element, found: list[T], cursor_of: Callable[[T], str]) -> Pa
         count_text = (rsm.findtext(qname(NS_RSM, "count")) or "").strip()
         if count_text.isascii() and count_text.isdigit() and len(count_text) < 10:
             count = int(count_text)
-        first = _cursor(rsm.findtext(qname(NS_RSM, "first")))
-        last = _cursor(rsm.findtext(qname(NS_RSM, "last")))
+        first = _cursor(rsm.findtext(qname(NS_RSM, "first"))) or first
+        last = _cursor(rsm.findtext(qname(NS_RSM, "last"))) or last
     return Page(found, count, first, last, cursor_of=cursor_of)
 
 
