@@ -125,7 +125,13 @@ async def test_metadata_is_the_configuration_asked_for_the_actor_and_the_followe
 
 async def test_a_configuration_change_is_the_submitted_form_the_server_parses() -> None:
     update = ConfigUpdate(
-        title="Verona", description="nights", default_role=Role.PUBLISHER, max_items=0
+        title="Verona",
+        description="two\nlines",
+        access_model=AccessModel.LOCAL,
+        default_role=Role.PUBLISHER,
+        payload_type="urn:example:mood",
+        max_items=0,
+        advertised=False,
     )
     after = view("Verona")
     server = FakeServer(result(), answer(render_configure(after)), answer(render_disco_info(after)))
