@@ -52,7 +52,7 @@ from buddycloud.federation.wire import (
 )
 from buddycloud.services.config import ConfigUpdate, NodeView
 from buddycloud.services.ports import Clock
-from buddycloud.xmpp.multicast import QueryFailed
+from buddycloud.xmpp.multicast import QueryFailed, QueryTimeout
 from buddycloud.xmpp.namespaces import NS_PUBSUB, NS_PUBSUB_OWNER, qname
 from buddycloud.xmpp.rsm import render_page_request
 
@@ -123,13 +123,21 @@ class RemoteServers:
                 server = await self.discovery.channel_server(domain)
                 if server is None:
                     raise RemoteServerNotFound(domain)
-                answers = await asyncio.gather(
+                # Each request ends (answered, failed or timed out) before any failure
+                # counts: none is left running unawaited.
+                outcomes = await asyncio.gather(
                     *(
                         self._request(type_, str(server), payload, timeout=self.timeout)
                         for type_, payload in requests
-                    )
+                    ),
+                    return_exceptions=True,
                 )
-        except TimeoutError:
+                answers = []
+                for outcome in outcomes:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    answers.append(outcome)
+        except (TimeoutError, QueryTimeout):
             log.info("the channel server of %s did not answer in %g s", domain, self.timeout)
             raise RemoteTimeout(domain, self.timeout) from None
         except QueryFailed as exc:

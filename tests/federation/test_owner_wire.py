@@ -50,6 +50,7 @@ from buddycloud.domain.model import (
     Thread,
 )
 from buddycloud.services.config import ConfigUpdate, NodeView
+from buddycloud.xmpp.multicast import QueryFailed, QueryTimeout
 from buddycloud.xmpp.namespaces import NS_BUDDYCLOUD, NS_PUBSUB_OWNER, qname
 from buddycloud.xmpp.router import route_key
 from buddycloud.xmpp.stanzas import (
@@ -72,7 +73,7 @@ from buddycloud.xmpp.stanzas import (
     render_node_subscriptions,
     render_threads,
 )
-from buddycloud.xmpp.xml import serialize
+from buddycloud.xmpp.xml import parse_xml, serialize
 
 JULIET = Jid.parse("juliet@capulet.lit")
 NURSE = Jid.parse("nurse@capulet.lit")
@@ -363,3 +364,37 @@ async def test_other_domains_nodes_keep_their_own_node_id() -> None:
         ROMEO, other, PageRequest(max=5)
     )
     assert {m.channel for m in page.items} == {JULIET}
+
+
+class Unreachable(FakeServer):
+    """The configuration request fails at once (`failure`); the meta-data one is answered
+    after a while."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__()
+        self.failure = failure
+        self.finished = 0
+
+    async def request(self, type_: str, to: str, payload: Element, *, timeout: float) -> Element:
+        self.sent.append((type_, to, payload))
+        if len(self.sent) == 1:
+            raise self.failure
+        await asyncio.sleep(0.05)
+        self.finished += 1
+        return parse_xml(f"<iq xmlns='jabber:component:accept' {result()}</iq>")
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (QueryFailed("no route"), RemoteError),
+        (QueryTimeout("no answer"), RemoteTimeout),
+    ],
+)
+async def test_a_failed_request_of_two_waits_for_the_other_and_is_named(
+    failure: Exception, expected: type[Exception]
+) -> None:
+    server = Unreachable(failure)
+    with pytest.raises(expected):
+        await remote(server).get_node_view(ROMEO, NODE)
+    assert server.finished == 1  # not left running behind the error
