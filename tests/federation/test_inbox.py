@@ -222,6 +222,36 @@ async def test_a_first_follow_caches_the_channel_and_backfills_its_recent_posts(
     assert len(await _cached_ids(engine)) == 2
 
 
+async def test_replies_and_threads_come_from_the_cache_for_its_followers_only(
+    capulet: Engine, montague: Montague, link: EngineLink
+) -> None:
+    engine = montague.engine
+    parent = await capulet.publish(JULIET, JULIETS_POSTS, draft("wherefore"))
+    first = await capulet.publish(JULIET, JULIETS_POSTS, draft("art thou", in_reply_to=parent.id))
+    await engine.subscribe(ROMEO, JULIETS_POSTS, ROMEO)  # back-fills both
+    # A reply capulet.lit has not sent to this server's inbox yet.
+    late = await capulet.publish(JULIET, JULIETS_POSTS, draft("Romeo?", in_reply_to=parent.id))
+
+    calls = link.calls
+    page = PageRequest(max=10)
+    replies = await engine.get_replies(ROMEO, JULIETS_POSTS, parent.id, page)
+    thread = await engine.get_thread(ROMEO, JULIETS_POSTS, first.id, page)
+    threads = await engine.get_threads(ROMEO, JULIETS_POSTS, page)
+    assert [r.id for r in replies.items] == [first.id]
+    assert [i.id for i in thread.items] == [parent.id, first.id]
+    assert [[i.id for i in t.items] for t in threads.items] == [[parent.id, first.id]]
+    assert link.calls == calls
+
+    # Benvolio follows nothing: capulet.lit answers him, with what it has now.
+    replies = await engine.get_replies(BENVOLIO, JULIETS_POSTS, parent.id, page)
+    thread = await engine.get_thread(BENVOLIO, JULIETS_POSTS, first.id, page)
+    threads = await engine.get_threads(BENVOLIO, JULIETS_POSTS, page)
+    assert [r.id for r in replies.items] == [late.id, first.id]
+    assert [i.id for i in thread.items] == [parent.id, late.id, first.id]
+    assert [t.id for t in threads.items] == [parent.id]
+    assert link.calls == calls + 3
+
+
 async def test_the_last_local_follower_leaving_purges_the_cache(
     capulet: Engine, montague: Montague
 ) -> None:
