@@ -59,7 +59,7 @@ from buddycloud.domain.model import (
 )
 from buddycloud.domain.permissions import Operation
 from buddycloud.services.base import READ_BATCH, role_of, state_of
-from buddycloud.services.channels import ChannelOps
+from buddycloud.services.channels import MAX_DESCRIPTION, MAX_TITLE, ChannelOps
 from buddycloud.services.ports import RemoteChannels
 from buddycloud.storage.base import NodeContext
 
@@ -534,13 +534,20 @@ class RemoteCacheOps(ChannelOps):
 
 def _as_seen_here(config: ChannelConfig) -> ChannelConfig:
     """A remote channel's configuration as the cache keeps it: never advertised here (the
-    cache is not this server's directory), and a `local` channel, open to its own domain
+    cache is not this server's directory), a `local` channel, open to its own domain
     only, is `authorize` for this server's users (reference 2.4), so that only those its
-    server approved read it here."""
+    server approved read it here, and its title and description are cut to what a channel
+    of this server may hold."""
     access_model = config.access_model
     if access_model is AccessModel.LOCAL:
         access_model = AccessModel.AUTHORIZE
-    return replace(config, advertised=False, access_model=access_model)
+    return replace(
+        config,
+        title=config.title[:MAX_TITLE],
+        description=config.description[:MAX_DESCRIPTION],
+        advertised=False,
+        access_model=access_model,
+    )
 
 
 def _payload_size(item: Item) -> int:

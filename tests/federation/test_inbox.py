@@ -503,6 +503,34 @@ async def test_malformed_and_oversized_events_are_refused_one_by_one(
         assert condition_of(answer)[:2] == ("bad-request", "cancel")
 
 
+async def test_a_configuration_event_is_read_leniently_into_what_a_channel_here_holds(
+    capulet: Engine, montague: Montague
+) -> None:
+    engine = montague.engine
+    await engine.subscribe(ROMEO, JULIETS_POSTS, ROMEO)
+    fields = {
+        "FORM_TYPE": "http://jabber.org/protocol/pubsub#node_config",
+        "pubsub#title": "t" * 300,
+        "buddycloud#default_affiliation": "owner",
+        "pubsub#creator": "not a jid@@",
+    }
+    form = "".join(
+        f"<field var='{var}'><value>{value}</value></field>" for var, value in fields.items()
+    )
+    answer = await montague.inbox(
+        str(CAPULET_SERVICE),
+        [
+            f"<event xmlns='{NS_EVENT}'><configuration node='{JULIETS_POSTS}'>"
+            f"<x xmlns='jabber:x:data' type='result'>{form}</x></configuration></event>"
+        ],
+    )
+    assert answer.get("type") == "result"
+    config = (await engine.storage.get_channel(JULIET)).config
+    assert config.title == "t" * 128  # a title this server's channels may have
+    assert config.default_role is Role.MEMBER  # no follower becomes an owner
+    assert not config.advertised
+
+
 async def test_an_event_about_a_channel_nobody_here_follows_is_dropped(
     capulet: Engine, montague: Montague
 ) -> None:
