@@ -373,15 +373,16 @@ def parse_node_config(
     Dates it leaves out are `now`; the creator it leaves out is the channel itself.
 
     `lenient` (what is cached of a followed channel): a field outside its vocabulary or
-    limits takes the value a new channel would have, a text too long is cut, and a default
-    role no follower can get (owner, outcast) is member.
+    limits takes the value a new channel would have, but an access model outside it is
+    `authorize` (never more open than the channel's server meant), a text too long is cut,
+    and a default role no follower can get (owner, outcast) is member.
 
     Raises:
         InvalidConfiguration: a field holds a value outside its vocabulary or limits
             (never when `lenient`).
     """
 
-    def read(var: str, parse: Callable[[str], T], default: T) -> T:
+    def read(var: str, parse: Callable[[str], T], default: T, unknown: T | None = None) -> T:
         raw = form.get(var)
         if not raw:
             return default
@@ -390,7 +391,7 @@ def parse_node_config(
         except ChannelError:
             if not lenient:
                 raise
-            return default
+            return default if unknown is None else unknown
 
     def text(var: str, limit: int) -> str | None:
         if lenient and form.has(var):
@@ -407,7 +408,9 @@ def parse_node_config(
     config = ChannelConfig(
         title=text(TITLE, MAX_TITLE) or "",
         description=text(DESCRIPTION, MAX_DESCRIPTION) or "",
-        access_model=read(ACCESS_MODEL, AccessModel.parse, AccessModel.OPEN),
+        access_model=read(
+            ACCESS_MODEL, AccessModel.parse, AccessModel.OPEN, unknown=AccessModel.AUTHORIZE
+        ),
         default_role=read(DEFAULT_AFFILIATION, default_role, Role.MEMBER),
         creator=read(CREATOR, lambda raw: _parse_jid(raw, CREATOR), None) or node.channel,
         channel_type=read(CHANNEL_TYPE, _parse_channel_type, ChannelType.PERSONAL),

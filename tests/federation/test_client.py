@@ -234,14 +234,16 @@ async def test_the_configuration_is_asked_as_the_owner_form_with_the_actor() -> 
     assert config.advertised  # as its server says; the cache never lists it (test_inbox)
 
 
-async def test_a_configuration_out_of_vocabulary_takes_a_new_channels_values() -> None:
+async def test_an_unknown_configuration_takes_new_channel_values_but_stays_closed() -> None:
     form = _configure(
         _field("pubsub#access_model", "presence")
         + _field("buddycloud#default_affiliation", "owner")
         + _field("pubsub#creator", "not a jid@@")
     )
     config = await remote(FakeServer(result(form))).get_configuration(ROMEO, NODE)
-    assert config.access_model is AccessModel.OPEN
+    # An access model unknown here is never read as more open than its server meant: the
+    # cache would otherwise show its posts to every local user (search, recent items).
+    assert config.access_model is AccessModel.AUTHORIZE
     assert config.default_role is Role.MEMBER
     assert config.creator == NODE.channel
 
