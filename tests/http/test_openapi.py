@@ -154,7 +154,10 @@ async def _schemathesis(server: Server, tmp_path: Path) -> str:
         "--exclude-checks=positive_data_acceptance",
         "--phases=examples,coverage,fuzzing",
         "--max-examples=8",
-        "--workers=2",
+        # One worker: Python 3.11.7 parses in two threads with a shared AST recursion
+        # counter, and schemathesis's workers (threads) sometimes trip it ("AST constructor
+        # recursion depth mismatch"), failing the run for nothing here.
+        "--workers=1",
         "--seed=20261207",
         f"--auth=juliet:{PASSWORD}",
         "--exclude-operation-id=account_delete",
