@@ -415,6 +415,20 @@ def subscription_event(node: str, jid: str, state: str) -> Callable[[ET.Element]
     return predicate
 
 
+def affiliation_event(node: str, jid: str, role: str) -> Callable[[ET.Element], bool]:
+    """A role change notification (`<affiliations node><affiliation jid affiliation/>`)."""
+
+    def predicate(message: ET.Element) -> bool:
+        return any(
+            a.get("jid") == jid and a.get("affiliation") == role
+            for block in message.findall("event:event/event:affiliations", NS)
+            if block.get("node") == node
+            for a in block.findall("event:affiliation", NS)
+        )
+
+    return predicate
+
+
 def authorization_form(node: str, subscriber: str) -> Callable[[ET.Element], bool]:
     """The subscribe_authorization form sent to owners and moderators (reference §4)."""
 

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from e2e.conftest import FederatedConnect
 from e2e.federation import CAPULET, MONTAGUE, TwoDomains, service_of
 from e2e.harness import (
-    NS,
     Client,
+    affiliation_event,
     authorization_form,
     configure_set,
     entry,
     event_items,
+    event_retracts,
     item_ids,
     items_request,
     local_id,
@@ -47,18 +48,6 @@ def from_home(client: Client) -> Callable[[ET.Element], bool]:
 
 def both(*predicates: Callable[[ET.Element], bool]) -> Callable[[ET.Element], bool]:
     return lambda message: all(predicate(message) for predicate in predicates)
-
-
-def affiliation_event(node: str, jid: str, role: str) -> Callable[[ET.Element], bool]:
-    def predicate(message: ET.Element) -> bool:
-        return any(
-            a.get("jid") == jid and a.get("affiliation") == role
-            for affiliations in message.findall("event:event/event:affiliations", NS)
-            if affiliations.get("node") == node
-            for a in affiliations.findall("event:affiliation", NS)
-        )
-
-    return predicate
 
 
 async def follow(client: Client, node: str, state: str = "subscribed") -> None:
@@ -113,7 +102,7 @@ async def test_posts_replies_ratings_and_retractions_reach_the_other_domain_from
     # Juliet retracts the post: both are told, and it is gone from the cache.
     await juliet.ok("set", retract(node, first))
     for follower in (romeo, balthasar):
-        gone = await follower.wait_for(lambda m: first in map(local_id, _retracts(m, node)))
+        gone = await follower.wait_for(lambda m: first in map(local_id, event_retracts(m, node)))
         assert gone.get("from") == service_of(MONTAGUE)
     tombstone = await romeo.ok("get", items_request(node, item_id=first))
     assert tombstone.element.get("from") == service_of(MONTAGUE)
@@ -125,15 +114,6 @@ async def test_posts_replies_ratings_and_retractions_reach_the_other_domain_from
 
     for follower in (romeo, balthasar):
         await follower.ok("set", unsubscribe(node, follower.bare))
-
-
-def _retracts(message: ET.Element, node: str) -> list[str]:
-    return [
-        r.get("id", "")
-        for items in message.findall("event:event/event:items", NS)
-        if items.get("node") == node
-        for r in items.findall("event:retract", NS)
-    ]
 
 
 async def test_an_authorize_channel_of_another_domain_and_its_moderation(

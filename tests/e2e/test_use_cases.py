@@ -22,6 +22,7 @@ from e2e.harness import (
     NS_SEARCH,
     TOPICS_DOMAIN,
     Client,
+    affiliation_event,
     configure_set,
     create,
     entry,
@@ -452,25 +453,15 @@ async def test_role_changes_are_announced_and_bans_only_to_staff(
 
     await juliet.ok("set", set_affiliation(node, romeo.bare, "moderator"))
 
-    def affiliation(jid: str, role: str) -> Callable[[ET.Element], bool]:
-        def predicate(message: ET.Element) -> bool:
-            return any(
-                a.get("jid") == jid and a.get("affiliation") == role
-                for block in message.findall("event:event/event:affiliations", NS)
-                if block.get("node") == node
-                for a in block.findall("event:affiliation", NS)
-            )
-
-        return predicate
-
-    await romeo.wait_for(affiliation(romeo.bare, "moderator"))
-    await benvolio.wait_for(affiliation(romeo.bare, "moderator"))
+    await romeo.wait_for(affiliation_event(node, romeo.bare, "moderator"))
+    await benvolio.wait_for(affiliation_event(node, romeo.bare, "moderator"))
 
     await juliet.ok("set", set_affiliation(node, tybalt.bare, "outcast"))
-    await romeo.wait_for(affiliation(tybalt.bare, "outcast"))  # a moderator sees bans
-    await tybalt.wait_for(affiliation(tybalt.bare, "outcast"))  # the banned user is told
+    await romeo.wait_for(affiliation_event(node, tybalt.bare, "outcast"))  # a moderator sees bans
+    # The banned user is told.
+    await tybalt.wait_for(affiliation_event(node, tybalt.bare, "outcast"))
     await benvolio.sync()
-    assert benvolio.received(affiliation(tybalt.bare, "outcast")) == []
+    assert benvolio.received(affiliation_event(node, tybalt.bare, "outcast")) == []
 
 
 async def test_configuration_changes_reach_followers_with_the_new_form(
